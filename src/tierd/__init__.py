@@ -1,0 +1,41 @@
+"""tierd: an actor-based message orchestrator.
+
+Daemons are Pykka actors grouped into levels; each level's orchestrator
+queues messages by priority and hands one to a daemon only when it is IDLE.
+"""
+
+from .actors.daemon import Daemon
+from .actors.states import DaemonState
+from .config import Config, load_config
+from .errors import (
+    Cancelled,
+    ConfigError,
+    Deadlock,
+    Rejected,
+    RemoteError,
+    RequestTimeout,
+    TierdError,
+    UnknownRecipient,
+)
+from .messaging.message import Address, Message
+from .runtime import Runtime
+
+__all__ = [
+    "Address",
+    "Cancelled",
+    "Config",
+    "ConfigError",
+    "Daemon",
+    "DaemonState",
+    "Deadlock",
+    "Message",
+    "Rejected",
+    "RemoteError",
+    "RequestTimeout",
+    "Runtime",
+    "TierdError",
+    "UnknownRecipient",
+    "load_config",
+]
+
+__version__ = "0.1.0"

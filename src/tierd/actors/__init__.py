@@ -1,0 +1,1 @@
+"""Daemons: the `Daemon` base class, its states, and the built-in daemons."""

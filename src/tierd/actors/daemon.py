@@ -1,0 +1,234 @@
+"""`Daemon`, the class users subclass, and `DaemonActor`, the Pykka actor that runs one.
+
+A `Daemon` is a plain object: its constructor takes the options from the
+config, and `handle` is called for each message in the daemon's own thread.
+`DaemonActor` is the `pykka.ThreadingActor` that owns that thread; when a
+daemon crashes its orchestrator starts a fresh `DaemonActor` with a fresh
+`Daemon`, so no state survives a crash.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+import pykka
+
+from ..errors import RequestTimeout, TierdError
+from ..logging import get_logger
+from ..messaging.message import DEFAULT_TIMEOUT, Address, Message, parse_priority
+from ..orchestrators.commands import Handled, Requesting, StartFailed
+from ..orchestrators.correlation import ReplyWaiter, unwrap_reply
+
+if TYPE_CHECKING:
+    from ..orchestrators.routing import Router
+
+_WAIT_GRACE: Final = 5.0
+"""Seconds a blocked daemon waits past its timeout if no sweep answers (a stopped runtime)."""
+
+
+class Daemon:
+    """Base class of every daemon: subclass it and implement `handle`.
+
+    Options from the config's ``options`` table are passed to the
+    constructor as keyword arguments. Every hook runs in the daemon's own
+    thread, one message at a time.
+
+    Attributes:
+        address: where this daemon lives, e.g. ``echo@2``.
+        log: a structlog logger bound to the daemon's level and id.
+    """
+
+    address: Address
+    log: Any
+    _host: DaemonActor | None = None
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        """Check the config's options before anything starts; the default fits them to ``__init__``.
+
+        Override it to check values too, and raise ``ValueError`` naming the option.
+
+        Raises:
+            TypeError: an option the constructor does not take, or a missing one.
+        """
+        inspect.signature(cls).bind(**options)
+
+    def handle(self, message: Message) -> Any:
+        """Handle one message.
+
+        For a request, the return value is the reply's payload; raising marks
+        the daemon ERROR and the requester gets `RemoteError`. For a
+        notification the return value is ignored.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement handle()")
+
+    def on_start(self) -> None:
+        """Run once in the daemon's thread before its first message."""
+
+    def on_stop(self) -> None:
+        """Run once in the daemon's thread when it is stopped or replaced after a crash."""
+
+    @property
+    def message(self) -> Message | None:
+        """The message being handled, or None outside `handle`."""
+        return self._host.current if self._host is not None else None
+
+    def request(
+        self,
+        target: str | Address,
+        payload: Any = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        priority: int | str = "normal",
+    ) -> Any:
+        """Send a request and wait, BLOCKED, for its reply.
+
+        Call it only from `handle`. The request carries the trace id of the
+        message being handled.
+
+        Args:
+            target: the recipient, ``"daemon@level"``.
+            payload: any msgpack-able value.
+            timeout: seconds to wait for the reply.
+            priority: a name (critical, high, normal, low, background) or 1..20.
+
+        Returns:
+            The reply's payload.
+
+        Raises:
+            RequestTimeout: no reply within ``timeout``.
+            RemoteError: the recipient's handler raised.
+            UnknownRecipient: no daemon answers to ``target``.
+            Deadlock: the recipient is (transitively) waiting on this daemon.
+            ValueError: a bad address or priority.
+            RuntimeError: called outside `handle`.
+        """
+        host = self._host
+        current = host.current if host is not None else None
+        if host is None or current is None:
+            raise RuntimeError("Daemon.request() may only be called from handle()")
+        recipient = Address.parse(target)
+        inherited = current.wait_chain if current.kind == "request" else ()
+        request = Message.request(
+            self.address,
+            recipient,
+            payload,
+            priority=parse_priority(priority),
+            timeout=timeout,
+            trace_id=current.trace_id,
+            wait_chain=(*inherited, str(self.address)),
+        )
+        waiter = ReplyWaiter()
+        host.orchestrator.tell(Requesting(host.daemon_id, host.generation, request, waiter))
+        outcome = waiter.wait(timeout + _WAIT_GRACE)
+        if outcome is None:
+            raise RequestTimeout(request.id, str(recipient), timeout)
+        if isinstance(outcome, TierdError):
+            raise outcome
+        return unwrap_reply(outcome)
+
+    def notify(
+        self,
+        target: str | Address,
+        payload: Any = None,
+        *,
+        priority: int | str = "normal",
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> str:
+        """Send a notification and go on at once.
+
+        Returns:
+            The notification's message id.
+
+        Raises:
+            UnknownRecipient: no daemon answers to ``target``.
+            ValueError: a bad address or priority.
+        """
+        if self._host is None:
+            raise RuntimeError("Daemon.notify() needs a running daemon")
+        recipient = Address.parse(target)
+        current = self._host.current
+        message = Message.notification(
+            self.address,
+            recipient,
+            payload,
+            priority=parse_priority(priority),
+            timeout=timeout,
+            trace_id=current.trace_id if current is not None else "",
+        )
+        self._host.router.check(recipient).submit(message, None)
+        return message.id
+
+
+class DaemonActor(pykka.ThreadingActor):
+    """The Pykka actor that runs one `Daemon` instance for its orchestrator.
+
+    It handles the messages its orchestrator tells it, and tells the
+    orchestrator `Handled` after each one. After its daemon raised it
+    handles nothing more: its orchestrator requeues what was prefetched and
+    starts a replacement.
+    """
+
+    use_daemon_thread = True
+
+    def __init__(  # noqa: PLR0913
+        self,
+        daemon: Daemon,
+        address: Address,
+        orchestrator: pykka.ActorRef[Any],
+        router: Router,
+        generation: int,
+    ) -> None:
+        super().__init__()
+        self.daemon = daemon
+        self.daemon_id = address.daemon
+        self.orchestrator = orchestrator
+        self.router = router
+        self.generation = generation
+        self.current: Message | None = None
+        self._failed = False
+        daemon.address = address
+        daemon.log = get_logger(level=address.level, daemon=address.daemon)
+        daemon._host = self  # noqa: SLF001 - the host is the daemon's one link to tierd
+
+    def on_start(self) -> None:
+        """Run the daemon's ``on_start``; a raise is reported to the orchestrator."""
+        try:
+            self.daemon.on_start()
+        except Exception as error:  # noqa: BLE001 - any crash is the daemon's, reported
+            self._failed = True
+            self.orchestrator.tell(StartFailed(self.daemon_id, self.generation, error))
+
+    def on_stop(self) -> None:
+        """Run the daemon's ``on_stop``; a raise is logged and otherwise ignored."""
+        try:
+            self.daemon.on_stop()
+        except Exception:  # noqa: BLE001
+            self.daemon.log.exception("daemon_on_stop_failed")
+
+    def on_receive(self, message: Any) -> None:
+        """Handle one message from the orchestrator and report how it went."""
+        if self._failed:
+            return  # the orchestrator requeued it when this daemon crashed
+        self.current = message
+        started = time.perf_counter()
+        try:
+            result = self.daemon.handle(message)
+            error = None
+        except Exception as raised:  # noqa: BLE001 - a crash in a daemon is reported, never fatal
+            result, error = None, raised
+            self._failed = True
+        finally:
+            self.current = None
+        self.orchestrator.tell(
+            Handled(
+                self.daemon_id,
+                self.generation,
+                message.id,
+                result,
+                error,
+                time.perf_counter() - started,
+            )
+        )

@@ -1,0 +1,238 @@
+"""The topology config: a TOML file read with `tomllib`, checked with pydantic.
+
+`load_config` refuses a bad config before anything starts, with one line per
+problem naming the file, the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import ipaddress
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from .actors.daemon import Daemon
+from .errors import ConfigError
+from .orchestrators.supervision import RestartPolicy
+
+DEFAULT_TOPOLOGY = Path(__file__).with_name("default.toml")
+"""The topology `tierd run` runs when it is given no config."""
+
+_ENDPOINT = re.compile(r"^(tcp://(?P<host>\[[0-9a-fA-F:]+\]|[^:/\s]+):(?P<port>\d{1,5})|ipc://\S+|inproc://\S+)$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RestartConfig(_Section):
+    """``restart = {...}`` of a daemon: see `RestartPolicy`."""
+
+    initial_delay: Annotated[float, Field(ge=0)] = 0.1
+    multiplier: Annotated[float, Field(ge=1)] = 2.0
+    max_delay: Annotated[float, Field(ge=0)] = 5.0
+    max_restarts: Annotated[int, Field(ge=0)] = 5
+    window: Annotated[float, Field(gt=0)] = 60.0
+
+    def policy(self) -> RestartPolicy:
+        return RestartPolicy(**self.model_dump())
+
+
+class DaemonConfig(_Section):
+    """One ``[[levels.daemons]]`` table; in Python, pass ``class_path=`` for ``class``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    id: Annotated[str, Field(min_length=1, pattern=r"^[^@\s]+$")]
+    class_path: Annotated[str, Field(alias="class", pattern=r"^[\w.]+:\w+$")]
+    options: dict[str, Any] = Field(default_factory=dict)
+    prefetch: Annotated[int, Field(ge=1)] = 1
+    restart: RestartConfig = RestartConfig()
+
+    @pydantic.field_validator("class_path")
+    @classmethod
+    def _class_exists(cls, value: str) -> str:
+        resolve_class(value)
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _options_fit(self) -> DaemonConfig:
+        daemon_class = resolve_class(self.class_path)
+        try:
+            daemon_class.check_options(self.options)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"options do not fit {self.class_path}: {error}") from None
+        return self
+
+
+class LevelConfig(_Section):
+    """One ``[[levels]]`` table."""
+
+    level: Annotated[int, Field(ge=1)]
+    daemons: Annotated[list[DaemonConfig], Field(min_length=1)]
+    queue_limit: Annotated[int, Field(ge=1)] = 100_000
+    dead_letter_limit: Annotated[int, Field(ge=1)] = 10_000
+
+    @pydantic.field_validator("daemons")
+    @classmethod
+    def _unique_ids(cls, daemons: list[DaemonConfig]) -> list[DaemonConfig]:
+        seen: set[str] = set()
+        for daemon in daemons:
+            if daemon.id in seen:
+                raise ValueError(f"duplicate daemon id {daemon.id!r}")
+            seen.add(daemon.id)
+        return daemons
+
+
+def _check_endpoint(value: str) -> str:
+    match = _ENDPOINT.match(value)
+    if match is None:
+        raise ValueError(f"bad endpoint {value!r}: expected e.g. 'tcp://127.0.0.1:5555'")
+    port = match.group("port")
+    if port is not None and not 0 < int(port) < 65536:
+        raise ValueError(f"bad port {port} in endpoint {value!r}")
+    return value
+
+
+Endpoint = Annotated[str, pydantic.AfterValidator(_check_endpoint)]
+
+
+class PeerConfig(_Section):
+    """One ``[[peers]]`` table: levels served by another runtime."""
+
+    endpoint: Endpoint
+    levels: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
+
+
+def _check_metrics(value: str) -> str:
+    if value == "":
+        return value
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"bad metrics address {value!r}: expected 'host:port' or ''")
+    return value
+
+
+class RuntimeConfig(_Section):
+    """The ``[runtime]`` table."""
+
+    name: Annotated[str, Field(min_length=1)] = "tierd"
+    endpoint: Endpoint = "tcp://127.0.0.1:5555"
+    metrics: Annotated[str, pydantic.AfterValidator(_check_metrics)] = "127.0.0.1:9464"
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    sweep_interval: Annotated[float, Field(gt=0, le=60)] = 0.1
+    grace_period: Annotated[float, Field(ge=0)] = 5.0
+    data_dir: str = "./tierd-data"
+
+
+class Config(_Section):
+    """A whole topology."""
+
+    runtime: RuntimeConfig = RuntimeConfig()
+    levels: Annotated[list[LevelConfig], Field(min_length=1)]
+    peers: list[PeerConfig] = Field(default_factory=list)
+
+    @pydantic.model_validator(mode="after")
+    def _levels_unique(self) -> Config:
+        local: set[int] = set()
+        for level in self.levels:
+            if level.level in local:
+                raise ValueError(f"level {level.level} is defined twice")
+            local.add(level.level)
+        for peer in self.peers:
+            for level_number in peer.levels:
+                if level_number in local:
+                    raise ValueError(
+                        f"level {level_number} is both local and served by peer {peer.endpoint}"
+                    )
+        return self
+
+    @property
+    def local_levels(self) -> list[int]:
+        return [level.level for level in self.levels]
+
+
+def resolve_class(class_path: str) -> type[Daemon]:
+    """Import ``module:Class`` and check that it is a `Daemon`.
+
+    Raises:
+        ValueError: it cannot be imported, or it is not a Daemon subclass.
+    """
+    module_name, _, class_name = class_path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"unknown class {class_path!r}: cannot import {module_name}: {error}") from None
+    found = getattr(module, class_name, None)
+    if not (inspect.isclass(found) and issubclass(found, Daemon)):
+        raise ValueError(f"unknown class {class_path!r}: no Daemon subclass {class_name} in {module_name}")
+    return found
+
+
+def _key_path(location: tuple[int | str, ...], data: Any) -> str:
+    """``('levels', 0, 'daemons', 1, 'class')`` -> ``levels[0].daemons[1].class``."""
+    text = ""
+    for part in location:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part not in {"function-after", "function-before"} and not part.startswith("function-"):
+            text += ("." if text else "") + part
+    return text or "(top level)"
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
+    """Check a config already read into a dict.
+
+    Raises:
+        ConfigError: one problem per line, each naming ``source`` and the key.
+    """
+    try:
+        return Config.model_validate(data)
+    except pydantic.ValidationError as invalid:
+        problems = []
+        for error in invalid.errors():
+            key = _key_path(error["loc"], data)
+            text = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                text = "unknown key"
+            problems.append(f"{source}: {key}: {text}")
+        raise ConfigError(problems) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and check a TOML topology.
+
+    Raises:
+        ConfigError: the file is missing, is not TOML, or is not a valid topology.
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not valid TOML: the file is not UTF-8") from None
+    return parse_config(data, str(path))
+
+
+def is_loopback_endpoint(endpoint: str) -> bool:
+    """Whether a ``tcp://`` endpoint binds only the loopback interface (ipc and inproc do)."""
+    match = _ENDPOINT.match(endpoint)
+    host = match.group("host") if match else None
+    if host is None:
+        return True
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,191 @@
+"""Errors raised by tierd.
+
+The tree::
+
+    TierdError
+    ├── ConfigError (ValueError)        a config file or value is wrong
+    ├── RequestTimeout (TimeoutError)   no reply within the request's timeout
+    ├── RemoteError                     the recipient's handler raised
+    ├── UnknownRecipient (LookupError)  no such daemon or level
+    ├── Rejected                        the runtime refused the message
+    ├── Deadlock                        the request would close a wait-for cycle
+    └── Cancelled                       the message was cancelled before handling
+
+Errors that travel back to a requester as a reply (everything but
+`ConfigError`) are written into the reply's payload by `to_payload` and
+raised again on the requester's side by `from_payload`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TierdError(Exception):
+    """Base class of every error tierd raises on purpose."""
+
+
+class ConfigError(TierdError, ValueError):
+    """A configuration is invalid.
+
+    Attributes:
+        problems: one line per problem, each naming the file and the key.
+    """
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class RequestTimeout(TierdError, TimeoutError):
+    """No reply arrived within the request's timeout.
+
+    Attributes:
+        message_id: the id of the request.
+        recipient: the address the request was sent to.
+        timeout: the timeout in seconds.
+    """
+
+    def __init__(self, message_id: str, recipient: str, timeout: float) -> None:
+        self.message_id = message_id
+        self.recipient = recipient
+        self.timeout = timeout
+        super().__init__(
+            f"request {message_id} to {recipient} got no reply within {timeout:g}s; "
+            "raise the timeout or check that the recipient is not stuck"
+        )
+
+
+class RemoteError(TierdError):
+    """The recipient's handler raised while handling the request.
+
+    Attributes:
+        recipient: the address whose handler raised.
+        error_type: the exception's class name, e.g. ``"RuntimeError"``.
+        error_text: ``str()`` of the exception.
+        attempts: how many times the message was delivered.
+    """
+
+    def __init__(
+        self, recipient: str, error_type: str, error_text: str, attempts: int = 1
+    ) -> None:
+        self.recipient = recipient
+        self.error_type = error_type
+        self.error_text = error_text
+        self.attempts = attempts
+        super().__init__(f"{recipient} raised {error_type}: {error_text}")
+
+
+class UnknownRecipient(TierdError, LookupError):
+    """No daemon or level answers to the address.
+
+    Attributes:
+        recipient: the address as it was given.
+    """
+
+    def __init__(self, recipient: str, reason: str = "") -> None:
+        self.recipient = recipient
+        detail = f": {reason}" if reason else ""
+        super().__init__(f"no recipient {recipient}{detail}")
+
+
+class Rejected(TierdError):
+    """The runtime refused the message (malformed, too large, queue full, stopping).
+
+    Attributes:
+        reason: why, in a few words.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class Deadlock(TierdError):
+    """The request would close a wait-for cycle, so it was failed at once.
+
+    Attributes:
+        cycle: the addresses in the cycle, starting with the requester.
+    """
+
+    def __init__(self, cycle: list[str]) -> None:
+        self.cycle = list(cycle)
+        super().__init__(
+            "request would deadlock: " + " -> ".join([*self.cycle, self.cycle[0]])
+        )
+
+
+class Cancelled(TierdError):
+    """The message was cancelled before it was handled.
+
+    Attributes:
+        message_id: the id of the cancelled message.
+    """
+
+    def __init__(self, message_id: str) -> None:
+        self.message_id = message_id
+        super().__init__(f"message {message_id} was cancelled")
+
+
+def to_payload(error: TierdError) -> dict[str, Any]:
+    """Describe an error as a msgpack-able dict, for an error reply."""
+    payload: dict[str, Any] = {"error": type(error).__name__, "text": str(error)}
+    match error:
+        case RequestTimeout():
+            payload.update(
+                message_id=error.message_id,
+                recipient=error.recipient,
+                timeout=error.timeout,
+            )
+        case RemoteError():
+            payload.update(
+                recipient=error.recipient,
+                type=error.error_type,
+                message=error.error_text,
+                attempts=error.attempts,
+            )
+        case UnknownRecipient():
+            payload.update(recipient=error.recipient)
+        case Rejected():
+            payload.update(reason=error.reason)
+        case Deadlock():
+            payload.update(cycle=error.cycle)
+        case Cancelled():
+            payload.update(message_id=error.message_id)
+    return payload
+
+
+def from_payload(payload: Any) -> TierdError:
+    """Rebuild the error an error reply describes; unknown shapes become `RemoteError`."""
+    if not isinstance(payload, dict):
+        return RemoteError("?", "TierdError", repr(payload))
+    kind = payload.get("error")
+    text = str(payload.get("text", ""))
+    try:
+        match kind:
+            case "RequestTimeout":
+                return RequestTimeout(
+                    str(payload["message_id"]),
+                    str(payload["recipient"]),
+                    float(payload["timeout"]),
+                )
+            case "RemoteError":
+                return RemoteError(
+                    str(payload["recipient"]),
+                    str(payload["type"]),
+                    str(payload["message"]),
+                    int(payload.get("attempts", 1)),
+                )
+            case "UnknownRecipient":
+                error: TierdError = UnknownRecipient(str(payload["recipient"]))
+                error.args = (text,)
+                return error
+            case "Rejected":
+                return Rejected(str(payload["reason"]))
+            case "Deadlock":
+                return Deadlock([str(a) for a in payload["cycle"]])
+            case "Cancelled":
+                return Cancelled(str(payload["message_id"]))
+    except (KeyError, TypeError, ValueError):
+        pass
+    return RemoteError("?", str(kind), text)

@@ -1,0 +1,1 @@
+"""Messages, the priority queue, and (with the network work) codec, bridge and client."""

@@ -1,0 +1,263 @@
+"""The message model: `Address`, `Message`, priorities and ids.
+
+Messages created inside a process are plain slotted objects and are not
+validated again on the hot path; messages that arrive from the network are
+validated by the codec before they become a `Message`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from typing import Any, Final, Literal
+
+Kind = Literal["request", "reply", "notification"]
+Status = Literal["pending", "in_progress", "done", "timeout", "error", "cancelled"]
+
+KINDS: Final = ("request", "reply", "notification")
+STATUSES: Final = ("pending", "in_progress", "done", "timeout", "error", "cancelled")
+
+PRIORITY_NAMES: Final[dict[str, int]] = {
+    "critical": 1,
+    "high": 5,
+    "normal": 10,
+    "low": 15,
+    "background": 20,
+}
+"""Named priorities; lower is more urgent."""
+
+MIN_PRIORITY: Final = 1
+MAX_PRIORITY: Final = 20
+DEFAULT_TIMEOUT: Final = 30.0
+"""Seconds a request waits for its reply, and any message may wait in a queue."""
+
+
+def parse_priority(value: int | str) -> int:
+    """Turn a priority name or number into an int in 1..20.
+
+    Raises:
+        ValueError: the value is neither a known name nor an int in range.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"priority must be a name or an int, not {value!r}")
+    if isinstance(value, int):
+        if MIN_PRIORITY <= value <= MAX_PRIORITY:
+            return value
+        raise ValueError(
+            f"priority {value} is out of range: use {MIN_PRIORITY}..{MAX_PRIORITY} "
+            f"(lower is more urgent) or one of {', '.join(PRIORITY_NAMES)}"
+        )
+    if isinstance(value, str):
+        number = PRIORITY_NAMES.get(value.strip().lower())
+        if number is not None:
+            return number
+        if value.strip().isdigit():
+            return parse_priority(int(value))
+    raise ValueError(
+        f"unknown priority {value!r}: use one of {', '.join(PRIORITY_NAMES)} "
+        f"or an int {MIN_PRIORITY}..{MAX_PRIORITY}"
+    )
+
+
+class Address:
+    """Where a daemon lives: its id and its level, written ``"daemon@level"``.
+
+    Level 0 is reserved for senders outside every level (clients, the runtime).
+    """
+
+    __slots__ = ("_text", "daemon", "level")
+
+    daemon: str
+    """The daemon's id, unique within its level."""
+    level: int
+    """The level number (0 for senders outside every level)."""
+
+    def __init__(self, daemon: str, level: int) -> None:
+        if not daemon or "@" in daemon or daemon != daemon.strip():
+            raise ValueError(f"bad daemon id {daemon!r}: a non-empty name without '@'")
+        if isinstance(level, bool) or not isinstance(level, int) or level < 0:
+            raise ValueError(f"bad level {level!r} in address: a whole number >= 0")
+        self.daemon = daemon
+        self.level = level
+        self._text = f"{daemon}@{level}"
+
+    @classmethod
+    def parse(cls, text: str | Address) -> Address:
+        """Parse ``"daemon@level"``.
+
+        Raises:
+            ValueError: the text is not of that form; the message names it.
+        """
+        if isinstance(text, Address):
+            return text
+        if not isinstance(text, str):
+            raise ValueError(f"bad address {text!r}: expected 'daemon@level'")
+        daemon, sep, level = text.rpartition("@")
+        if not sep or not daemon or not level.strip().isdigit():
+            raise ValueError(f"bad address {text!r}: expected 'daemon@level', e.g. 'echo@2'")
+        return cls(daemon, int(level))
+
+    def __str__(self) -> str:
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"Address({self._text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Address) and other._text == self._text
+
+    def __hash__(self) -> int:
+        return hash(self._text)
+
+
+class _IdSource:
+    """Unique message ids: a random per-process prefix and a counter.
+
+    As unique as uuid4 across processes, and 30x cheaper to make.
+    """
+
+    def __init__(self) -> None:
+        self._pid = os.getpid()
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count(1)
+
+    def next_id(self) -> str:
+        if os.getpid() != self._pid:  # a forked child must not repeat its parent's ids
+            self.__init__()  # type: ignore[misc]
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+new_id = _IdSource().next_id
+
+
+class Message:
+    """One message: a request, a reply or a notification.
+
+    Build new messages with `Message.request`, `Message.notification` and
+    `Message.reply_to`; the constructor takes every field and checks nothing.
+    """
+
+    __slots__ = (
+        "attempts",
+        "created_at",
+        "id",
+        "kind",
+        "parent_id",
+        "payload",
+        "priority",
+        "recipient",
+        "sender",
+        "status",
+        "timeout",
+        "trace_id",
+        "wait_chain",
+    )
+
+    id: str
+    """Unique id, set by the sender side."""
+    created_at: float
+    """Epoch seconds when the message was made."""
+    sender: Address
+    """Who sent it; replies to a request go back to it."""
+    recipient: Address
+    """Who it is for."""
+    kind: Kind
+    """``request``, ``reply`` or ``notification``."""
+    priority: int
+    """1..20, lower is more urgent."""
+    payload: Any
+    """Any msgpack-able value."""
+    parent_id: str | None
+    """On a reply: the id of the request it answers."""
+    timeout: float
+    """Seconds the sender waits for a reply, or the message may wait in a queue."""
+    trace_id: str
+    """Carried unchanged across every hop and reply."""
+    status: Status
+    """``pending``, ``in_progress``, ``done``, ``timeout``, ``error`` or ``cancelled``."""
+    attempts: int
+    """Delivery attempts so far."""
+    wait_chain: tuple[str, ...]
+    """On a request: the addresses blocked, transitively, until it is answered.
+
+    Carried across processes so that a cycle that spans runtimes is seen.
+    """
+
+    def __init__(  # noqa: PLR0913 - one argument per field, by design
+        self,
+        id: str,  # noqa: A002 - the field is called id in the contract
+        created_at: float,
+        sender: Address,
+        recipient: Address,
+        kind: Kind,
+        priority: int,
+        payload: Any,
+        parent_id: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        trace_id: str = "",
+        status: Status = "pending",
+        attempts: int = 0,
+        wait_chain: tuple[str, ...] = (),
+    ) -> None:
+        self.id = id
+        self.created_at = created_at
+        self.sender = sender
+        self.recipient = recipient
+        self.kind = kind
+        self.priority = priority
+        self.payload = payload
+        self.parent_id = parent_id
+        self.timeout = timeout
+        self.trace_id = trace_id or id
+        self.status = status
+        self.attempts = attempts
+        self.wait_chain = wait_chain
+
+    @classmethod
+    def request(
+        cls,
+        sender: Address,
+        recipient: Address,
+        payload: Any,
+        *,
+        priority: int = PRIORITY_NAMES["normal"],
+        timeout: float = DEFAULT_TIMEOUT,
+        trace_id: str = "",
+        wait_chain: tuple[str, ...] = (),
+    ) -> Message:
+        """Make a request; its reply will carry this message's id as parent_id."""
+        return cls(
+            new_id(), time.time(), sender, recipient, "request", priority, payload,
+            None, timeout, trace_id, "pending", 0, wait_chain,
+        )  # fmt: skip
+
+    @classmethod
+    def notification(
+        cls,
+        sender: Address,
+        recipient: Address,
+        payload: Any,
+        *,
+        priority: int = PRIORITY_NAMES["normal"],
+        timeout: float = DEFAULT_TIMEOUT,
+        trace_id: str = "",
+    ) -> Message:
+        """Make a fire-and-forget notification."""
+        return cls(
+            new_id(), time.time(), sender, recipient, "notification", priority, payload,
+            None, timeout, trace_id,
+        )  # fmt: skip
+
+    def reply_to(self, payload: Any, status: Status = "done") -> Message:
+        """Make the reply to this request: sender and recipient swapped, same trace."""
+        return Message(
+            new_id(), time.time(), self.recipient, self.sender, "reply", self.priority,
+            payload, self.id, self.timeout, self.trace_id, status, self.attempts,
+        )  # fmt: skip
+
+    def __repr__(self) -> str:
+        return (
+            f"<Message {self.kind} {self.id} {self.sender}->{self.recipient} "
+            f"priority={self.priority} status={self.status}>"
+        )

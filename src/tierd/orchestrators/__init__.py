@@ -1,0 +1,1 @@
+"""Orchestrators: one per level, with correlation, deadlines, supervision and routing."""

@@ -1,0 +1,52 @@
+"""Dead letters: messages that could not be delivered, kept per level, bounded."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..messaging.message import Message
+
+DEFAULT_CAPACITY = 10_000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One message that could not be delivered, and why."""
+
+    message: Message
+    """The message as it was when it was given up on."""
+    reason: str
+    """``expired``, ``handler_error``, ``daemon_gave_up``, ``unknown_recipient``, ``stopped``..."""
+    detail: str
+    """A sentence for a person: the error text, or what expired."""
+    at: float
+    """Epoch seconds when it was dead-lettered."""
+
+
+class DeadLetterBox:
+    """The newest `capacity` dead letters of one level; older ones fall out."""
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        self._letters: collections.deque[DeadLetter] = collections.deque(maxlen=capacity)
+
+    def __len__(self) -> int:
+        return len(self._letters)
+
+    def add(self, message: Message, reason: str, detail: str = "") -> DeadLetter:
+        letter = DeadLetter(message, reason, detail, time.time())
+        self._letters.append(letter)
+        return letter
+
+    def list(self) -> list[DeadLetter]:
+        """Every dead letter kept, oldest first."""
+        return list(self._letters)
+
+    def take_all(self) -> list[DeadLetter]:
+        """Remove and return every dead letter, oldest first."""
+        letters = list(self._letters)
+        self._letters.clear()
+        return letters

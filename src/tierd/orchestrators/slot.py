@@ -1,0 +1,82 @@
+"""`DaemonSlot`: everything an orchestrator knows about one of its daemons."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from ..actors.states import DaemonState, check_transition
+from .stats import DaemonStatistics, Histogram
+from .supervision import RestartPolicy, RestartTracker
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import pykka
+
+    from ..actors.daemon import Daemon
+    from ..messaging.message import Address
+    from ..messaging.queue import QueueEntry
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DaemonSpec:
+    """How to make one daemon: what the config says about it."""
+
+    id: str
+    """The daemon's id, unique within its level."""
+    factory: Callable[[], Daemon]
+    """Makes a fresh instance, options applied; called again on every restart."""
+    class_path: str = ""
+    """``module:Class``, for status and logs."""
+    prefetch: int = 1
+    """How many messages it may hold at once; 1 means only when IDLE."""
+    restart: RestartPolicy = dataclasses.field(default_factory=RestartPolicy)
+    """How it is restarted after a crash."""
+
+
+class DaemonSlot:
+    """One daemon of a level: its state, its actor and what it holds."""
+
+    def __init__(self, spec: DaemonSpec, address: Address) -> None:
+        self.spec = spec
+        self.address = address
+        self.state = DaemonState.IDLE
+        self.actor_ref: pykka.ActorRef[Any] | None = None
+        self.generation = 0
+        """Bumped on every (re)start; reports from an older actor are stale."""
+        self.in_flight: dict[str, QueueEntry] = {}
+        self.paused = False
+        self.given_up = False
+        self.restart_tracker = RestartTracker(spec.restart)
+        self.processed = 0
+        self.errors = 0
+        self.handle_duration = Histogram()
+
+    def set_state(self, new: DaemonState) -> None:
+        """Move to ``new``; raises `IllegalTransition` if the table forbids it."""
+        check_transition(self.state, new)
+        self.state = new
+
+    def can_take(self) -> bool:
+        """Whether a message may be handed over now."""
+        if self.paused or self.given_up:
+            return False
+        if self.state is DaemonState.IDLE:
+            return True
+        return self.state is DaemonState.WORKING and len(self.in_flight) < self.spec.prefetch
+
+    def statistics(self, queued: int) -> DaemonStatistics:
+        return DaemonStatistics(
+            daemon=self.spec.id,
+            daemon_class=self.spec.class_path,
+            state=self.state.name,
+            paused=self.paused,
+            given_up=self.given_up,
+            queued=queued,
+            in_flight=len(self.in_flight),
+            processed=self.processed,
+            errors=self.errors,
+            restarts=self.restart_tracker.total_restarts,
+            handle_duration=self.handle_duration.snapshot(),
+        )

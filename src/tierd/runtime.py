@@ -1,0 +1,256 @@
+"""`Runtime`: builds a topology from its config, runs it and stops it in order."""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+import pykka
+import structlog
+
+from .config import Config, load_config, resolve_class
+from .errors import RequestTimeout, TierdError
+from .logging import configure as configure_logging
+from .logging import get_logger
+from .messaging.message import DEFAULT_TIMEOUT, Address, Message, parse_priority
+from .orchestrators.commands import (
+    Cancel,
+    Drain,
+    FailQueued,
+    ListDeadLetters,
+    SetPaused,
+    Submit,
+    Sweep,
+    TakeStatistics,
+)
+from .orchestrators.correlation import ReplyWaiter, unwrap_reply
+from .orchestrators.deadlock import WaitForGraph
+from .orchestrators.orchestrator import Orchestrator
+from .orchestrators.routing import LocalLink, Router
+from .orchestrators.slot import DaemonSpec
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .orchestrators.dead_letters import DeadLetter
+    from .orchestrators.stats import LevelStatistics
+
+RUNTIME_SENDER: Final = Address("runtime", 0)
+"""The sender of messages made by `Runtime.send` and `Runtime.request`."""
+
+_ASK_TIMEOUT: Final = 10.0
+"""Seconds to wait for an orchestrator to answer a control question."""
+
+
+class Runtime:
+    """A running topology: one orchestrator per local level, and their daemons.
+
+    Use it as a context manager, or call `start` and `stop`::
+
+        with tierd.Runtime.from_config("configs/two-levels.toml") as rt:
+            rt.request("relay@1", {"x": 1}, timeout=5)
+
+    Args:
+        config: the topology.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        if not structlog.is_configured():
+            configure_logging(config.runtime.log_format, config.runtime.log_level)
+        self.router = Router()
+        self.wait_graph = WaitForGraph()
+        self.orchestrators: dict[int, pykka.ActorRef[Orchestrator]] = {}
+        self.log = get_logger(runtime=config.runtime.name)
+        self._sweeper: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._started = False
+
+    @classmethod
+    def from_config(cls, path: str | Path) -> Runtime:
+        """Make a runtime from a TOML file.
+
+        Raises:
+            ConfigError: the file is not a valid topology.
+        """
+        return cls(load_config(path))
+
+    def __enter__(self) -> Runtime:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every level and its daemons; return when they are running.
+
+        Raises:
+            RuntimeError: the runtime was started already.
+            Exception: whatever a daemon's constructor raised; nothing is left running.
+        """
+        if self._started:
+            raise RuntimeError("this runtime was started already; make a new one")
+        self._started = True
+        try:
+            for level in self.config.levels:
+                specs = [_daemon_spec(daemon) for daemon in level.daemons]
+                ref = Orchestrator.start(
+                    level.level,
+                    specs,
+                    self.router,
+                    self.wait_graph,
+                    queue_limit=level.queue_limit,
+                    dead_letter_capacity=level.dead_letter_limit,
+                )
+                self.orchestrators[level.level] = ref
+                self.router.add_local(
+                    LocalLink(level.level, ref), frozenset(spec.id for spec in specs)
+                )
+        except BaseException:
+            self._stop_orchestrators()
+            raise
+        self._sweeper = threading.Thread(
+            target=self._sweep_forever, name=f"tierd-sweeper-{self.config.runtime.name}", daemon=True
+        )
+        self._sweeper.start()
+        self.log.info("runtime_started", levels=self.config.local_levels)
+
+    def stop(self, grace_period: float | None = None) -> None:
+        """Stop taking messages, let the daemons finish, fail what is left, stop.
+
+        Args:
+            grace_period: seconds to let queued and in-flight messages finish;
+                the config's ``grace_period`` by default.
+        """
+        if self._stopping.is_set() or not self._started:
+            return
+        grace = self.config.runtime.grace_period if grace_period is None else grace_period
+        deadline = time.monotonic() + grace
+        while True:
+            left = sum(ref.ask(Drain(), timeout=_ASK_TIMEOUT) for ref in self.orchestrators.values())
+            if left == 0 or time.monotonic() >= deadline:
+                break
+            time.sleep(min(0.02, max(deadline - time.monotonic(), 0)))  # polling a count
+        for ref in self.orchestrators.values():
+            ref.ask(FailQueued("runtime stopped before the message was handled"), timeout=_ASK_TIMEOUT)
+        self._stopping.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=_ASK_TIMEOUT)
+        self._stop_orchestrators()
+        self.log.info("runtime_stopped", unfinished=left)
+
+    def _stop_orchestrators(self) -> None:
+        for ref in self.orchestrators.values():
+            ref.stop(block=True, timeout=_ASK_TIMEOUT)
+
+    def _sweep_forever(self) -> None:
+        interval = self.config.runtime.sweep_interval
+        while not self._stopping.wait(interval):
+            for ref in self.orchestrators.values():
+                ref.tell(Sweep())
+
+    # -- messages ------------------------------------------------------------
+
+    def send(
+        self,
+        target: str | Address,
+        payload: Any = None,
+        *,
+        priority: int | str = "normal",
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> str:
+        """Send a notification; return its id once it is handed to its level.
+
+        Raises:
+            UnknownRecipient: no level or daemon answers to ``target``.
+            ValueError: a bad address or priority.
+        """
+        recipient = Address.parse(target)
+        message = Message.notification(
+            RUNTIME_SENDER, recipient, payload, priority=parse_priority(priority), timeout=timeout
+        )
+        self.router.check(recipient).submit(message, None)
+        return message.id
+
+    def request(
+        self,
+        target: str | Address,
+        payload: Any = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        priority: int | str = "normal",
+    ) -> Any:
+        """Send a request and wait for its reply's payload.
+
+        Raises:
+            RequestTimeout: no reply within ``timeout``.
+            RemoteError: the recipient's handler raised.
+            UnknownRecipient: no level or daemon answers to ``target``.
+            Deadlock, Cancelled, Rejected: as their names say.
+            ValueError: a bad address or priority.
+        """
+        recipient = Address.parse(target)
+        self.router.check(recipient)
+        message = Message.request(
+            RUNTIME_SENDER, recipient, payload, priority=parse_priority(priority), timeout=timeout
+        )
+        waiter = ReplyWaiter()
+        correlator = self.orchestrators.get(recipient.level) or next(iter(self.orchestrators.values()))
+        correlator.tell(Submit(message, None, waiter))
+        # The orchestrator's sweep answers on time; the margin only guards a stopped runtime.
+        outcome = waiter.wait(timeout + max(1.0, 10 * self.config.runtime.sweep_interval))
+        if outcome is None:
+            raise RequestTimeout(message.id, str(recipient), timeout)
+        if isinstance(outcome, TierdError):
+            raise outcome
+        return unwrap_reply(outcome)
+
+    # -- control -------------------------------------------------------------
+
+    def statistics(self) -> list[LevelStatistics]:
+        """A snapshot of every local level, in level order."""
+        return [
+            self.orchestrators[level].ask(TakeStatistics(), timeout=_ASK_TIMEOUT)
+            for level in sorted(self.orchestrators)
+        ]
+
+    def pause(self, target: str | Address) -> bool:
+        """Pause a local daemon: it receives nothing until resumed; False if unknown."""
+        return self._set_paused(Address.parse(target), paused=True)
+
+    def resume(self, target: str | Address) -> bool:
+        """Resume a paused local daemon; False if unknown."""
+        return self._set_paused(Address.parse(target), paused=False)
+
+    def _set_paused(self, address: Address, *, paused: bool) -> bool:
+        ref = self.orchestrators.get(address.level)
+        return ref is not None and bool(
+            ref.ask(SetPaused(address.daemon, paused), timeout=_ASK_TIMEOUT)
+        )
+
+    def cancel(self, message_id: str) -> bool:
+        """Cancel a queued message (its requester gets `Cancelled`); False if not found."""
+        return any(
+            ref.ask(Cancel(message_id), timeout=_ASK_TIMEOUT)
+            for ref in self.orchestrators.values()
+        )
+
+    def dead_letters(self, level: int) -> list[DeadLetter]:
+        """The dead letters a local level keeps, oldest first."""
+        return self.orchestrators[level].ask(ListDeadLetters(), timeout=_ASK_TIMEOUT)  # type: ignore[no-any-return]
+
+
+def _daemon_spec(daemon: Any) -> DaemonSpec:
+    daemon_class = resolve_class(daemon.class_path)
+    return DaemonSpec(
+        id=daemon.id,
+        factory=functools.partial(daemon_class, **daemon.options),
+        class_path=daemon.class_path,
+        prefetch=daemon.prefetch,
+        restart=daemon.restart.policy(),
+    )

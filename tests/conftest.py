@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import tierd
+from tests import daemons
+from tierd.testing import runtime_from_dict
+
+RuntimeFactory = Callable[..., tierd.Runtime]
+
+
+@pytest.fixture
+def make_runtime() -> Iterator[RuntimeFactory]:
+    """Build and start runtimes from config dicts; every one is stopped after the test."""
+    started: list[tierd.Runtime] = []
+
+    def make(config: dict[str, Any], **kwargs: Any) -> tierd.Runtime:
+        runtime = runtime_from_dict(config, **kwargs)
+        runtime.start()
+        started.append(runtime)
+        return runtime
+
+    yield make
+    for gate in daemons.GATES.values():
+        gate.set()  # let any Gate still waiting finish, so the runtime can stop
+    for runtime in started:
+        runtime.stop(grace_period=0)
+    daemons.GATES.clear()
+    daemons.ENTERED.clear()
+

@@ -1,0 +1,80 @@
+"""Daemons used only by the tests."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import tierd
+
+GATES: dict[str, threading.Event] = {}
+"""Events a `Gate` waits on, by name; tests set them to let a Gate finish."""
+ENTERED: dict[str, threading.Event] = {}
+"""Events a `Gate` sets when it starts handling, by name."""
+
+
+def gate(name: str) -> tuple[threading.Event, threading.Event]:
+    """The (entered, release) pair of events of the Gate called ``name``."""
+    return ENTERED.setdefault(name, threading.Event()), GATES.setdefault(name, threading.Event())
+
+
+class Gate(tierd.Daemon):
+    """Announces that it started, then waits until its gate is released; replies with the payload."""
+
+    def __init__(self, name: str) -> None:
+        self.entered, self.release = gate(name)
+
+    def handle(self, message: tierd.Message) -> Any:
+        self.entered.set()
+        if not self.release.wait(30):
+            raise TimeoutError("gate never released")
+        return message.payload
+
+
+class Hop(tierd.Daemon):
+    """Payload ``{"path": [a, b, ...]}``: requests a with path [b, ...]; at the end replies its own address.
+
+    A tierd error on the way is returned as ``{"error": name, "text": ...}``.
+    """
+
+    def handle(self, message: tierd.Message) -> Any:
+        path = list(message.payload["path"])
+        if not path:
+            return str(self.address)
+        try:
+            return self.request(path[0], {"path": path[1:]}, timeout=message.payload.get("timeout", 30))
+        except tierd.TierdError as error:
+            return {"error": type(error).__name__, "text": str(error)}
+
+
+class Notifier(tierd.Daemon):
+    """Payload ``{"to": address, "items": [...]}``: notifies each item to ``to`` in order."""
+
+    def handle(self, message: tierd.Message) -> Any:
+        for item in message.payload["items"]:
+            self.notify(message.payload["to"], item, priority=message.payload.get("priority", "normal"))
+        return len(message.payload["items"])
+
+
+class FailingConstructor(tierd.Daemon):
+    """Cannot even be built."""
+
+    def __init__(self) -> None:
+        raise RuntimeError("constructor fails on purpose")
+
+
+class Tracer(tierd.Daemon):
+    """Replies with the trace id of the message it got."""
+
+    def handle(self, message: tierd.Message) -> Any:
+        return message.trace_id
+
+
+class TraceCheck(tierd.Daemon):
+    """Requests ``to`` and replies with its own message's trace id and what ``to`` saw."""
+
+    def __init__(self, to: str) -> None:
+        self.to = to
+
+    def handle(self, message: tierd.Message) -> Any:
+        return {"mine": message.trace_id, "downstream": self.request(self.to, None, timeout=5)}
