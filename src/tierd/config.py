@@ -79,14 +79,15 @@ class LevelConfig(_Section):
     queue_limit: Annotated[int, Field(ge=1)] = 100_000
     dead_letter_limit: Annotated[int, Field(ge=1)] = 10_000
 
-    @pydantic.field_validator("daemons")
+    @pydantic.field_validator("daemons", mode="before")
     @classmethod
-    def _unique_ids(cls, daemons: list[DaemonConfig]) -> list[DaemonConfig]:
-        seen: set[str] = set()
-        for daemon in daemons:
-            if daemon.id in seen:
-                raise ValueError(f"duplicate daemon id {daemon.id!r}")
-            seen.add(daemon.id)
+    def _unique_ids(cls, daemons: Any) -> Any:
+        # Before validation, so a duplicate is reported even when a daemon is otherwise bad.
+        if isinstance(daemons, list):
+            ids = [d.get("id") if isinstance(d, dict) else getattr(d, "id", None) for d in daemons]
+            for position, daemon_id in enumerate(ids):
+                if daemon_id is not None and daemon_id in ids[:position]:
+                    raise ValueError(f"duplicate daemon id {daemon_id!r}")
         return daemons
 
 
@@ -123,7 +124,8 @@ class RuntimeConfig(_Section):
     """The ``[runtime]`` table."""
 
     name: Annotated[str, Field(min_length=1)] = "tierd"
-    endpoint: Endpoint = "tcp://127.0.0.1:5555"
+    endpoint: Endpoint | Literal[""] = "tcp://127.0.0.1:5555"
+    """ZeroMQ ROUTER for clients and peers; "" serves no network (in-process use only)."""
     metrics: Annotated[str, pydantic.AfterValidator(_check_metrics)] = "127.0.0.1:9464"
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"

@@ -44,12 +44,14 @@ def wait_until(
 def runtime_from_dict(config: dict[str, Any], *, sweep_interval: float = 0.01) -> Runtime:
     """Make a `Runtime` from a config dict, with no network and a fast sweep.
 
-    ``runtime.endpoint`` and ``runtime.metrics`` are ignored until the runtime
-    is run by ``tierd run``; in-process tests need neither.
+    Unless the dict says otherwise, the runtime serves no network
+    (``endpoint = ""``) and no metrics (``metrics = ""``).
     """
     config = dict(config)
     runtime_section = dict(config.get("runtime", {}))
     runtime_section.setdefault("sweep_interval", sweep_interval)
     runtime_section.setdefault("grace_period", 1.0)
+    runtime_section.setdefault("endpoint", "")
+    runtime_section.setdefault("metrics", "")
     config["runtime"] = runtime_section
     return Runtime(parse_config(config, "<test config>"))
