@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 import time
@@ -36,6 +37,16 @@ if TYPE_CHECKING:
 
     from .orchestrators.dead_letters import DeadLetter
     from .orchestrators.stats import LevelStatistics
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NetworkStatistics:
+    """What the runtime's ZeroMQ side has seen."""
+
+    rejected_frames: dict[str, int]
+    """Inbound frames refused, by reason (malformed, oversized, bad_version...)."""
+    peers_up: dict[str, bool]
+    """Each peer's endpoint, and whether its heartbeats arrive."""
+
 
 RUNTIME_SENDER: Final = Address("runtime", 0)
 """The sender of messages made by `Runtime.send` and `Runtime.request`."""
@@ -218,6 +229,10 @@ class Runtime:
             self.orchestrators[level].ask(TakeStatistics(), timeout=_ASK_TIMEOUT)
             for level in sorted(self.orchestrators)
         ]
+
+    def network_statistics(self) -> NetworkStatistics:
+        """Frames refused and peers' liveness; empty while the runtime serves no network."""
+        return NetworkStatistics(rejected_frames={}, peers_up={})
 
     def pause(self, target: str | Address) -> bool:
         """Pause a local daemon: it receives nothing until resumed; False if unknown."""
