@@ -30,4 +30,3 @@ def make_runtime() -> Iterator[RuntimeFactory]:
         runtime.stop(grace_period=0)
     daemons.GATES.clear()
     daemons.ENTERED.clear()
-

@@ -19,7 +19,7 @@ def gate(name: str) -> tuple[threading.Event, threading.Event]:
 
 
 class Gate(tierd.Daemon):
-    """Announces that it started, then waits until its gate is released; replies with the payload."""
+    """Says it started, waits for its gate to open, replies with the payload."""
 
     def __init__(self, name: str) -> None:
         self.entered, self.release = gate(name)
@@ -32,7 +32,9 @@ class Gate(tierd.Daemon):
 
 
 class Hop(tierd.Daemon):
-    """Payload ``{"path": [a, b, ...]}``: requests a with path [b, ...]; at the end replies its own address.
+    """Payload ``{"path": [a, b, ...]}``: requests a with path [b, ...].
+
+    With an empty path it replies with its own address.
 
     A tierd error on the way is returned as ``{"error": name, "text": ...}``.
     """
@@ -42,7 +44,9 @@ class Hop(tierd.Daemon):
         if not path:
             return str(self.address)
         try:
-            return self.request(path[0], {"path": path[1:]}, timeout=message.payload.get("timeout", 30))
+            return self.request(
+                path[0], {"path": path[1:]}, timeout=message.payload.get("timeout", 30)
+            )
         except tierd.TierdError as error:
             return {"error": type(error).__name__, "text": str(error)}
 
@@ -52,7 +56,9 @@ class Notifier(tierd.Daemon):
 
     def handle(self, message: tierd.Message) -> Any:
         for item in message.payload["items"]:
-            self.notify(message.payload["to"], item, priority=message.payload.get("priority", "normal"))
+            self.notify(
+                message.payload["to"], item, priority=message.payload.get("priority", "normal")
+            )
         return len(message.payload["items"])
 
 

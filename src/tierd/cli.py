@@ -83,7 +83,7 @@ def _print_banner(runtime: Runtime, path: str) -> None:
         print(f"  metrics:           http://{section.metrics}/metrics", flush=True)
     first = runtime.config.levels[0]
     target = f"{first.daemons[0].id}@{first.level}"
-    print(f"  try:               tierd request {target} '{{\"hello\": \"world\"}}'", flush=True)
+    print(f'  try:               tierd request {target} \'{{"hello": "world"}}\'', flush=True)
     print("  stop:              Ctrl-C (twice to exit at once)", flush=True)
 
 
@@ -111,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a topology in the foreground")
     run.add_argument("config", nargs="?", help="TOML topology (default: the built-in one)")
     run.add_argument("--log-level", choices=LEVELS, help="override runtime.log_level")
-    run.add_argument("--log-format", choices=("console", "json"), help="override runtime.log_format")
+    run.add_argument(
+        "--log-format", choices=("console", "json"), help="override runtime.log_format"
+    )
     run.set_defaults(func=cmd_run)
 
     check = commands.add_parser("check", help="validate a topology without starting it")

@@ -24,7 +24,9 @@ from .orchestrators.supervision import RestartPolicy
 DEFAULT_TOPOLOGY = Path(__file__).with_name("default.toml")
 """The topology `tierd run` runs when it is given no config."""
 
-_ENDPOINT = re.compile(r"^(tcp://(?P<host>\[[0-9a-fA-F:]+\]|[^:/\s]+):(?P<port>\d{1,5})|ipc://\S+|inproc://\S+)$")
+_ENDPOINT = re.compile(
+    r"^(tcp://(?P<host>\[[0-9a-fA-F:]+\]|[^:/\s]+):(?P<port>\d{1,5})|ipc://\S+|inproc://\S+)$"
+)
 
 
 class _Section(BaseModel):
@@ -41,6 +43,7 @@ class RestartConfig(_Section):
     window: Annotated[float, Field(gt=0)] = 60.0
 
     def policy(self) -> RestartPolicy:
+        """The `RestartPolicy` these values describe."""
         return RestartPolicy(**self.model_dump())
 
 
@@ -158,6 +161,7 @@ class Config(_Section):
 
     @property
     def local_levels(self) -> list[int]:
+        """The numbers of the levels this runtime serves itself, in config order."""
         return [level.level for level in self.levels]
 
 
@@ -171,10 +175,14 @@ def resolve_class(class_path: str) -> type[Daemon]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise ValueError(f"unknown class {class_path!r}: cannot import {module_name}: {error}") from None
+        raise ValueError(
+            f"unknown class {class_path!r}: cannot import {module_name}: {error}"
+        ) from None
     found = getattr(module, class_name, None)
     if not (inspect.isclass(found) and issubclass(found, Daemon)):
-        raise ValueError(f"unknown class {class_path!r}: no Daemon subclass {class_name} in {module_name}")
+        raise ValueError(
+            f"unknown class {class_path!r}: no Daemon subclass {class_name} in {module_name}"
+        )
     return found
 
 

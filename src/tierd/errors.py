@@ -66,9 +66,7 @@ class RemoteError(TierdError):
         attempts: how many times the message was delivered.
     """
 
-    def __init__(
-        self, recipient: str, error_type: str, error_text: str, attempts: int = 1
-    ) -> None:
+    def __init__(self, recipient: str, error_type: str, error_text: str, attempts: int = 1) -> None:
         self.recipient = recipient
         self.error_type = error_type
         self.error_text = error_text
@@ -110,9 +108,7 @@ class Deadlock(TierdError):
 
     def __init__(self, cycle: list[str]) -> None:
         self.cycle = list(cycle)
-        super().__init__(
-            "request would deadlock: " + " -> ".join([*self.cycle, self.cycle[0]])
-        )
+        super().__init__("request would deadlock: " + " -> ".join([*self.cycle, self.cycle[0]]))
 
 
 class Cancelled(TierdError):
@@ -155,7 +151,7 @@ def to_payload(error: TierdError) -> dict[str, Any]:
     return payload
 
 
-def from_payload(payload: Any) -> TierdError:
+def from_payload(payload: Any) -> TierdError:  # noqa: PLR0911 - one return per error type
     """Rebuild the error an error reply describes; unknown shapes become `RemoteError`."""
     if not isinstance(payload, dict):
         return RemoteError("?", "TierdError", repr(payload))

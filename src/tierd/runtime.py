@@ -8,7 +8,6 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
 
-import pykka
 import structlog
 
 from .config import Config, load_config, resolve_class
@@ -35,8 +34,11 @@ from .orchestrators.slot import DaemonSpec
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import pykka
+
     from .orchestrators.dead_letters import DeadLetter
     from .orchestrators.stats import LevelStatistics
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class NetworkStatistics:
@@ -126,7 +128,9 @@ class Runtime:
             self._stop_orchestrators()
             raise
         self._sweeper = threading.Thread(
-            target=self._sweep_forever, name=f"tierd-sweeper-{self.config.runtime.name}", daemon=True
+            target=self._sweep_forever,
+            name=f"tierd-sweeper-{self.config.runtime.name}",
+            daemon=True,
         )
         self._sweeper.start()
         self.log.info("runtime_started", levels=self.config.local_levels)
@@ -143,12 +147,12 @@ class Runtime:
         grace = self.config.runtime.grace_period if grace_period is None else grace_period
         deadline = time.monotonic() + grace
         while True:
-            left = sum(ref.ask(Drain(), timeout=_ASK_TIMEOUT) for ref in self.orchestrators.values())
+            left = sum(_ask(ref, Drain()) for ref in self.orchestrators.values())
             if left == 0 or time.monotonic() >= deadline:
                 break
             time.sleep(min(0.02, max(deadline - time.monotonic(), 0)))  # polling a count
         for ref in self.orchestrators.values():
-            ref.ask(FailQueued("runtime stopped before the message was handled"), timeout=_ASK_TIMEOUT)
+            _ask(ref, FailQueued("runtime stopped before the message was handled"))
         self._stopping.set()
         if self._sweeper is not None:
             self._sweeper.join(timeout=_ASK_TIMEOUT)
@@ -211,7 +215,9 @@ class Runtime:
             RUNTIME_SENDER, recipient, payload, priority=parse_priority(priority), timeout=timeout
         )
         waiter = ReplyWaiter()
-        correlator = self.orchestrators.get(recipient.level) or next(iter(self.orchestrators.values()))
+        correlator = self.orchestrators.get(recipient.level) or next(
+            iter(self.orchestrators.values())
+        )
         correlator.tell(Submit(message, None, waiter))
         # The orchestrator's sweep answers on time; the margin only guards a stopped runtime.
         outcome = waiter.wait(timeout + max(1.0, 10 * self.config.runtime.sweep_interval))
@@ -226,7 +232,7 @@ class Runtime:
     def statistics(self) -> list[LevelStatistics]:
         """A snapshot of every local level, in level order."""
         return [
-            self.orchestrators[level].ask(TakeStatistics(), timeout=_ASK_TIMEOUT)
+            _ask(self.orchestrators[level], TakeStatistics())
             for level in sorted(self.orchestrators)
         ]
 
@@ -244,20 +250,21 @@ class Runtime:
 
     def _set_paused(self, address: Address, *, paused: bool) -> bool:
         ref = self.orchestrators.get(address.level)
-        return ref is not None and bool(
-            ref.ask(SetPaused(address.daemon, paused), timeout=_ASK_TIMEOUT)
-        )
+        return ref is not None and bool(_ask(ref, SetPaused(address.daemon, paused)))
 
     def cancel(self, message_id: str) -> bool:
         """Cancel a queued message (its requester gets `Cancelled`); False if not found."""
-        return any(
-            ref.ask(Cancel(message_id), timeout=_ASK_TIMEOUT)
-            for ref in self.orchestrators.values()
-        )
+        return any(_ask(ref, Cancel(message_id)) for ref in self.orchestrators.values())
 
     def dead_letters(self, level: int) -> list[DeadLetter]:
         """The dead letters a local level keeps, oldest first."""
-        return self.orchestrators[level].ask(ListDeadLetters(), timeout=_ASK_TIMEOUT)  # type: ignore[no-any-return]
+        letters: list[DeadLetter] = _ask(self.orchestrators[level], ListDeadLetters())
+        return letters
+
+
+def _ask(ref: pykka.ActorRef[Any], command: object) -> Any:
+    """Ask an orchestrator a control question and wait for the answer."""
+    return ref.ask(command, block=True, timeout=_ASK_TIMEOUT)
 
 
 def _daemon_spec(daemon: Any) -> DaemonSpec:

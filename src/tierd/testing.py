@@ -21,9 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-def wait_until(
-    condition: Callable[[], Any], timeout: float = 5.0, interval: float = 0.005
-) -> Any:
+def wait_until(condition: Callable[[], Any], timeout: float = 5.0, interval: float = 0.005) -> Any:
     """Check ``condition`` until it returns something true, and return that.
 
     For conditions no event announces (a counter in a statistics snapshot).

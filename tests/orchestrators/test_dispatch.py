@@ -101,9 +101,11 @@ def test_ten_thousand_notifications_all_delivered_once(make_runtime):
     for n in range(10_000):
         rt.send("recorder@1", n)
     handled = wait_until(
-        lambda: (got := rt.request("recorder@1", {"op": "dump"}, timeout=10, priority="background"))
-        and len(got) >= 10_000
-        and got,
+        lambda: (
+            (got := rt.request("recorder@1", {"op": "dump"}, timeout=10, priority="background"))
+            and len(got) >= 10_000
+            and got
+        ),
         timeout=30,
     )
     assert sorted(handled) == list(range(10_000))

@@ -18,6 +18,7 @@ class Echo(Daemon):
     """Replies with the request's payload unchanged."""
 
     def handle(self, message: Message) -> Any:
+        """Reply with the payload."""
         return message.payload
 
 
@@ -25,6 +26,7 @@ class Sleeper(Daemon):
     """Payload ``{"seconds": s}``: stays WORKING for s seconds, then replies ``{"slept": s}``."""
 
     def handle(self, message: Message) -> Any:
+        """Sleep, then say how long."""
         payload = message.payload
         if not isinstance(payload, dict) or not isinstance(payload.get("seconds"), int | float):
             raise ValueError('Sleeper wants a payload {"seconds": <number>}')
@@ -37,6 +39,7 @@ class Crasher(Daemon):
     """Raises `RuntimeError` for every message."""
 
     def handle(self, message: Message) -> Any:
+        """Raise, always."""
         raise RuntimeError(f"Crasher crashes on purpose (message {message.id})")
 
 
@@ -52,6 +55,7 @@ class Relay(Daemon):
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
+        """Check that ``to`` is an address."""
         super().check_options(options)
         try:
             Address.parse(options["to"])
@@ -59,6 +63,7 @@ class Relay(Daemon):
             raise ValueError(f"option 'to': {error}") from None
 
     def handle(self, message: Message) -> Any:
+        """Request ``to`` with the payload and reply with its reply."""
         # Ask no longer than our own requester will wait for us.
         remaining = message.created_at + message.timeout - time.time()
         return self.request(
@@ -80,6 +85,7 @@ class Recorder(Daemon):
         self.recorded: list[Any] = []
 
     def handle(self, message: Message) -> Any:
+        """Record a notification, or answer a dump or count request."""
         if message.kind != "request":
             if self.delay:
                 time.sleep(self.delay)
@@ -90,4 +96,7 @@ class Recorder(Daemon):
             return list(self.recorded)
         if op == "count":
             return len(self.recorded)
-        raise ValueError(f'Recorder answers requests {{"op": "dump"}} or {{"op": "count"}}, not {message.payload!r}')
+        raise ValueError(
+            'Recorder answers requests {"op": "dump"} or {"op": "count"}, '
+            f"not {message.payload!r}"
+        )

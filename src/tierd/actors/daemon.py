@@ -173,7 +173,7 @@ class DaemonActor(pykka.ThreadingActor):
 
     use_daemon_thread = True
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         daemon: Daemon,
         address: Address,
@@ -205,7 +205,7 @@ class DaemonActor(pykka.ThreadingActor):
         """Run the daemon's ``on_stop``; a raise is logged and otherwise ignored."""
         try:
             self.daemon.on_stop()
-        except Exception:  # noqa: BLE001
+        except Exception:
             self.daemon.log.exception("daemon_on_stop_failed")
 
     def on_receive(self, message: Any) -> None:

@@ -25,9 +25,7 @@ class IllegalTransition(RuntimeError):
 
 _ALLOWED: Final[dict[DaemonState, frozenset[DaemonState]]] = {
     DaemonState.IDLE: frozenset({DaemonState.WORKING, DaemonState.ERROR}),
-    DaemonState.WORKING: frozenset(
-        {DaemonState.IDLE, DaemonState.BLOCKED, DaemonState.ERROR}
-    ),
+    DaemonState.WORKING: frozenset({DaemonState.IDLE, DaemonState.BLOCKED, DaemonState.ERROR}),
     DaemonState.BLOCKED: frozenset({DaemonState.WORKING}),
     DaemonState.ERROR: frozenset({DaemonState.IDLE}),
 }

@@ -184,7 +184,7 @@ class Message:
     Carried across processes so that a cycle that spans runtimes is seen.
     """
 
-    def __init__(  # noqa: PLR0913 - one argument per field, by design
+    def __init__(
         self,
         id: str,  # noqa: A002 - the field is called id in the contract
         created_at: float,

@@ -96,9 +96,7 @@ class LevelQueue:
             lane = self._lanes[message.recipient.daemon] = []
         heapq.heappush(lane, (entry.priority, entry.sequence, entry))
         self._by_id[message.id] = entry
-        self._depth_by_priority[entry.priority] = (
-            self._depth_by_priority.get(entry.priority, 0) + 1
-        )
+        self._depth_by_priority[entry.priority] = self._depth_by_priority.get(entry.priority, 0) + 1
         return entry
 
     def requeue(self, entry: QueueEntry) -> None:
@@ -113,9 +111,7 @@ class LevelQueue:
             (entry.priority, entry.sequence, entry),
         )
         self._by_id[entry.message.id] = entry
-        self._depth_by_priority[entry.priority] = (
-            self._depth_by_priority.get(entry.priority, 0) + 1
-        )
+        self._depth_by_priority[entry.priority] = self._depth_by_priority.get(entry.priority, 0) + 1
 
     def pop(self, daemon: str) -> QueueEntry | None:
         """Take the most urgent live message for ``daemon``, or None if it has none."""

@@ -35,7 +35,7 @@ class Handled:
 
     __slots__ = ("daemon", "duration", "error", "generation", "message_id", "result")
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         daemon: str,
         generation: int,
@@ -57,9 +57,7 @@ class Requesting:
 
     __slots__ = ("daemon", "generation", "request", "waiter")
 
-    def __init__(
-        self, daemon: str, generation: int, request: Message, waiter: ReplyWaiter
-    ) -> None:
+    def __init__(self, daemon: str, generation: int, request: Message, waiter: ReplyWaiter) -> None:
         self.daemon = daemon
         self.generation = generation
         self.request = request

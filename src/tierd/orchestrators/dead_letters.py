@@ -37,11 +37,12 @@ class DeadLetterBox:
         return len(self._letters)
 
     def add(self, message: Message, reason: str, detail: str = "") -> DeadLetter:
+        """Keep ``message`` as a dead letter, dropping the oldest one if full."""
         letter = DeadLetter(message, reason, detail, time.time())
         self._letters.append(letter)
         return letter
 
-    def list(self) -> list[DeadLetter]:
+    def letters(self) -> list[DeadLetter]:
         """Every dead letter kept, oldest first."""
         return list(self._letters)
 

@@ -74,7 +74,7 @@ class Orchestrator(pykka.ThreadingActor):
 
     use_daemon_thread = True
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         level: int,
         daemons: list[DaemonSpec],
@@ -118,11 +118,11 @@ class Orchestrator(pykka.ThreadingActor):
         """Act on one command; a bug here is logged, never allowed to stop the level."""
         try:
             return self._act(message)
-        except Exception:  # noqa: BLE001 - the level must outlive a bug in one command
+        except Exception:
             self.log.exception("orchestrator_command_failed", command=type(message).__name__)
             return None
 
-    def _act(self, message: Any) -> Any:  # noqa: C901, PLR0911 - one case per command
+    def _act(self, message: Any) -> Any:  # noqa: PLR0912 - one case per command
         match message:
             case Submit():
                 self._accept(message.message, message.reply_route, message.waiter)
@@ -141,7 +141,7 @@ class Orchestrator(pykka.ThreadingActor):
             case TakeStatistics():
                 return self.statistics()
             case ListDeadLetters():
-                return self.dead_letters.list()
+                return self.dead_letters.letters()
             case SetPaused():
                 return self._set_paused(message.daemon, message.paused)
             case Cancel():
@@ -177,7 +177,9 @@ class Orchestrator(pykka.ThreadingActor):
         )  # fmt: skip
         slot = self.slots.get(recipient.daemon)
         if slot is None:
-            self._refuse(message, reply_route, UnknownRecipient(str(recipient)), "unknown_recipient")
+            self._refuse(
+                message, reply_route, UnknownRecipient(str(recipient)), "unknown_recipient"
+            )
             return
         if not self.accepting:
             self._refuse(message, reply_route, Rejected("runtime is stopping"), "stopped")
@@ -364,7 +366,9 @@ class Orchestrator(pykka.ThreadingActor):
             timeout = RequestTimeout(message.id, str(message.recipient), message.timeout)
             self._reply(entry.reply_route, error_reply(message, timeout))
         self._dead_letter(
-            message, "expired", f"waited longer than its timeout of {message.timeout:g}s in the queue"
+            message,
+            "expired",
+            f"waited longer than its timeout of {message.timeout:g}s in the queue",
         )
 
     def _time_out(self, pending: PendingRequest) -> None:
@@ -491,7 +495,6 @@ class Orchestrator(pykka.ThreadingActor):
             in_flight_requests=len(self.pending),
             dispatch_latency=counters.dispatch_latency.snapshot(),
             daemons=tuple(
-                slot.statistics(self.queue.depth_of(daemon))
-                for daemon, slot in self.slots.items()
+                slot.statistics(self.queue.depth_of(daemon)) for daemon, slot in self.slots.items()
             ),
         )

@@ -6,7 +6,7 @@ this process; the ZeroMQ bridge provides a link for levels of another runtime.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import UnknownRecipient
 from .commands import ReplyArrived, Submit
@@ -30,14 +30,16 @@ class LocalLink:
 
     __slots__ = ("actor_ref", "level")
 
-    def __init__(self, level: int, actor_ref: pykka.ActorRef[pykka.Actor]) -> None:
+    def __init__(self, level: int, actor_ref: pykka.ActorRef[Any]) -> None:
         self.level = level
         self.actor_ref = actor_ref
 
     def submit(self, message: Message, reply_route: ReplyRoute | None) -> None:
+        """Tell the orchestrator to take ``message``."""
         self.actor_ref.tell(Submit(message, reply_route))
 
     def deliver_reply(self, reply: Message) -> None:
+        """Tell the orchestrator that a reply it waits for came back."""
         self.actor_ref.tell(ReplyArrived(reply))
 
 

@@ -67,6 +67,7 @@ class DaemonSlot:
         return self.state is DaemonState.WORKING and len(self.in_flight) < self.spec.prefetch
 
     def statistics(self, queued: int) -> DaemonStatistics:
+        """A snapshot of the daemon; ``queued`` comes from the level's queue."""
         return DaemonStatistics(
             daemon=self.spec.id,
             daemon_class=self.spec.class_path,

@@ -29,10 +29,12 @@ class Histogram:
         self.sum = 0.0
 
     def observe(self, seconds: float) -> None:
+        """Count one observation."""
         self.counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.sum += seconds
 
     def snapshot(self) -> HistogramSnapshot:
+        """A frozen copy of the counts."""
         return HistogramSnapshot(tuple(self.counts), self.sum)
 
 
@@ -128,8 +130,10 @@ class LevelCounters:
         self.dispatch_latency = Histogram()
 
     def count_received(self, kind: str, priority: int) -> None:
+        """Count one message accepted for the level."""
         key = (kind, priority)
         self.received[key] = self.received.get(key, 0) + 1
 
     def count_dead_letter(self, reason: str) -> None:
+        """Count one dead letter."""
         self.dead_letters[reason] = self.dead_letters.get(reason, 0) + 1
