@@ -84,3 +84,29 @@ class TraceCheck(tierd.Daemon):
 
     def handle(self, message: tierd.Message) -> Any:
         return {"mine": message.trace_id, "downstream": self.request(self.to, None, timeout=5)}
+
+
+class Fragile(tierd.Daemon):
+    """Raises ``ValueError`` for the payload ``"crash"``; otherwise replies with the payload."""
+
+    def handle(self, message: tierd.Message) -> Any:
+        if message.payload == "crash":
+            raise ValueError("fragile daemon broke")
+        return message.payload
+
+
+class BadStart(tierd.Daemon):
+    """Its ``on_start`` raises until the shared counter says it has failed twice."""
+
+    starts: dict[str, int] = {}  # noqa: RUF012 - shared by every instance on purpose
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def on_start(self) -> None:
+        count = BadStart.starts[self.name] = BadStart.starts.get(self.name, 0) + 1
+        if count <= 2:
+            raise RuntimeError(f"start {count} fails")
+
+    def handle(self, message: tierd.Message) -> Any:
+        return BadStart.starts[self.name]
