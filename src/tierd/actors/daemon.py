@@ -13,15 +13,16 @@ import inspect
 import time
 from typing import TYPE_CHECKING, Any, Final
 
-import pykka
-
 from ..errors import RequestTimeout, TierdError
 from ..logging import get_logger
 from ..messaging.message import DEFAULT_TIMEOUT, Address, Message, parse_priority
 from ..orchestrators.commands import Handled, Requesting, StartFailed
 from ..orchestrators.correlation import ReplyWaiter, unwrap_reply
+from .base import TierdActor
 
 if TYPE_CHECKING:
+    import pykka
+
     from ..orchestrators.routing import Router
 
 _WAIT_GRACE: Final = 5.0
@@ -162,7 +163,7 @@ class Daemon:
         return message.id
 
 
-class DaemonActor(pykka.ThreadingActor):
+class DaemonActor(TierdActor):
     """The Pykka actor that runs one `Daemon` instance for its orchestrator.
 
     It handles the messages its orchestrator tells it, and tells the
@@ -170,8 +171,6 @@ class DaemonActor(pykka.ThreadingActor):
     handles nothing more: its orchestrator requeues what was prefetched and
     starts a replacement.
     """
-
-    use_daemon_thread = True
 
     def __init__(
         self,

@@ -12,8 +12,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Final
 
-import pykka
-
+from ..actors.base import TierdActor
 from ..actors.daemon import DaemonActor
 from ..actors.states import DaemonState
 from ..errors import (
@@ -57,7 +56,7 @@ REPLY_HERE: Final = "reply-here"
 """Reply route of a request whose requester waits at this very orchestrator."""
 
 
-class Orchestrator(pykka.ThreadingActor):
+class Orchestrator(TierdActor):
     """The Pykka actor that runs one level.
 
     Args:
@@ -71,8 +70,6 @@ class Orchestrator(pykka.ThreadingActor):
     Raises:
         Exception: whatever a daemon's constructor raises, in the caller's thread.
     """
-
-    use_daemon_thread = True
 
     def __init__(
         self,
