@@ -15,20 +15,11 @@ from .errors import RequestTimeout, TierdError
 from .logging import configure as configure_logging
 from .logging import get_logger
 from .messaging.message import DEFAULT_TIMEOUT, Address, Message, parse_priority
-from .orchestrators.commands import (
-    Cancel,
-    Drain,
-    FailQueued,
-    ListDeadLetters,
-    SetPaused,
-    Submit,
-    Sweep,
-    TakeStatistics,
-)
 from .orchestrators.correlation import ReplyWaiter, unwrap_reply
 from .orchestrators.deadlock import WaitForGraph
-from .orchestrators.orchestrator import Orchestrator
-from .orchestrators.routing import LocalLink, Router
+from .orchestrators.level import Level
+from .orchestrators.orchestrator import SWEEP, Orchestrator
+from .orchestrators.routing import Router
 from .orchestrators.slot import DaemonSpec
 
 if TYPE_CHECKING:
@@ -53,8 +44,8 @@ class NetworkStatistics:
 RUNTIME_SENDER: Final = Address("runtime", 0)
 """The sender of messages made by `Runtime.send` and `Runtime.request`."""
 
-_ASK_TIMEOUT: Final = 10.0
-"""Seconds to wait for an orchestrator to answer a control question."""
+_STOP_TIMEOUT: Final = 10.0
+"""Seconds to wait for a thread or an actor to stop."""
 
 
 class Runtime:
@@ -75,6 +66,7 @@ class Runtime:
             configure_logging(config.runtime.log_format, config.runtime.log_level)
         self.router = Router()
         self.wait_graph = WaitForGraph()
+        self.levels: dict[int, Level] = {}
         self.orchestrators: dict[int, pykka.ActorRef[Orchestrator]] = {}
         self.log = get_logger(runtime=config.runtime.name)
         self._sweeper: threading.Thread | None = None
@@ -110,20 +102,20 @@ class Runtime:
             raise RuntimeError("this runtime was started already; make a new one")
         self._started = True
         try:
-            for level in self.config.levels:
-                specs = [_daemon_spec(daemon) for daemon in level.daemons]
-                ref = Orchestrator.start(
-                    level.level,
+            for section in self.config.levels:
+                specs = [_daemon_spec(daemon) for daemon in section.daemons]
+                level = Level(
+                    section.level,
                     specs,
                     self.router,
                     self.wait_graph,
-                    queue_limit=level.queue_limit,
-                    dead_letter_capacity=level.dead_letter_limit,
+                    queue_limit=section.queue_limit,
+                    dead_letter_capacity=section.dead_letter_limit,
                 )
-                self.orchestrators[level.level] = ref
-                self.router.add_local(
-                    LocalLink(level.level, ref), frozenset(spec.id for spec in specs)
-                )
+                self.levels[section.level] = level
+                self.router.add_local(section.level, level, frozenset(spec.id for spec in specs))
+            for number, level in self.levels.items():
+                self.orchestrators[number] = Orchestrator.start(level)
         except BaseException:
             self._stop_orchestrators()
             raise
@@ -147,27 +139,25 @@ class Runtime:
         grace = self.config.runtime.grace_period if grace_period is None else grace_period
         deadline = time.monotonic() + grace
         while True:
-            left = sum(_ask(ref, Drain()) for ref in self.orchestrators.values())
+            left = sum(level.stop_accepting() for level in self.levels.values())
             if left == 0 or time.monotonic() >= deadline:
                 break
             time.sleep(min(0.02, max(deadline - time.monotonic(), 0)))  # polling a count
-        for ref in self.orchestrators.values():
-            _ask(ref, FailQueued("runtime stopped before the message was handled"))
         self._stopping.set()
         if self._sweeper is not None:
-            self._sweeper.join(timeout=_ASK_TIMEOUT)
+            self._sweeper.join(timeout=_STOP_TIMEOUT)
         self._stop_orchestrators()
         self.log.info("runtime_stopped", unfinished=left)
 
     def _stop_orchestrators(self) -> None:
         for ref in self.orchestrators.values():
-            ref.stop(block=True, timeout=_ASK_TIMEOUT)
+            ref.stop(block=True, timeout=_STOP_TIMEOUT)
 
     def _sweep_forever(self) -> None:
         interval = self.config.runtime.sweep_interval
         while not self._stopping.wait(interval):
             for ref in self.orchestrators.values():
-                ref.tell(Sweep())
+                ref.tell(SWEEP)
 
     # -- messages ------------------------------------------------------------
 
@@ -215,10 +205,8 @@ class Runtime:
             RUNTIME_SENDER, recipient, payload, priority=parse_priority(priority), timeout=timeout
         )
         waiter = ReplyWaiter()
-        correlator = self.orchestrators.get(recipient.level) or next(
-            iter(self.orchestrators.values())
-        )
-        correlator.tell(Submit(message, None, waiter))
+        correlator = self.levels.get(recipient.level) or next(iter(self.levels.values()))
+        correlator.submit(message, None, waiter)
         # The orchestrator's sweep answers on time; the margin only guards a stopped runtime.
         outcome = waiter.wait(timeout + max(1.0, 10 * self.config.runtime.sweep_interval))
         if outcome is None:
@@ -231,10 +219,7 @@ class Runtime:
 
     def statistics(self) -> list[LevelStatistics]:
         """A snapshot of every local level, in level order."""
-        return [
-            _ask(self.orchestrators[level], TakeStatistics())
-            for level in sorted(self.orchestrators)
-        ]
+        return [self.levels[number].statistics() for number in sorted(self.levels)]
 
     def network_statistics(self) -> NetworkStatistics:
         """Frames refused and peers' liveness; empty while the runtime serves no network."""
@@ -249,22 +234,16 @@ class Runtime:
         return self._set_paused(Address.parse(target), paused=False)
 
     def _set_paused(self, address: Address, *, paused: bool) -> bool:
-        ref = self.orchestrators.get(address.level)
-        return ref is not None and bool(_ask(ref, SetPaused(address.daemon, paused)))
+        level = self.levels.get(address.level)
+        return level is not None and level.set_paused(address.daemon, paused=paused)
 
     def cancel(self, message_id: str) -> bool:
         """Cancel a queued message (its requester gets `Cancelled`); False if not found."""
-        return any(_ask(ref, Cancel(message_id)) for ref in self.orchestrators.values())
+        return any(level.cancel(message_id) for level in self.levels.values())
 
     def dead_letters(self, level: int) -> list[DeadLetter]:
         """The dead letters a local level keeps, oldest first."""
-        letters: list[DeadLetter] = _ask(self.orchestrators[level], ListDeadLetters())
-        return letters
-
-
-def _ask(ref: pykka.ActorRef[Any], command: object) -> Any:
-    """Ask an orchestrator a control question and wait for the answer."""
-    return ref.ask(command, block=True, timeout=_ASK_TIMEOUT)
+        return self.levels[level].dead_letter_list()
 
 
 def _daemon_spec(daemon: Any) -> DaemonSpec:

@@ -3,7 +3,7 @@
 A `Daemon` is a plain object: its constructor takes the options from the
 config, and `handle` is called for each message in the daemon's own thread.
 `DaemonActor` is the `pykka.ThreadingActor` that owns that thread; when a
-daemon crashes its orchestrator starts a fresh `DaemonActor` with a fresh
+daemon crashes its level starts a fresh `DaemonActor` with a fresh
 `Daemon`, so no state survives a crash.
 """
 
@@ -16,14 +16,11 @@ from typing import TYPE_CHECKING, Any, Final
 from ..errors import RequestTimeout, TierdError
 from ..logging import get_logger
 from ..messaging.message import DEFAULT_TIMEOUT, Address, Message, parse_priority
-from ..orchestrators.commands import Handled, Requesting, StartFailed
 from ..orchestrators.correlation import ReplyWaiter, unwrap_reply
 from .base import TierdActor
 
 if TYPE_CHECKING:
-    import pykka
-
-    from ..orchestrators.routing import Router
+    from ..orchestrators.level import Level
 
 _WAIT_GRACE: Final = 5.0
 """Seconds a blocked daemon waits past its timeout if no sweep answers (a stopped runtime)."""
@@ -122,7 +119,7 @@ class Daemon:
             wait_chain=(*inherited, str(self.address)),
         )
         waiter = ReplyWaiter()
-        host.orchestrator.tell(Requesting(host.daemon_id, host.generation, request, waiter))
+        host.level.request(host.daemon_id, host.generation, request, waiter)
         outcome = waiter.wait(timeout + _WAIT_GRACE)
         if outcome is None:
             raise RequestTimeout(request.id, str(recipient), timeout)
@@ -159,32 +156,25 @@ class Daemon:
             timeout=timeout,
             trace_id=current.trace_id if current is not None else "",
         )
-        self._host.router.check(recipient).submit(message, None)
+        self._host.level.router.check(recipient).submit(message, None)
         return message.id
 
 
 class DaemonActor(TierdActor):
-    """The Pykka actor that runs one `Daemon` instance for its orchestrator.
+    """The Pykka actor that runs one `Daemon` instance for its level.
 
-    It handles the messages its orchestrator tells it, and tells the
-    orchestrator `Handled` after each one. After its daemon raised it
-    handles nothing more: its orchestrator requeues what was prefetched and
-    starts a replacement.
+    Its level tells it a message when it is idle; after each message it
+    reports to the level, which hands it the next one at once if it has one,
+    so a busy daemon goes from message to message in its own thread. After
+    its daemon raised it handles nothing more: the level requeues what it had
+    prefetched and starts a replacement.
     """
 
-    def __init__(
-        self,
-        daemon: Daemon,
-        address: Address,
-        orchestrator: pykka.ActorRef[Any],
-        router: Router,
-        generation: int,
-    ) -> None:
+    def __init__(self, daemon: Daemon, address: Address, level: Level, generation: int) -> None:
         super().__init__()
         self.daemon = daemon
         self.daemon_id = address.daemon
-        self.orchestrator = orchestrator
-        self.router = router
+        self.level = level
         self.generation = generation
         self.current: Message | None = None
         self._failed = False
@@ -193,12 +183,12 @@ class DaemonActor(TierdActor):
         daemon._host = self  # noqa: SLF001 - the host is the daemon's one link to tierd
 
     def on_start(self) -> None:
-        """Run the daemon's ``on_start``; a raise is reported to the orchestrator."""
+        """Run the daemon's ``on_start``; a raise is reported to the level as a crash."""
         try:
             self.daemon.on_start()
         except Exception as error:  # noqa: BLE001 - any crash is the daemon's, reported
             self._failed = True
-            self.orchestrator.tell(StartFailed(self.daemon_id, self.generation, error))
+            self.level.start_failed(self.daemon_id, self.generation, error)
 
     def on_stop(self) -> None:
         """Run the daemon's ``on_stop``; a raise is logged and otherwise ignored."""
@@ -208,21 +198,19 @@ class DaemonActor(TierdActor):
             self.daemon.log.exception("daemon_on_stop_failed")
 
     def on_receive(self, message: Any) -> None:
-        """Handle one message from the orchestrator and report how it went."""
-        if self._failed:
-            return  # the orchestrator requeued it when this daemon crashed
-        self.current = message
-        started = time.perf_counter()
-        try:
-            result = self.daemon.handle(message)
-            error = None
-        except Exception as raised:  # noqa: BLE001 - a crash in a daemon is reported, never fatal
-            result, error = None, raised
-            self._failed = True
-        finally:
+        """Handle a message from the level, then every next one it hands back."""
+        handle, finished = self.daemon.handle, self.level.finished
+        while message is not None and not self._failed:
+            self.current = message
+            started = time.perf_counter()
+            try:
+                result = handle(message)
+                error = None
+            except Exception as raised:  # noqa: BLE001 - a crash in a daemon is reported
+                result, error = None, raised
+                self._failed = True
             self.current = None
-        self.orchestrator.tell(
-            Handled(
+            message = finished(
                 self.daemon_id,
                 self.generation,
                 message.id,
@@ -230,4 +218,3 @@ class DaemonActor(TierdActor):
                 error,
                 time.perf_counter() - started,
             )
-        )

@@ -1,46 +1,26 @@
-"""Routing: which link reaches a level, and how a link hands a message over.
+"""Routing: which link reaches a level.
 
-A `Link` is the seam between levels. `LocalLink` reaches an orchestrator in
-this process; the ZeroMQ bridge provides a link for levels of another runtime.
+A `Link` is the seam between levels. A `Level` of this process is itself a
+link (its ``submit`` takes the message in the caller's thread); the ZeroMQ
+bridge provides links for levels of another runtime.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import UnknownRecipient
-from .commands import ReplyArrived, Submit
 
 if TYPE_CHECKING:
-    import pykka
-
     from ..messaging.message import Address, Message
     from .correlation import ReplyRoute
 
 
 class Link(Protocol):
-    """A way to hand a message to the orchestrator of one level."""
+    """A way to hand a message to one level."""
 
     def submit(self, message: Message, reply_route: ReplyRoute | None) -> None:
         """Hand ``message`` over; ``reply_route`` is where its reply must go."""
-
-
-class LocalLink:
-    """An orchestrator in this process: a link to it, and a route back to it."""
-
-    __slots__ = ("actor_ref", "level")
-
-    def __init__(self, level: int, actor_ref: pykka.ActorRef[Any]) -> None:
-        self.level = level
-        self.actor_ref = actor_ref
-
-    def submit(self, message: Message, reply_route: ReplyRoute | None) -> None:
-        """Tell the orchestrator to take ``message``."""
-        self.actor_ref.tell(Submit(message, reply_route))
-
-    def deliver_reply(self, reply: Message) -> None:
-        """Tell the orchestrator that a reply it waits for came back."""
-        self.actor_ref.tell(ReplyArrived(reply))
 
 
 class Router:
@@ -50,10 +30,10 @@ class Router:
         self._links: dict[int, Link] = {}
         self._local_daemons: dict[int, frozenset[str]] = {}
 
-    def add_local(self, link: LocalLink, daemons: frozenset[str]) -> None:
-        """Serve ``link.level`` in this process, with these daemon ids."""
-        self._links[link.level] = link
-        self._local_daemons[link.level] = daemons
+    def add_local(self, level: int, link: Link, daemons: frozenset[str]) -> None:
+        """Serve ``level`` in this process, with these daemon ids."""
+        self._links[level] = link
+        self._local_daemons[level] = daemons
 
     def add_remote(self, level: int, link: Link) -> None:
         """Serve ``level`` through another runtime."""

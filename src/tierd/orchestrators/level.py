@@ -1,0 +1,377 @@
+"""`Level`: the state of one level and every transition of it, under one lock.
+
+The level's queue, its daemons' states, the requests its daemons wait on, its
+deadlines and its counters live here. Any thread may call in: a caller
+submitting a message, a daemon reporting that it finished or making a
+request, another level delivering a reply, the orchestrator sweeping. Each
+call holds the level's lock for a few microseconds and hands a message to a
+daemon at the moment the daemon can take it.
+
+Doing the hand-over in the thread that caused it is what makes tierd fast
+under the GIL: a daemon that finishes a message takes its next one in its own
+thread, with no wake-up of any other thread, and a reply wakes exactly the
+thread that waits for it. Work that reaches another level (forwarding, a
+reply to another level) is done after the lock is released, so two levels'
+locks are never held at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from ..actors.daemon import DaemonActor
+from ..actors.states import DaemonState
+from ..errors import Deadlock, Rejected, TierdError, UnknownRecipient
+from ..logging import get_logger
+from ..messaging.message import Address, Message
+from ..messaging.queue import LevelQueue
+from .correlation import PendingRequest, ReplyRoute, ReplyWaiter
+from .dead_letters import DeadLetterBox
+from .deadlines import DeadlineHeap
+from .failures import FailureHandling, Later, run
+from .slot import DaemonSlot, DaemonSpec
+from .stats import LevelCounters, LevelStatistics
+
+if TYPE_CHECKING:
+    from ..messaging.queue import QueueEntry
+    from .dead_letters import DeadLetter
+    from .deadlock import WaitForGraph
+    from .routing import Router
+
+REPLY_HERE: Final = "reply-here"
+"""Reply route of a request whose requester waits at this very level."""
+
+Route = ReplyRoute | str | None
+"""Where a reply goes: a route object, `REPLY_HERE`, or None for no reply."""
+
+
+class Level(FailureHandling):
+    """One level: queue, daemons, pending requests, deadlines and counters.
+
+    Args:
+        number: the level number.
+        daemons: the daemons of the level, in config order.
+        router: how to reach every level, this one included.
+        wait_graph: the runtime's wait-for graph, for deadlock detection.
+        queue_limit: the most messages the level queues; None for no limit.
+        dead_letter_capacity: how many dead letters the level keeps.
+
+    Raises:
+        Exception: whatever a daemon's constructor raises, in the caller's thread.
+    """
+
+    def __init__(
+        self,
+        number: int,
+        daemons: list[DaemonSpec],
+        router: Router,
+        wait_graph: WaitForGraph,
+        queue_limit: int | None = None,
+        dead_letter_capacity: int = 10_000,
+    ) -> None:
+        self.number = number
+        self.router = router
+        self.wait_graph = wait_graph
+        self.queue = LevelQueue(queue_limit)
+        self.slots = {spec.id: DaemonSlot(spec, Address(spec.id, number)) for spec in daemons}
+        self.pending: dict[str, PendingRequest] = {}
+        self.deadlines: DeadlineHeap[tuple[str, str]] = DeadlineHeap()
+        self.counters = LevelCounters()
+        self.dead_letters = DeadLetterBox(dead_letter_capacity)
+        self.accepting = True
+        self.log = get_logger(level=number)
+        self._lock = threading.Lock()
+        # Build every daemon now, in the caller's thread, so that a bad option
+        # fails the runtime's start instead of starting a restart loop.
+        self._first_instances = {spec.id: spec.factory() for spec in daemons}
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def start_daemons(self) -> None:
+        """Start every daemon's actor."""
+        with self._lock:
+            for slot in self.slots.values():
+                self._start_daemon(slot, self._first_instances.pop(slot.spec.id))
+
+    def stop_daemons(self) -> None:
+        """Ask every daemon's actor to stop once it has finished what it holds."""
+        with self._lock:
+            for slot in self.slots.values():
+                if slot.actor_ref is not None:
+                    slot.actor_ref.stop(block=False)
+
+    def stop_accepting(self) -> int:
+        """Refuse new messages from now on; return how many are queued or in flight."""
+        with self._lock:
+            self.accepting = False
+            return len(self.queue) + sum(len(slot.in_flight) for slot in self.slots.values())
+
+    def _start_daemon(self, slot: DaemonSlot, instance: Any) -> None:
+        slot.generation += 1
+        slot.actor_ref = DaemonActor.start(instance, slot.address, self, slot.generation)
+
+    # -- messages in (any thread) ---------------------------------------------
+
+    def submit(
+        self,
+        message: Message,
+        reply_route: ReplyRoute | None = None,
+        waiter: ReplyWaiter | None = None,
+    ) -> None:
+        """Take a message for this level: queue it, forward it, or refuse it.
+
+        Args:
+            message: the message; a reply is handed to whoever waits for it here.
+            reply_route: where the reply to a request goes.
+            waiter: for a request made outside every daemon, who waits here
+                for its reply; the level correlates it and times it out.
+        """
+        later: Later = []
+        with self._lock:
+            if message.kind == "reply":
+                self._resolve(message)
+            else:
+                self._accept(
+                    message, REPLY_HERE if waiter is not None else reply_route, waiter, later
+                )
+        run(later)
+
+    def deliver_reply(self, reply: Message) -> None:
+        """Hand over a reply to a request made from this level (the `ReplyRoute` side)."""
+        with self._lock:
+            self._resolve(reply)
+
+    def _accept(
+        self, message: Message, route: Route, waiter: ReplyWaiter | None, later: Later
+    ) -> None:
+        if waiter is not None:
+            self._await_reply(message, waiter, requester=None)
+        recipient = message.recipient
+        if recipient.level != self.number:
+            self._forward(message, route, later)
+            return
+        self.log.debug(
+            "message_received", message_id=message.id, trace_id=message.trace_id,
+            daemon=recipient.daemon, kind=message.kind,
+        )  # fmt: skip
+        slot = self.slots.get(recipient.daemon)
+        refusal = self._refusal(slot, recipient)
+        if refusal is not None:
+            self._refuse(message, route, *refusal, later)
+            return
+        assert slot is not None  # _refusal said so
+        now = time.monotonic()
+        try:
+            entry = self.queue.put(message, route, now)
+        except Rejected as full:
+            self._refuse(message, route, full, "queue_full", later)
+            return
+        self.counters.count_received(message.kind, message.priority)
+        remaining = message.created_at + message.timeout - time.time()
+        entry.deadline = self.deadlines.add(now + max(remaining, 0.0), ("queued", message.id))
+        self.log.debug("message_queued", message_id=message.id, daemon=recipient.daemon)
+        self._dispatch(slot)
+
+    def _refusal(
+        self, slot: DaemonSlot | None, recipient: Address
+    ) -> tuple[TierdError, str] | None:
+        if slot is None:
+            return UnknownRecipient(str(recipient)), "unknown_recipient"
+        if not self.accepting:
+            return Rejected("runtime is stopping"), "stopped"
+        if slot.given_up:
+            return self._given_up_error(slot), "daemon_gave_up"
+        return None
+
+    def _forward(self, message: Message, route: Route, later: Later) -> None:
+        link = self.router.link_for(message.recipient.level)
+        if link is None:
+            error = UnknownRecipient(str(message.recipient), f"no level {message.recipient.level}")
+            self._refuse(message, route, error, "unknown_recipient", later)
+            return
+        onward: ReplyRoute | None = self if route == REPLY_HERE else route  # type: ignore[assignment]
+        later.append(lambda: link.submit(message, onward))
+
+    def _await_reply(self, request: Message, waiter: ReplyWaiter, requester: str | None) -> None:
+        """Remember that ``waiter`` waits here for the reply to ``request``."""
+        deadline = self.deadlines.add(time.monotonic() + request.timeout, ("pending", request.id))
+        self.pending[request.id] = PendingRequest(request, waiter, requester, deadline)
+
+    # -- dispatch ---------------------------------------------------------------
+
+    def _take(self, slot: DaemonSlot) -> Message | None:
+        """Hand the next message to ``slot`` if it can take one now."""
+        if not slot.can_take():
+            return None
+        entry = self.queue.pop(slot.spec.id)
+        if entry is None:
+            return None
+        self.deadlines.cancel(entry.deadline)
+        message = entry.message
+        message.attempts += 1
+        message.status = "in_progress"
+        slot.in_flight[message.id] = entry
+        if slot.state is DaemonState.IDLE:
+            slot.set_state(DaemonState.WORKING)
+        self.counters.dispatched += 1
+        self.counters.dispatch_latency.observe(time.monotonic() - entry.enqueued_at)
+        self.log.debug("message_dispatched", message_id=message.id, daemon=slot.spec.id)
+        return message
+
+    def _dispatch(self, slot: DaemonSlot) -> None:
+        """Tell ``slot``'s actor every message it can take now."""
+        while (message := self._take(slot)) is not None:
+            slot.actor_ref.tell(message)  # type: ignore[union-attr]
+
+    def finished(
+        self,
+        daemon: str,
+        generation: int,
+        message_id: str,
+        result: Any,
+        error: BaseException | None,
+        duration: float,
+    ) -> Message | None:
+        """A daemon finished a message; called in the daemon's own thread.
+
+        Returns:
+            The next message for the daemon to handle right away, in its own
+            thread, or None if it has nothing (or must not take anything now).
+        """
+        later: Later = []
+        with self._lock:
+            slot = self.slots[daemon]
+            if generation != slot.generation:
+                return None  # an actor replaced after a crash
+            entry = slot.in_flight.pop(message_id)
+            slot.handle_duration.observe(duration)
+            if error is not None:
+                self._handler_failed(slot, entry, error, later)
+                next_message = None
+            else:
+                self._handler_succeeded(slot, entry, result, later)
+                # Take the next one in this thread; but with messages still in
+                # the actor's inbox (prefetch > 1) it must queue behind them.
+                next_message = None if slot.in_flight else self._take(slot)
+                self._dispatch(slot)
+        run(later)
+        return next_message
+
+    def _handler_succeeded(
+        self, slot: DaemonSlot, entry: QueueEntry, result: Any, later: Later
+    ) -> None:
+        message = entry.message
+        slot.processed += 1
+        self.counters.processed += 1
+        message.status = "done"
+        self.log.debug("message_handled", message_id=message.id, daemon=slot.spec.id)
+        if message.kind == "request":
+            self.counters.completed["ok"] += 1
+            self._reply(entry.reply_route, message.reply_to(result), later)
+        if not slot.in_flight and slot.state is DaemonState.WORKING:
+            slot.set_state(DaemonState.IDLE)
+
+    # -- replies ----------------------------------------------------------------
+
+    def _reply(self, route: Route, reply: Message, later: Later) -> None:
+        if route == REPLY_HERE:
+            self._resolve(reply)
+        elif route is not None:
+            self.log.debug("message_replied", message_id=reply.parent_id, trace_id=reply.trace_id)
+            later.append(lambda: route.deliver_reply(reply))  # type: ignore[union-attr]
+
+    def _resolve(self, reply: Message) -> None:
+        """Give a reply to whoever waits for it here; drop and count it if no one does."""
+        pending = self.pending.pop(reply.parent_id or "", None)
+        if pending is None:
+            self.counters.late_replies += 1
+            self.log.info("late_reply_dropped", parent_id=reply.parent_id, trace_id=reply.trace_id)
+            return
+        self.deadlines.cancel(pending.deadline)
+        self._unblock(pending)
+        pending.waiter.set(reply)
+
+    def _unblock(self, pending: PendingRequest) -> None:
+        if pending.requester is None:
+            return
+        slot = self.slots[pending.requester]
+        self.wait_graph.unblock(str(slot.address))
+        if slot.state is DaemonState.BLOCKED:
+            slot.set_state(DaemonState.WORKING)
+
+    def request(self, daemon: str, generation: int, request: Message, waiter: ReplyWaiter) -> None:
+        """A daemon asks, from its own thread: check for deadlock, BLOCK it, send the request.
+
+        The outcome (reply or error) is set on ``waiter``.
+        """
+        later: Later = []
+        with self._lock:
+            error = self._request_error(daemon, generation, request)
+            if error is not None:
+                waiter.set(error)
+                return
+            slot = self.slots[daemon]
+            slot.set_state(DaemonState.BLOCKED)
+            self._await_reply(request, waiter, requester=daemon)
+            self.log.debug(
+                "request_sent", message_id=request.id, daemon=daemon, to=str(request.recipient)
+            )
+            self._accept(request, REPLY_HERE, None, later)
+        run(later)
+
+    def _request_error(self, daemon: str, generation: int, request: Message) -> TierdError | None:
+        """Why a daemon's request must fail at once, or None if it may go."""
+        slot = self.slots[daemon]
+        if generation != slot.generation:
+            return Rejected("the requesting daemon was replaced")
+        try:
+            self.router.check(request.recipient)
+        except UnknownRecipient as unknown:
+            return unknown
+        target, chain = str(request.recipient), request.wait_chain
+        if target in chain:  # a cycle through this request's own callers
+            return Deadlock([chain[-1], *chain[chain.index(target) : -1]])
+        cycle = self.wait_graph.block(str(slot.address), target)
+        return Deadlock(cycle) if cycle is not None else None
+
+    # -- control (any thread) ---------------------------------------------------
+
+    def set_paused(self, daemon: str, *, paused: bool) -> bool:
+        """Pause or resume one daemon; False if the level has no such daemon."""
+        with self._lock:
+            slot = self.slots.get(daemon)
+            if slot is None:
+                return False
+            slot.paused = paused
+            self.log.info("daemon_paused" if paused else "daemon_resumed", daemon=daemon)
+            self._dispatch(slot)
+            return True
+
+    def statistics(self) -> LevelStatistics:
+        """A snapshot of the level."""
+        with self._lock:
+            counters = self.counters
+            return LevelStatistics(
+                level=self.number,
+                received=dict(counters.received),
+                dispatched=counters.dispatched,
+                completed=dict(counters.completed),
+                processed=counters.processed,
+                timeouts=counters.timeouts,
+                late_replies=counters.late_replies,
+                dead_letters=dict(counters.dead_letters),
+                queue_depth=self.queue.depth_by_priority(),
+                in_flight_requests=len(self.pending),
+                dispatch_latency=counters.dispatch_latency.snapshot(),
+                daemons=tuple(
+                    slot.statistics(self.queue.depth_of(daemon))
+                    for daemon, slot in self.slots.items()
+                ),
+            )
+
+    def dead_letter_list(self) -> list[DeadLetter]:
+        """The dead letters kept, oldest first."""
+        with self._lock:
+            return self.dead_letters.letters()
