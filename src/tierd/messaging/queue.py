@@ -14,6 +14,7 @@ import itertools
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Rejected
+from .message import MAX_PRIORITY
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -73,7 +74,8 @@ class LevelQueue:
         self._lanes: dict[str, list[tuple[int, int, QueueEntry]]] = {}
         self._by_id: dict[str, QueueEntry] = {}
         self._sequence = itertools.count()
-        self._depth_by_priority: dict[int, int] = {}
+        self._depth = [0] * (MAX_PRIORITY + 1)
+        """Live messages per priority, indexed by the priority number."""
         self.limit = limit
 
     def __len__(self) -> int:
@@ -91,12 +93,13 @@ class LevelQueue:
         if self.limit is not None and len(self._by_id) >= self.limit:
             raise Rejected("queue full")
         entry = QueueEntry(message, reply_route, now, next(self._sequence))
+        priority = entry.priority
         lane = self._lanes.get(message.recipient.daemon)
         if lane is None:
             lane = self._lanes[message.recipient.daemon] = []
-        heapq.heappush(lane, (entry.priority, entry.sequence, entry))
+        heapq.heappush(lane, (priority, entry.sequence, entry))
         self._by_id[message.id] = entry
-        self._depth_by_priority[entry.priority] = self._depth_by_priority.get(entry.priority, 0) + 1
+        self._depth[priority] += 1
         return entry
 
     def requeue(self, entry: QueueEntry) -> None:
@@ -111,7 +114,7 @@ class LevelQueue:
             (entry.priority, entry.sequence, entry),
         )
         self._by_id[entry.message.id] = entry
-        self._depth_by_priority[entry.priority] = self._depth_by_priority.get(entry.priority, 0) + 1
+        self._depth[entry.priority] += 1
 
     def pop(self, daemon: str) -> QueueEntry | None:
         """Take the most urgent live message for ``daemon``, or None if it has none."""
@@ -137,6 +140,13 @@ class LevelQueue:
             taken.append(entry)
         return taken
 
+    @staticmethod
+    def unqueued(message: Message, reply_route: Any, now: float) -> QueueEntry:
+        """An entry for a message handed over at once, never queued."""
+        entry = QueueEntry(message, reply_route, now, -1)
+        entry.live = False
+        return entry
+
     def has_waiting(self, daemon: str) -> bool:
         """Whether ``daemon`` has at least one live message queued."""
         lane = self._lanes.get(daemon)
@@ -146,7 +156,7 @@ class LevelQueue:
 
     def depth_by_priority(self) -> dict[int, int]:
         """How many messages wait at each priority (priorities with none left out)."""
-        return {p: n for p, n in self._depth_by_priority.items() if n}
+        return {priority: n for priority, n in enumerate(self._depth) if n}
 
     def depth_of(self, daemon: str) -> int:
         """How many live messages wait for ``daemon``."""
@@ -160,4 +170,4 @@ class LevelQueue:
     def _forget(self, entry: QueueEntry) -> None:
         entry.live = False
         del self._by_id[entry.message.id]
-        self._depth_by_priority[entry.priority] -= 1
+        self._depth[entry.priority] -= 1

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ..actors.daemon import DaemonActor
 from ..actors.states import DaemonState
 from ..errors import Deadlock, Rejected, TierdError, UnknownRecipient
-from ..logging import get_logger
+from ..logging import debug_enabled, get_logger
 from ..messaging.message import Address, Message
 from ..messaging.queue import LevelQueue
 from .correlation import PendingRequest, ReplyRoute, ReplyWaiter
@@ -82,6 +82,8 @@ class Level(FailureHandling):
         self.dead_letters = DeadLetterBox(dead_letter_capacity)
         self.accepting = True
         self.log = get_logger(level=number)
+        self._debug = debug_enabled(self.log)
+        """Whether per-message debug events are written; checked before building them."""
         self._lock = threading.Lock()
         # Build every daemon now, in the caller's thread, so that a bad option
         # fails the runtime's start instead of starting a restart loop.
@@ -152,17 +154,22 @@ class Level(FailureHandling):
         if recipient.level != self.number:
             self._forward(message, route, later)
             return
-        self.log.debug(
-            "message_received", message_id=message.id, trace_id=message.trace_id,
-            daemon=recipient.daemon, kind=message.kind,
-        )  # fmt: skip
+        if self._debug:
+            self.log.debug(
+                "message_received", message_id=message.id, trace_id=message.trace_id,
+                daemon=recipient.daemon, kind=message.kind,
+            )  # fmt: skip
         slot = self.slots.get(recipient.daemon)
-        refusal = self._refusal(slot, recipient)
-        if refusal is not None:
-            self._refuse(message, route, *refusal, later)
+        if slot is None or slot.given_up or not self.accepting:
+            self._refuse(message, route, *self._refusal(slot, recipient), later)
             return
-        assert slot is not None  # _refusal said so
         now = time.monotonic()
+        if slot.can_take() and not self.queue.has_waiting(recipient.daemon):
+            # Nothing is ahead of it and the daemon is free: skip the queue.
+            self.counters.count_received(message.kind, message.priority)
+            self._hand_over(slot, self.queue.unqueued(message, route, now), now)
+            slot.actor_ref.tell(message)  # type: ignore[union-attr]
+            return
         try:
             entry = self.queue.put(message, route, now)
         except Rejected as full:
@@ -171,19 +178,16 @@ class Level(FailureHandling):
         self.counters.count_received(message.kind, message.priority)
         remaining = message.created_at + message.timeout - time.time()
         entry.deadline = self.deadlines.add(now + max(remaining, 0.0), ("queued", message.id))
-        self.log.debug("message_queued", message_id=message.id, daemon=recipient.daemon)
-        self._dispatch(slot)
+        if self._debug:
+            self.log.debug("message_queued", message_id=message.id, daemon=recipient.daemon)
 
-    def _refusal(
-        self, slot: DaemonSlot | None, recipient: Address
-    ) -> tuple[TierdError, str] | None:
+    def _refusal(self, slot: DaemonSlot | None, recipient: Address) -> tuple[TierdError, str]:
+        """Why a message for ``recipient`` is refused, and the dead-letter reason."""
         if slot is None:
             return UnknownRecipient(str(recipient)), "unknown_recipient"
         if not self.accepting:
             return Rejected("runtime is stopping"), "stopped"
-        if slot.given_up:
-            return self._given_up_error(slot), "daemon_gave_up"
-        return None
+        return self._given_up_error(slot), "daemon_gave_up"
 
     def _forward(self, message: Message, route: Route, later: Later) -> None:
         link = self.router.link_for(message.recipient.level)
@@ -209,6 +213,11 @@ class Level(FailureHandling):
         if entry is None:
             return None
         self.deadlines.cancel(entry.deadline)
+        self._hand_over(slot, entry, time.monotonic())
+        return entry.message
+
+    def _hand_over(self, slot: DaemonSlot, entry: QueueEntry, now: float) -> None:
+        """Record that ``entry`` now belongs to ``slot``; the caller delivers it."""
         message = entry.message
         message.attempts += 1
         message.status = "in_progress"
@@ -216,9 +225,9 @@ class Level(FailureHandling):
         if slot.state is DaemonState.IDLE:
             slot.set_state(DaemonState.WORKING)
         self.counters.dispatched += 1
-        self.counters.dispatch_latency.observe(time.monotonic() - entry.enqueued_at)
-        self.log.debug("message_dispatched", message_id=message.id, daemon=slot.spec.id)
-        return message
+        self.counters.dispatch_latency.observe(now - entry.enqueued_at)
+        if self._debug:
+            self.log.debug("message_dispatched", message_id=message.id, daemon=slot.spec.id)
 
     def _dispatch(self, slot: DaemonSlot) -> None:
         """Tell ``slot``'s actor every message it can take now."""
@@ -255,7 +264,8 @@ class Level(FailureHandling):
                 # Take the next one in this thread; but with messages still in
                 # the actor's inbox (prefetch > 1) it must queue behind them.
                 next_message = None if slot.in_flight else self._take(slot)
-                self._dispatch(slot)
+                if slot.spec.prefetch > 1:
+                    self._dispatch(slot)
         run(later)
         return next_message
 
@@ -266,7 +276,8 @@ class Level(FailureHandling):
         slot.processed += 1
         self.counters.processed += 1
         message.status = "done"
-        self.log.debug("message_handled", message_id=message.id, daemon=slot.spec.id)
+        if self._debug:
+            self.log.debug("message_handled", message_id=message.id, daemon=slot.spec.id)
         if message.kind == "request":
             self.counters.completed["ok"] += 1
             self._reply(entry.reply_route, message.reply_to(result), later)
@@ -279,7 +290,10 @@ class Level(FailureHandling):
         if route == REPLY_HERE:
             self._resolve(reply)
         elif route is not None:
-            self.log.debug("message_replied", message_id=reply.parent_id, trace_id=reply.trace_id)
+            if self._debug:
+                self.log.debug(
+                    "message_replied", message_id=reply.parent_id, trace_id=reply.trace_id
+                )
             later.append(lambda: route.deliver_reply(reply))  # type: ignore[union-attr]
 
     def _resolve(self, reply: Message) -> None:
@@ -315,9 +329,10 @@ class Level(FailureHandling):
             slot = self.slots[daemon]
             slot.set_state(DaemonState.BLOCKED)
             self._await_reply(request, waiter, requester=daemon)
-            self.log.debug(
-                "request_sent", message_id=request.id, daemon=daemon, to=str(request.recipient)
-            )
+            if self._debug:
+                self.log.debug(
+                    "request_sent", message_id=request.id, daemon=daemon, to=str(request.recipient)
+                )
             self._accept(request, REPLY_HERE, None, later)
         run(later)
 
