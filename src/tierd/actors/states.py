@@ -18,6 +18,10 @@ class DaemonState(enum.Enum):
     ERROR = "error"
     """Its handler raised; it waits for a restart, or was given up on."""
 
+    # Members are singletons: identity hashing is correct, and C-level fast
+    # where Enum's own hashes the name in Python on every table lookup.
+    __hash__ = object.__hash__
+
 
 class IllegalTransition(RuntimeError):
     """A state change the table does not allow: a bug in tierd, never user input."""

@@ -93,10 +93,16 @@ class Address:
             return text
         if not isinstance(text, str):
             raise ValueError(f"bad address {text!r}: expected 'daemon@level'")
+        known = _PARSED.get(text)
+        if known is not None:
+            return known
         daemon, sep, level = text.rpartition("@")
         if not sep or not daemon or not level.strip().isdigit():
             raise ValueError(f"bad address {text!r}: expected 'daemon@level', e.g. 'echo@2'")
-        return cls(daemon, int(level))
+        address = cls(daemon, int(level))
+        if len(_PARSED) < _PARSED_LIMIT:
+            _PARSED[text] = address
+        return address
 
     def __str__(self) -> str:
         return self._text
@@ -109,6 +115,11 @@ class Address:
 
     def __hash__(self) -> int:
         return hash(self._text)
+
+
+_PARSED: dict[str, Address] = {}
+"""Addresses parsed so far: daemons send to the same few, many times a second."""
+_PARSED_LIMIT: Final = 4096
 
 
 class _IdSource:

@@ -10,13 +10,17 @@ the lock is released, so that no thread ever holds two levels' locks.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ..actors.states import DaemonState
 from ..errors import Cancelled, Rejected, RemoteError, RequestTimeout, TierdError
-from .correlation import error_reply
+from ..messaging.queue import QueueEntry
+from .correlation import PendingRequest, error_reply
 
-Later = list["Callable[[], None]"]
+Due: TypeAlias = "QueueEntry | PendingRequest | DaemonSlot"
+"""What a level's deadlines hold: a queued message, a waiting request, a due restart."""
+
+Later: TypeAlias = list["Callable[[], None]"]
 """Actions to run once the level's lock is released: whatever reaches another level."""
 
 
@@ -31,8 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ..messaging.message import Message
-    from ..messaging.queue import LevelQueue, QueueEntry
-    from .correlation import PendingRequest
+    from ..messaging.queue import LevelQueue
     from .dead_letters import DeadLetterBox
     from .deadlines import DeadlineHeap
     from .level import Route
@@ -47,7 +50,7 @@ class FailureHandling:
     queue: LevelQueue
     slots: dict[str, DaemonSlot]
     pending: dict[str, PendingRequest]
-    deadlines: DeadlineHeap[tuple[str, str]]
+    deadlines: DeadlineHeap[Due]
     counters: LevelCounters
     dead_letters: DeadLetterBox
     log: Any
@@ -89,17 +92,15 @@ class FailureHandling:
         """Expire what is due: queued messages, waiting requests, pending restarts."""
         later: Later = []
         with self._lock:
-            for kind, key in self.deadlines.expired(time.monotonic() if now is None else now):
-                if kind == "queued":
-                    entry = self.queue.remove(key)
-                    if entry is not None:
-                        self._expire(entry, later)
-                elif kind == "pending":
-                    pending = self.pending.pop(key, None)
-                    if pending is not None:
-                        self._time_out(pending)
-                elif kind == "restart":
-                    self._restart(self.slots[key], later)
+            for due in self.deadlines.expired(time.monotonic() if now is None else now):
+                if isinstance(due, QueueEntry):
+                    self.queue.remove(due.message.id)
+                    self._expire(due, later)
+                elif isinstance(due, PendingRequest):
+                    del self.pending[due.request.id]
+                    self._time_out(due)
+                else:
+                    self._restart(due, later)
         run(later)
 
     def _expire(self, entry: QueueEntry, later: Later) -> None:
@@ -174,7 +175,7 @@ class FailureHandling:
                 self._refuse(entry.message, entry.reply_route, given_up, "daemon_gave_up", later)
             return
         self.log.warning("daemon_crashed", daemon=slot.spec.id, error=repr(error), restart_in=delay)
-        self.deadlines.add(now + delay, ("restart", slot.spec.id))
+        self.deadlines.add(now + delay, slot)
 
     def _given_up_error(self, slot: DaemonSlot) -> RemoteError:
         policy = slot.spec.restart

@@ -30,7 +30,7 @@ from ..messaging.queue import LevelQueue
 from .correlation import PendingRequest, ReplyRoute, ReplyWaiter
 from .dead_letters import DeadLetterBox
 from .deadlines import DeadlineHeap
-from .failures import FailureHandling, Later, run
+from .failures import Due, FailureHandling, Later, run
 from .slot import DaemonSlot, DaemonSpec
 from .stats import LevelCounters, LevelStatistics
 
@@ -77,7 +77,7 @@ class Level(FailureHandling):
         self.queue = LevelQueue(queue_limit)
         self.slots = {spec.id: DaemonSlot(spec, Address(spec.id, number)) for spec in daemons}
         self.pending: dict[str, PendingRequest] = {}
-        self.deadlines: DeadlineHeap[tuple[str, str]] = DeadlineHeap()
+        self.deadlines: DeadlineHeap[Due] = DeadlineHeap()
         self.counters = LevelCounters()
         self.dead_letters = DeadLetterBox(dead_letter_capacity)
         self.accepting = True
@@ -177,7 +177,7 @@ class Level(FailureHandling):
             return
         self.counters.count_received(message.kind, message.priority)
         remaining = message.created_at + message.timeout - time.time()
-        entry.deadline = self.deadlines.add(now + max(remaining, 0.0), ("queued", message.id))
+        entry.deadline = self.deadlines.add(now + max(remaining, 0.0), entry)
         if self._debug:
             self.log.debug("message_queued", message_id=message.id, daemon=recipient.daemon)
 
@@ -200,8 +200,9 @@ class Level(FailureHandling):
 
     def _await_reply(self, request: Message, waiter: ReplyWaiter, requester: str | None) -> None:
         """Remember that ``waiter`` waits here for the reply to ``request``."""
-        deadline = self.deadlines.add(time.monotonic() + request.timeout, ("pending", request.id))
-        self.pending[request.id] = PendingRequest(request, waiter, requester, deadline)
+        pending = PendingRequest(request, waiter, requester, None)
+        pending.deadline = self.deadlines.add(time.monotonic() + request.timeout, pending)
+        self.pending[request.id] = pending
 
     # -- dispatch ---------------------------------------------------------------
 
