@@ -8,40 +8,47 @@ from typing import Any
 
 import tierd
 
-PAYLOAD_64 = b"x" * 64
+FINISH_LINES: dict[str, threading.Event] = {}
+"""Events a Sink or a Driver sets when its run is over, by name."""
+RESULTS: dict[str, Any] = {}
+"""What each Driver measured, by name."""
 
 
 class Sink(tierd.Daemon):
-    """Counts notifications; sets `done` when it has seen `expected` of them."""
+    """Counts notifications and sets its finish line at ``expected``."""
 
-    done: dict[str, threading.Event] = {}  # noqa: RUF012 - the benchmark's finish line
-    expected: dict[str, int] = {}  # noqa: RUF012
-
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, expected: int) -> None:
         self.name = name
+        self.expected = expected
         self.count = 0
 
     def handle(self, message: tierd.Message) -> Any:
         self.count += 1
-        if self.count == Sink.expected[self.name]:
-            Sink.done[self.name].set()
+        if self.count == self.expected:
+            FINISH_LINES[self.name].set()
         return None
 
 
 class Driver(tierd.Daemon):
-    """On a request ``{"op": "notify"|"request", "to": ..., "n": ...}``, runs the loop and times it."""
+    """On a notification, runs one loop of notifications or requests, then sets its finish line.
+
+    The payload says what to do: ``{"name", "op": "notify"|"request", "to", "n", "size"}``.
+    Request latencies are kept in `RESULTS` under the name.
+    """
 
     def handle(self, message: tierd.Message) -> Any:
-        op, to, n = message.payload["op"], message.payload["to"], message.payload["n"]
-        payload_size = message.payload.get("size", 64)
+        job = message.payload
+        to, n = job["to"], job["n"]
+        payload = b"x" * job.get("size", 64)
         latencies = []
-        started = time.perf_counter()
-        if op == "notify":
+        if job["op"] == "notify":
             for i in range(n):
-                self.notify(to, {"id": i, "payload": b"x" * payload_size})
+                self.notify(to, {"id": i, "payload": payload})
         else:
             for i in range(n):
                 sent = time.perf_counter()
-                self.request(to, {"id": i, "payload": PAYLOAD_64}, timeout=60)
+                self.request(to, {"id": i, "payload": payload}, timeout=120)
                 latencies.append(time.perf_counter() - sent)
-        return {"seconds": time.perf_counter() - started, "latencies": latencies}
+        RESULTS[job["name"]] = latencies
+        FINISH_LINES[job["name"]].set()
+        return None

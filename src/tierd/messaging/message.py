@@ -49,7 +49,7 @@ def parse_priority(value: int | str) -> int:
             f"(lower is more urgent) or one of {', '.join(PRIORITY_NAMES)}"
         )
     if isinstance(value, str):
-        number = PRIORITY_NAMES.get(value.strip().lower())
+        number = PRIORITY_NAMES.get(value) or PRIORITY_NAMES.get(value.strip().lower())
         if number is not None:
             return number
         if value.strip().isdigit():

@@ -262,9 +262,12 @@ class Level(FailureHandling):
                 next_message = None
             else:
                 self._handler_succeeded(slot, entry, result, later)
-                # Take the next one in this thread; but with messages still in
-                # the actor's inbox (prefetch > 1) it must queue behind them.
+                # Take the next one in this thread, still WORKING; but with
+                # messages in the actor's inbox (prefetch > 1) it must queue
+                # behind them.
                 next_message = None if slot.in_flight else self._take(slot)
+                if not slot.in_flight and slot.state is DaemonState.WORKING:
+                    slot.set_state(DaemonState.IDLE)
                 if slot.spec.prefetch > 1:
                     self._dispatch(slot)
         run(later)
@@ -282,8 +285,6 @@ class Level(FailureHandling):
         if message.kind == "request":
             self.counters.completed["ok"] += 1
             self._reply(entry.reply_route, message.reply_to(result), later)
-        if not slot.in_flight and slot.state is DaemonState.WORKING:
-            slot.set_state(DaemonState.IDLE)
 
     # -- replies ----------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""tierd's benchmarks: tierd against raw Pykka and raw pyzmq, in one run, as ratios."""
