@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tierd
+
+if TYPE_CHECKING:
+    import threading
 
 FINISH_LINES: dict[str, threading.Event] = {}
 """Events a Sink or a Driver sets when its run is over, by name."""
