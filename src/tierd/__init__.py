@@ -17,12 +17,14 @@ from .errors import (
     TierdError,
     UnknownRecipient,
 )
+from .messaging.client import Client
 from .messaging.message import Address, Message
 from .runtime import Runtime
 
 __all__ = [
     "Address",
     "Cancelled",
+    "Client",
     "Config",
     "ConfigError",
     "Daemon",

@@ -107,11 +107,37 @@ def _check_endpoint(value: str) -> str:
 Endpoint = Annotated[str, pydantic.AfterValidator(_check_endpoint)]
 
 
+def is_loopback_endpoint(endpoint: str) -> bool:
+    """Whether a ``tcp://`` endpoint binds only the loopback interface (ipc and inproc do)."""
+    match = _ENDPOINT.match(endpoint)
+    host = match.group("host") if match else None
+    if host is None:
+        return True
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class PeerConfig(_Section):
     """One ``[[peers]]`` table: levels served by another runtime."""
 
     endpoint: Endpoint
     levels: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
+    server_key: str = ""
+    """The peer's CURVE public key file (``.key``); "" talks to it in the clear."""
+    heartbeat_interval: Annotated[float, Field(gt=0, le=60)] = 1.0
+    """Seconds between heartbeats sent to the peer."""
+    heartbeat_liveness: Annotated[int, Field(ge=1, le=100)] = 3
+    """Heartbeat intervals without a word from the peer before it is marked down."""
+    buffer_limit: Annotated[int, Field(ge=1)] = 10_000
+    """Messages held for the peer while it is down or has not acknowledged them."""
+    reconnect_interval: Annotated[float, Field(gt=0, le=60)] = 0.1
+    """Seconds before the first reconnection attempt; doubled after each failure."""
+    reconnect_interval_max: Annotated[float, Field(gt=0, le=600)] = 5.0
+    """The longest wait between reconnection attempts."""
 
 
 def _check_metrics(value: str) -> str:
@@ -135,6 +161,32 @@ class RuntimeConfig(_Section):
     sweep_interval: Annotated[float, Field(gt=0, le=60)] = 0.1
     grace_period: Annotated[float, Field(ge=0)] = 5.0
     data_dir: str = "./tierd-data"
+    max_message_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 1 << 20
+    """The largest frame accepted from or sent to the network, in bytes."""
+    dedup_window: Annotated[float, Field(gt=0)] = 600.0
+    """Seconds a network message id is remembered, so that a resend is not handled twice."""
+    curve_secret_key: str = ""
+    """This runtime's CURVE key pair (a ``.key_secret`` file from ``tierd keys generate``)."""
+    curve_allowed_clients: str = ""
+    """A directory of the ``.key`` public keys allowed to connect (clients and peers)."""
+    insecure: bool = False
+    """Allow binding a non-loopback endpoint without CURVE: anyone who reaches it can send."""
+
+    @pydantic.model_validator(mode="after")
+    def _secure_enough(self) -> RuntimeConfig:
+        if bool(self.curve_secret_key) != bool(self.curve_allowed_clients):
+            raise ValueError(
+                "CURVE needs both curve_secret_key (this runtime's key pair) and "
+                "curve_allowed_clients (a directory of allowed public keys)"
+            )
+        open_to_anyone = not self.curve_secret_key and not self.insecure
+        if self.endpoint and open_to_anyone and not is_loopback_endpoint(self.endpoint):
+            raise ValueError(
+                f"endpoint {self.endpoint!r} is not loopback: set curve_secret_key and "
+                "curve_allowed_clients (see 'tierd keys generate'), or insecure = true "
+                "to let anyone who reaches it send"
+            )
+        return self
 
 
 class Config(_Section):
@@ -157,7 +209,23 @@ class Config(_Section):
                     raise ValueError(
                         f"level {level_number} is both local and served by peer {peer.endpoint}"
                     )
+        self._peers_secure_enough()
         return self
+
+    def _peers_secure_enough(self) -> None:
+        runtime = self.runtime
+        for peer in self.peers:
+            if peer.server_key and not runtime.curve_secret_key:
+                raise ValueError(
+                    f"peer {peer.endpoint} has a server_key, so runtime.curve_secret_key "
+                    "must name this runtime's key pair"
+                )
+            in_the_clear = not peer.server_key and not runtime.insecure
+            if in_the_clear and not is_loopback_endpoint(peer.endpoint):
+                raise ValueError(
+                    f"peer {peer.endpoint} is not loopback: set its server_key "
+                    "(the peer's public key file), or runtime.insecure = true"
+                )
 
     @property
     def local_levels(self) -> list[int]:
@@ -232,17 +300,3 @@ def load_config(path: str | Path) -> Config:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not valid TOML: the file is not UTF-8") from None
     return parse_config(data, str(path))
-
-
-def is_loopback_endpoint(endpoint: str) -> bool:
-    """Whether a ``tcp://`` endpoint binds only the loopback interface (ipc and inproc do)."""
-    match = _ENDPOINT.match(endpoint)
-    host = match.group("host") if match else None
-    if host is None:
-        return True
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
