@@ -244,8 +244,9 @@ class Client:
         error = RequestTimeout(message_id, what, timeout)
         if not heard:
             error.args = (
-                f"{error}; no answer at all from {self.endpoint}: is tierd running there, "
-                "and (with CURVE) is this client's public key in its curve_allowed_clients?",
+                f"no answer at all from {self.endpoint} within {timeout:g}s ({what}, "
+                f"message {message_id}): is tierd running there, and (with CURVE) is this "
+                "client's public key in its curve_allowed_clients?",
             )
         return error
 
