@@ -8,6 +8,7 @@ from .actors.daemon import Daemon
 from .actors.states import DaemonState
 from .config import Config, load_config
 from .errors import (
+    BindError,
     Cancelled,
     ConfigError,
     Deadlock,
@@ -23,6 +24,7 @@ from .runtime import Runtime
 
 __all__ = [
     "Address",
+    "BindError",
     "Cancelled",
     "Client",
     "Config",

@@ -207,7 +207,7 @@ class Bridge:
             self._authenticator = None
         self.handoff.close()
         if self._context is not None:
-            self._context.term()
+            self._context.destroy(linger=0)  # closes any socket a failed start left behind
             self._context = None
 
     def _exit(self) -> None:
