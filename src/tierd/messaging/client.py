@@ -152,8 +152,10 @@ class Client:
             priority=parse_priority(priority), timeout=timeout,
         )  # fmt: skip
         with self._one_thread():
-            self._send(message)
-            self._wait(message, self.ack_timeout, lambda f: _acked(f, message.id))
+            self._exchange(
+                encode_message(message, self.max_bytes), message.id, str(message.recipient),
+                self.ack_timeout, lambda f: _acked(f, message.id),
+            )  # fmt: skip
         return message.id
 
     def request(
@@ -178,9 +180,12 @@ class Client:
             priority=parse_priority(priority), timeout=timeout,
         )  # fmt: skip
         with self._one_thread():
-            self._send(message)
-            reply = self._wait(message, timeout, lambda f: _replied(f, message.id))
-        assert isinstance(reply, Message)
+            frame = self._exchange(
+                encode_message(message, self.max_bytes), message.id, str(message.recipient),
+                timeout, lambda f: _replied(f, message.id),
+            )  # fmt: skip
+        assert isinstance(frame, MessageFrame)
+        reply = frame.message
         if reply.status == "error":
             raise from_payload(reply.payload)
         return reply.payload
@@ -193,9 +198,8 @@ class Client:
         """
         query_id = new_id()
         with self._one_thread():
-            self._socket.send(encode_status_query(query_id))
-            frame = self._wait_for(
-                query_id, f"status of {self.endpoint}", timeout,
+            frame = self._exchange(
+                encode_status_query(query_id), query_id, f"status of {self.endpoint}", timeout,
                 lambda f: isinstance(f, StatusReply) and f.query_id == query_id,
             )  # fmt: skip
         assert isinstance(frame, StatusReply)
@@ -206,24 +210,26 @@ class Client:
     def _one_thread(self) -> _Exclusive:
         return _Exclusive(self._busy)
 
-    def _send(self, message: Message) -> None:
-        self._socket.send(encode_message(message, self.max_bytes))
-
-    def _wait(
-        self, message: Message, timeout: float, wanted: Callable[[Frame], bool]
-    ) -> Frame | Message:
-        frame = self._wait_for(message.id, str(message.recipient), timeout, wanted)
-        return frame.message if isinstance(frame, MessageFrame) else frame
-
-    def _wait_for(
-        self, message_id: str, what: str, timeout: float, wanted: Callable[[Frame], bool]
+    def _exchange(
+        self,
+        data: bytes,
+        message_id: str,
+        what: str,
+        timeout: float,
+        wanted: Callable[[Frame], bool],
     ) -> Frame:
-        """Read frames until ``wanted`` accepts one, or an error about ``message_id`` comes.
+        """Send ``data``, then read frames until ``wanted`` accepts one, or an error comes.
 
-        Frames about earlier calls (late replies of a timed-out request) are skipped.
+        An error frame about ``message_id`` raises its error; frames about
+        earlier calls (late replies of a timed-out request) are skipped. The
+        send never blocks past ``timeout``: without a connection (a refused
+        CURVE handshake, no runtime) ZeroMQ would otherwise wait forever.
         """
         deadline = time.monotonic() + timeout
         heard = False
+        if not self._socket.poll(max(int(timeout * 1000), 1), zmq.POLLOUT):
+            raise self._timed_out(message_id, what, timeout, heard=heard)
+        self._socket.send(data, zmq.NOBLOCK)
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not self._socket.poll(max(int(left * 1000), 1)):
