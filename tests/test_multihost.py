@@ -99,7 +99,7 @@ def test_two_hosts_survive_a_link_outage(namespaces, tmp_path):
         driver = subprocess.run(
             ["ip", "netns", "exec", names["a"], sys.executable, "-m", "tests.multihost_driver",
              json.dumps(settings)],
-            capture_output=True, text=True, timeout=90, cwd=REPO, check=False,
+            capture_output=True, text=True, timeout=50, cwd=REPO, check=False,
         )  # fmt: skip
         logs = "\n".join(process.output()[-3000:] for process in processes)
         assert driver.returncode == 0, driver.stderr[-3000:] + logs

@@ -226,7 +226,12 @@ class Bridge:
         next_tick = time.monotonic()
         while self._running:
             wait = max(next_tick - time.monotonic(), 0.0)
-            events = dict(poller.poll(int(wait * 1000)))
+            try:
+                events = dict(poller.poll(int(wait * 1000)))
+            except zmq.ZMQError:  # never seen in practice; the thread must not die of it
+                self.log.exception("bridge_poll_failed")
+                time.sleep(_TICK)
+                continue
             self._guarded(self.handoff.run_pending)
             router = self._router_socket
             if router is not None and router in events:
