@@ -107,20 +107,6 @@ def _check_endpoint(value: str) -> str:
 Endpoint = Annotated[str, pydantic.AfterValidator(_check_endpoint)]
 
 
-def is_loopback_endpoint(endpoint: str) -> bool:
-    """Whether a ``tcp://`` endpoint binds only the loopback interface (ipc and inproc do)."""
-    match = _ENDPOINT.match(endpoint)
-    host = match.group("host") if match else None
-    if host is None:
-        return True
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 class PeerConfig(_Section):
     """One ``[[peers]]`` table: levels served by another runtime."""
 
@@ -172,22 +158,6 @@ class RuntimeConfig(_Section):
     insecure: bool = False
     """Allow binding a non-loopback endpoint without CURVE: anyone who reaches it can send."""
 
-    @pydantic.model_validator(mode="after")
-    def _secure_enough(self) -> RuntimeConfig:
-        if bool(self.curve_secret_key) != bool(self.curve_allowed_clients):
-            raise ValueError(
-                "CURVE needs both curve_secret_key (this runtime's key pair) and "
-                "curve_allowed_clients (a directory of allowed public keys)"
-            )
-        open_to_anyone = not self.curve_secret_key and not self.insecure
-        if self.endpoint and open_to_anyone and not is_loopback_endpoint(self.endpoint):
-            raise ValueError(
-                f"endpoint {self.endpoint!r} is not loopback: set curve_secret_key and "
-                "curve_allowed_clients (see 'tierd keys generate'), or insecure = true "
-                "to let anyone who reaches it send"
-            )
-        return self
-
 
 class Config(_Section):
     """A whole topology."""
@@ -209,28 +179,45 @@ class Config(_Section):
                     raise ValueError(
                         f"level {level_number} is both local and served by peer {peer.endpoint}"
                     )
-        self._peers_secure_enough()
         return self
-
-    def _peers_secure_enough(self) -> None:
-        runtime = self.runtime
-        for peer in self.peers:
-            if peer.server_key and not runtime.curve_secret_key:
-                raise ValueError(
-                    f"peer {peer.endpoint} has a server_key, so runtime.curve_secret_key "
-                    "must name this runtime's key pair"
-                )
-            in_the_clear = not peer.server_key and not runtime.insecure
-            if in_the_clear and not is_loopback_endpoint(peer.endpoint):
-                raise ValueError(
-                    f"peer {peer.endpoint} is not loopback: set its server_key "
-                    "(the peer's public key file), or runtime.insecure = true"
-                )
 
     @property
     def local_levels(self) -> list[int]:
         """The numbers of the levels this runtime serves itself, in config order."""
         return [level.level for level in self.levels]
+
+    @pydantic.model_validator(mode="after")
+    def _network_secure_enough(self) -> Config:
+        """Refuse to listen or talk beyond loopback without CURVE, unless ``insecure`` says so."""
+        # One line per problem, each starting with its key.
+        runtime, problems = self.runtime, []
+        if bool(runtime.curve_secret_key) != bool(runtime.curve_allowed_clients):
+            problems.append(
+                "runtime.curve_secret_key: CURVE needs both curve_secret_key (this runtime's "
+                "key pair) and curve_allowed_clients (a directory of allowed public keys)"
+            )
+        open_to_anyone = not runtime.curve_secret_key and not runtime.insecure
+        if runtime.endpoint and open_to_anyone and not is_loopback_endpoint(runtime.endpoint):
+            problems.append(
+                f"runtime.endpoint: {runtime.endpoint!r} is not loopback: set curve_secret_key "
+                "and curve_allowed_clients (see 'tierd keys generate'), or insecure = true "
+                "to let anyone who reaches it send"
+            )
+        for index, peer in enumerate(self.peers):
+            if peer.server_key and not runtime.curve_secret_key:
+                problems.append(
+                    f"peers[{index}].server_key: talking CURVE to {peer.endpoint} needs "
+                    "runtime.curve_secret_key, this runtime's key pair"
+                )
+            in_the_clear = not peer.server_key and not runtime.insecure
+            if in_the_clear and not is_loopback_endpoint(peer.endpoint):
+                problems.append(
+                    f"peers[{index}].server_key: {peer.endpoint} is not loopback: set the "
+                    "peer's public key file here, or runtime.insecure = true"
+                )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
 
 def resolve_class(class_path: str) -> type[Daemon]:
@@ -300,3 +287,17 @@ def load_config(path: str | Path) -> Config:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not valid TOML: the file is not UTF-8") from None
     return parse_config(data, str(path))
+
+
+def is_loopback_endpoint(endpoint: str) -> bool:
+    """Whether a ``tcp://`` endpoint binds only the loopback interface (ipc and inproc do)."""
+    match = _ENDPOINT.match(endpoint)
+    host = match.group("host") if match else None
+    if host is None:
+        return True
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
