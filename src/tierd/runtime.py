@@ -134,6 +134,8 @@ class Runtime:
             if self.bridge is not None:
                 self.bridge.start()  # after the levels, so the network finds them running
         except BaseException:
+            if self.bridge is not None:
+                self.bridge.stop()  # closes whatever a half-done start opened
             self._stop_orchestrators()
             raise
         self._sweeper = threading.Thread(

@@ -291,3 +291,15 @@ def test_a_full_buffer_for_a_down_peer_is_refused_clearly(make_runtime):
     wait_until(lambda: front.bridge.peers[0].held_count == 3)
     with pytest.raises(tierd.Rejected, match="buffer_limit"):
         front.send("recorder@2", 3)
+
+
+def test_a_failing_daemon_leaves_no_network_behind(make_runtime, make_client):
+    """When a daemon cannot be built the start fails and the endpoint is free again."""
+    address = endpoint()
+    broken = runtime_from_dict(
+        network_config(address, level(1, daemon("bad", "FailingConstructor")), name="broken")
+    )
+    with pytest.raises(RuntimeError, match="constructor fails"):
+        broken.start()
+    make_runtime(network_config(address, LEVEL_2))
+    assert make_client(address).request("echo@2", "free", timeout=5) == "free"
