@@ -30,3 +30,18 @@ def make_runtime() -> Iterator[RuntimeFactory]:
         runtime.stop(grace_period=0)
     daemons.GATES.clear()
     daemons.ENTERED.clear()
+
+
+@pytest.fixture
+def make_client() -> Iterator[Callable[..., tierd.Client]]:
+    """Open `tierd.Client`s; every one is closed (linger 0) after the test."""
+    clients: list[tierd.Client] = []
+
+    def make(address: str, **options: Any) -> tierd.Client:
+        client = tierd.Client(address, **options)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()

@@ -8,6 +8,7 @@ from .actors.daemon import Daemon
 from .actors.states import DaemonState
 from .config import Config, load_config
 from .errors import (
+    BindError,
     Cancelled,
     ConfigError,
     Deadlock,
@@ -17,12 +18,15 @@ from .errors import (
     TierdError,
     UnknownRecipient,
 )
+from .messaging.client import Client
 from .messaging.message import Address, Message
 from .runtime import Runtime
 
 __all__ = [
     "Address",
+    "BindError",
     "Cancelled",
+    "Client",
     "Config",
     "ConfigError",
     "Daemon",

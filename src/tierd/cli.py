@@ -8,6 +8,7 @@ problem to standard error and exit non-zero, never with a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -15,9 +16,13 @@ import threading
 from typing import TYPE_CHECKING
 
 from .config import DEFAULT_TOPOLOGY, load_config
-from .errors import ConfigError
+from .errors import ConfigError, TierdError
 from .logging import LEVELS
 from .logging import configure as configure_logging
+from .messaging.client import DEFAULT_ENDPOINT, Client
+from .messaging.message import DEFAULT_TIMEOUT, PRIORITY_NAMES
+from .messaging.security import generate_key_pair
+from .messaging.status import format_status
 from .runtime import Runtime
 
 if TYPE_CHECKING:
@@ -101,6 +106,107 @@ def _on_stop_signals(request_stop: Callable[[], None]) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def cmd_send(args: argparse.Namespace) -> int:
+    """Send a notification and print its id once the runtime accepted it."""
+
+    def send(client: Client) -> None:
+        print(client.send(args.target, _payload(args.json), priority=args.priority))
+
+    return _with_client(args, send)
+
+
+def cmd_request(args: argparse.Namespace) -> int:
+    """Send a request and print its reply as JSON."""
+
+    def request(client: Client) -> None:
+        reply = client.request(args.target, _payload(args.json), timeout=args.timeout)
+        print(json.dumps(reply, default=_jsonable))
+
+    return _with_client(args, request)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print a runtime's levels, daemons and counters: a table, or JSON with --json."""
+
+    def status(client: Client) -> None:
+        report = client.status(timeout=args.timeout)
+        print(
+            json.dumps(report, indent=2, default=_jsonable) if args.json else format_status(report)
+        )
+
+    return _with_client(args, status)
+
+
+def cmd_keys_generate(args: argparse.Namespace) -> int:
+    """Write a CURVE key pair for a runtime or a client."""
+    try:
+        public, secret = generate_key_pair(args.dir, args.name)
+    except OSError as error:
+        print(f"tierd keys generate: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"public key: {public}  (give it to whoever must let you in, or connect to you)")
+    print(f"secret key: {secret}  (keep it private: runtime.curve_secret_key or --client-key)")
+    return EXIT_OK
+
+
+def _with_client(args: argparse.Namespace, action: Callable[[Client], None]) -> int:
+    """Run ``action`` with a `Client`; a failure is one line on stderr and an exit code."""
+    try:
+        with Client(
+            args.endpoint, server_key=args.server_key, client_key=args.client_key
+        ) as client:
+            action(client)
+    except (ConfigError, _UsageError) as error:
+        return _fail(args, error, EXIT_USAGE)
+    except TierdError as error:  # timeout, remote error, unknown recipient, rejected...
+        return _fail(args, error, EXIT_FAILED)
+    except ValueError as error:  # a bad address or priority
+        return _fail(args, error, EXIT_USAGE)
+    return EXIT_OK
+
+
+def _fail(args: argparse.Namespace, error: Exception, code: int) -> int:
+    line = " ".join(str(error).split())
+    kind = f"{type(error).__name__}: " if isinstance(error, TierdError) else ""
+    print(f"tierd {args.command}: {kind}{line}", file=sys.stderr)
+    return code
+
+
+class _UsageError(Exception):
+    """A command-line value that is wrong before anything is sent."""
+
+
+def _payload(text: str | None) -> object:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise _UsageError(
+            f"the payload is not JSON ({error}); quote it, e.g. '{{\"x\": 1}}'"
+        ) from None
+
+
+def _jsonable(value: object) -> object:
+    """What JSON cannot hold directly: bytes as text, anything else as its repr."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return repr(value)
+
+
+def _add_client_options(parser: argparse.ArgumentParser, *, timeout: float | None) -> None:
+    parser.add_argument(
+        "--endpoint", default=os.environ.get("TIERD_ENDPOINT", DEFAULT_ENDPOINT),
+        help=f"the runtime's endpoint (default: $TIERD_ENDPOINT or {DEFAULT_ENDPOINT})",
+    )  # fmt: skip
+    parser.add_argument("--server-key", help="the runtime's CURVE public key file (.key)")
+    parser.add_argument("--client-key", help="this client's CURVE key pair file (.key_secret)")
+    if timeout is not None:
+        parser.add_argument(
+            "--timeout", type=float, default=timeout, help=f"seconds to wait (default {timeout:g})"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -119,6 +225,35 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate a topology without starting it")
     check.add_argument("config", help="TOML topology")
     check.set_defaults(func=cmd_check)
+
+    send = commands.add_parser("send", help="send a notification; print its id")
+    send.add_argument("target", help="the recipient, daemon@level")
+    send.add_argument("json", nargs="?", help="the payload as JSON (default: null)")
+    send.add_argument(
+        "--priority",
+        default="normal",
+        help=f"{', '.join(PRIORITY_NAMES)} or 1..20 (default normal)",
+    )
+    _add_client_options(send, timeout=None)
+    send.set_defaults(func=cmd_send)
+
+    request = commands.add_parser("request", help="send a request; print the reply as JSON")
+    request.add_argument("target", help="the recipient, daemon@level")
+    request.add_argument("json", nargs="?", help="the payload as JSON (default: null)")
+    _add_client_options(request, timeout=DEFAULT_TIMEOUT)
+    request.set_defaults(func=cmd_request)
+
+    status = commands.add_parser("status", help="levels, daemons, states, queues and counters")
+    status.add_argument("--json", action="store_true", help="print JSON for scripts")
+    _add_client_options(status, timeout=5.0)
+    status.set_defaults(func=cmd_status)
+
+    keys = commands.add_parser("keys", help="CURVE keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
+    generate = key_commands.add_parser("generate", help="write a new key pair into DIR")
+    generate.add_argument("dir", help="the directory (made if missing)")
+    generate.add_argument("--name", default="tierd", help="file name stem (default: tierd)")
+    generate.set_defaults(func=cmd_keys_generate)
     return parser
 
 

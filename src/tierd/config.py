@@ -112,6 +112,18 @@ class PeerConfig(_Section):
 
     endpoint: Endpoint
     levels: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
+    server_key: str = ""
+    """The peer's CURVE public key file (``.key``); "" talks to it in the clear."""
+    heartbeat_interval: Annotated[float, Field(gt=0, le=60)] = 1.0
+    """Seconds between heartbeats sent to the peer."""
+    heartbeat_liveness: Annotated[int, Field(ge=1, le=100)] = 3
+    """Heartbeat intervals without a word from the peer before it is marked down."""
+    buffer_limit: Annotated[int, Field(ge=1)] = 10_000
+    """Messages held for the peer while it is down or has not acknowledged them."""
+    reconnect_interval: Annotated[float, Field(gt=0, le=60)] = 0.1
+    """Seconds before the first reconnection attempt; doubled after each failure."""
+    reconnect_interval_max: Annotated[float, Field(gt=0, le=600)] = 5.0
+    """The longest wait between reconnection attempts."""
 
 
 def _check_metrics(value: str) -> str:
@@ -135,6 +147,16 @@ class RuntimeConfig(_Section):
     sweep_interval: Annotated[float, Field(gt=0, le=60)] = 0.1
     grace_period: Annotated[float, Field(ge=0)] = 5.0
     data_dir: str = "./tierd-data"
+    max_message_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 1 << 20
+    """The largest frame accepted from or sent to the network, in bytes."""
+    dedup_window: Annotated[float, Field(gt=0)] = 600.0
+    """Seconds a network message id is remembered, so that a resend is not handled twice."""
+    curve_secret_key: str = ""
+    """This runtime's CURVE key pair (a ``.key_secret`` file from ``tierd keys generate``)."""
+    curve_allowed_clients: str = ""
+    """A directory of the ``.key`` public keys allowed to connect (clients and peers)."""
+    insecure: bool = False
+    """Allow binding a non-loopback endpoint without CURVE: anyone who reaches it can send."""
 
 
 class Config(_Section):
@@ -163,6 +185,39 @@ class Config(_Section):
     def local_levels(self) -> list[int]:
         """The numbers of the levels this runtime serves itself, in config order."""
         return [level.level for level in self.levels]
+
+    @pydantic.model_validator(mode="after")
+    def _network_secure_enough(self) -> Config:
+        """Refuse to listen or talk beyond loopback without CURVE, unless ``insecure`` says so."""
+        # One line per problem, each starting with its key.
+        runtime, problems = self.runtime, []
+        if bool(runtime.curve_secret_key) != bool(runtime.curve_allowed_clients):
+            problems.append(
+                "runtime.curve_secret_key: CURVE needs both curve_secret_key (this runtime's "
+                "key pair) and curve_allowed_clients (a directory of allowed public keys)"
+            )
+        open_to_anyone = not runtime.curve_secret_key and not runtime.insecure
+        if runtime.endpoint and open_to_anyone and not is_loopback_endpoint(runtime.endpoint):
+            problems.append(
+                f"runtime.endpoint: {runtime.endpoint!r} is not loopback: set curve_secret_key "
+                "and curve_allowed_clients (see 'tierd keys generate'), or insecure = true "
+                "to let anyone who reaches it send"
+            )
+        for index, peer in enumerate(self.peers):
+            if peer.server_key and not runtime.curve_secret_key:
+                problems.append(
+                    f"peers[{index}].server_key: talking CURVE to {peer.endpoint} needs "
+                    "runtime.curve_secret_key, this runtime's key pair"
+                )
+            in_the_clear = not peer.server_key and not runtime.insecure
+            if in_the_clear and not is_loopback_endpoint(peer.endpoint):
+                problems.append(
+                    f"peers[{index}].server_key: {peer.endpoint} is not loopback: set the "
+                    "peer's public key file here, or runtime.insecure = true"
+                )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
 
 def resolve_class(class_path: str) -> type[Daemon]:

@@ -9,10 +9,11 @@ The tree::
     ├── UnknownRecipient (LookupError)  no such daemon or level
     ├── Rejected                        the runtime refused the message
     ├── Deadlock                        the request would close a wait-for cycle
-    └── Cancelled                       the message was cancelled before handling
+    ├── Cancelled                       the message was cancelled before handling
+    └── BindError (OSError)             the runtime cannot listen on its endpoint
 
 Errors that travel back to a requester as a reply (everything but
-`ConfigError`) are written into the reply's payload by `to_payload` and
+`ConfigError` and `BindError`) are written into the reply's payload by `to_payload` and
 raised again on the requester's side by `from_payload`.
 """
 
@@ -121,6 +122,23 @@ class Cancelled(TierdError):
     def __init__(self, message_id: str) -> None:
         self.message_id = message_id
         super().__init__(f"message {message_id} was cancelled")
+
+
+class BindError(TierdError, OSError):
+    """The runtime cannot listen on its endpoint.
+
+    Attributes:
+        endpoint: the endpoint from ``runtime.endpoint``.
+        reason: what the operating system or ZeroMQ said.
+    """
+
+    def __init__(self, endpoint: str, reason: str) -> None:
+        self.endpoint = endpoint
+        self.reason = reason
+        super().__init__(
+            f"cannot listen on {endpoint}: {reason}; another process (perhaps another "
+            "tierd) may be using it: stop that one or choose another runtime.endpoint"
+        )
 
 
 def to_payload(error: TierdError) -> dict[str, Any]:

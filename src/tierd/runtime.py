@@ -14,7 +14,9 @@ from .config import Config, load_config, resolve_class
 from .errors import RequestTimeout, TierdError
 from .logging import configure as configure_logging
 from .logging import get_logger
+from .messaging.bridge import Bridge
 from .messaging.message import DEFAULT_TIMEOUT, Address, Message, parse_priority
+from .messaging.status import status_report
 from .orchestrators.correlation import ReplyWaiter, unwrap_reply
 from .orchestrators.deadlock import WaitForGraph
 from .orchestrators.level import Level
@@ -69,6 +71,8 @@ class Runtime:
         self.levels: dict[int, Level] = {}
         self.orchestrators: dict[int, pykka.ActorRef[Orchestrator]] = {}
         self.log = get_logger(runtime=config.runtime.name)
+        self.bridge: Bridge | None = None
+        """The ZeroMQ side: clients and peers; None while the runtime serves no network."""
         self._sweeper: threading.Thread | None = None
         self._stopping = threading.Event()
         self._started = False
@@ -96,12 +100,15 @@ class Runtime:
 
         Raises:
             RuntimeError: the runtime was started already.
+            BindError: ``runtime.endpoint`` cannot be bound; nothing is left running.
+            ConfigError: a CURVE key cannot be read; nothing is left running.
             Exception: whatever a daemon's constructor raised; nothing is left running.
         """
         if self._started:
             raise RuntimeError("this runtime was started already; make a new one")
         self._started = True
         try:
+            self._make_bridge()
             for section in self.config.levels:
                 specs = [_daemon_spec(daemon) for daemon in section.daemons]
                 level = Level(
@@ -116,7 +123,11 @@ class Runtime:
                 self.router.add_local(section.level, level, frozenset(spec.id for spec in specs))
             for number, level in self.levels.items():
                 self.orchestrators[number] = Orchestrator.start(level)
+            if self.bridge is not None:
+                self.bridge.start()  # after the levels, so the network finds them running
         except BaseException:
+            if self.bridge is not None:
+                self.bridge.stop()  # closes whatever a half-done start opened
             self._stop_orchestrators()
             raise
         self._sweeper = threading.Thread(
@@ -127,6 +138,14 @@ class Runtime:
         self._sweeper.start()
         self.log.info("runtime_started", levels=self.config.local_levels)
 
+    def _make_bridge(self) -> None:
+        """Make the bridge, if there is an endpoint or a peer, and route remote levels to it."""
+        if not (self.config.runtime.endpoint or self.config.peers):
+            return
+        self.bridge = Bridge(self.config, self.router, self.status)
+        for level, link in self.bridge.remote_links():
+            self.router.add_remote(level, link)
+
     def stop(self, grace_period: float | None = None) -> None:
         """Stop taking messages, let the daemons finish, fail what is left, stop.
 
@@ -136,6 +155,8 @@ class Runtime:
         """
         if self._stopping.is_set() or not self._started:
             return
+        if self.bridge is not None:
+            self.bridge.stop_input()  # first: no new work from clients and peers
         grace = self.config.runtime.grace_period if grace_period is None else grace_period
         deadline = time.monotonic() + grace
         while True:
@@ -143,6 +164,10 @@ class Runtime:
             if left == 0 or time.monotonic() >= deadline:
                 break
             time.sleep(min(0.02, max(deadline - time.monotonic(), 0)))  # polling a count
+        for level in self.levels.values():
+            level.fail_everything("runtime stopped before the message was handled")
+        if self.bridge is not None:
+            self.bridge.stop()  # after the last replies and refusals were handed to it
         self._stopping.set()
         if self._sweeper is not None:
             self._sweeper.join(timeout=_STOP_TIMEOUT)
@@ -223,7 +248,26 @@ class Runtime:
 
     def network_statistics(self) -> NetworkStatistics:
         """Frames refused and peers' liveness; empty while the runtime serves no network."""
-        return NetworkStatistics(rejected_frames={}, peers_up={})
+        if self.bridge is None:
+            return NetworkStatistics(rejected_frames={}, peers_up={})
+        return NetworkStatistics(
+            rejected_frames=self.bridge.rejections.snapshot(),
+            peers_up={peer.endpoint: peer.up for peer in self.bridge.peers},
+        )
+
+    def status(self) -> dict[str, Any]:
+        """Levels, daemons, states, queues, counters and peers, as plain data.
+
+        This is what `tierd.Client.status` and ``tierd status --json`` return.
+        """
+        peers = [
+            {"endpoint": p.endpoint, "levels": p.config.levels, "up": p.up, "held": p.held_count}
+            for p in (self.bridge.peers if self.bridge is not None else [])
+        ]
+        network = self.network_statistics()
+        return status_report(
+            self.config.runtime.name, self.statistics(), network.rejected_frames, peers
+        )
 
     def pause(self, target: str | Address) -> bool:
         """Pause a local daemon: it receives nothing until resumed; False if unknown."""

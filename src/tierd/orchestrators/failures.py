@@ -67,6 +67,9 @@ class FailureHandling:
     def _start_daemon(self, slot: DaemonSlot, instance: Any) -> None:
         raise NotImplementedError
 
+    def _set_expiry(self, entry: QueueEntry, now: float) -> None:
+        raise NotImplementedError
+
     # -- refusals and dead letters ------------------------------------------------
 
     def _refuse(
@@ -153,9 +156,11 @@ class FailureHandling:
         if slot.actor_ref is not None:
             slot.actor_ref.stop(block=False)
             slot.actor_ref = None
+        now = time.monotonic()
         for entry in slot.in_flight.values():
             entry.message.status = "pending"
             self.queue.requeue(entry)
+            self._set_expiry(entry, now)
         slot.in_flight.clear()
         self._schedule_restart(slot, error, later)
 

@@ -176,10 +176,15 @@ class Level(FailureHandling):
             self._refuse(message, route, full, "queue_full", later)
             return
         self.counters.count_received(message.kind, message.priority)
-        remaining = message.created_at + message.timeout - time.time()
-        entry.deadline = self.deadlines.add(now + max(remaining, 0.0), entry)
+        self._set_expiry(entry, now)
         if self._debug:
             self.log.debug("message_queued", message_id=message.id, daemon=recipient.daemon)
+
+    def _set_expiry(self, entry: QueueEntry, now: float) -> None:
+        """Give a queued entry its deadline: what is left of its message's timeout."""
+        message = entry.message
+        remaining = message.created_at + message.timeout - time.time()
+        entry.deadline = self.deadlines.add(now + max(remaining, 0.0), entry)
 
     def _refusal(self, slot: DaemonSlot | None, recipient: Address) -> tuple[TierdError, str]:
         """Why a message for ``recipient`` is refused, and the dead-letter reason."""

@@ -1,0 +1,312 @@
+"""The ZeroMQ bridge: one I/O thread owns every socket of the runtime.
+
+- a ROUTER bound at ``runtime.endpoint`` takes clients and peers
+  (`InboundHandler` decides what to do with each frame);
+- one DEALER per ``[[peers]]`` entry reaches the levels another runtime
+  serves (`PeerLink` keeps that connection's state).
+
+ZeroMQ sockets are not thread-safe, so no other thread touches them: actor
+threads hand their frames to the I/O thread through a `Handoff` (see
+``docs/networking.md``). The loop waits in one ``zmq.Poller`` on the ROUTER,
+the DEALERs and the hand-off's wake-up socket, and between waits runs the
+peers' heartbeats and expiries. A frame that makes a step raise is logged
+and skipped: nothing a client sends can stop the runtime.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+import zmq
+
+from ..errors import BindError, Rejected, to_payload
+from ..logging import get_logger
+from .codec import encode_error, encode_status_reply
+from .dedup import RecentIds
+from .handoff import Handoff
+from .inbound import InboundHandler
+from .peer import PeerLink
+from .rejections import Rejections
+from .security import (
+    KeyPair,
+    connect_with_curve,
+    load_key_pair,
+    load_public_key,
+    serve_with_curve,
+    start_authenticator,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from zmq.auth.thread import ThreadAuthenticator
+
+    from ..config import Config
+    from ..orchestrators.routing import Router
+
+_TICK: Final = 0.05
+"""Seconds between two rounds of heartbeats, liveness checks and expiries."""
+_BATCH: Final = 256
+"""Frames read from one socket before the loop looks at the others: fairness."""
+_STATUS_BACKLOG: Final = 8
+"""Status queries computed at once at most; more are refused as busy."""
+_CLOSE_LINGER_MS: Final = 200
+"""How long closing the ROUTER may wait to flush the last replies."""
+
+
+class Bridge:
+    """Connects a runtime to its clients and peers over ZeroMQ.
+
+    Args:
+        config: the runtime's config (``runtime`` and ``peers``).
+        router: the runtime's router; inbound messages are routed with it.
+        status: makes the status dict a client asks for; runs in a worker thread.
+    """
+
+    def __init__(
+        self, config: Config, router: Router, status: Callable[[], dict[str, Any]]
+    ) -> None:
+        runtime = config.runtime
+        self.config = config
+        self.endpoint = runtime.endpoint
+        self.max_bytes = runtime.max_message_bytes
+        self.log = get_logger(runtime=runtime.name, component="bridge")
+        self.handoff = Handoff()
+        self.rejections = Rejections(self.log)
+        self.peers = [
+            PeerLink(peer, self.handoff, self.rejections, self.log, self.max_bytes)
+            for peer in config.peers
+        ]
+        self.inbound = InboundHandler(
+            router,
+            self.rejections,
+            RecentIds(runtime.dedup_window),
+            send_now=self._send_now,
+            send_any_thread=self._send_any_thread,
+            ask_status=self._ask_status,
+            max_bytes=self.max_bytes,
+        )
+        self._status = status
+        self._status_pending = 0
+        self._status_worker = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"tierd-status-{runtime.name}"
+        )
+        self._context: zmq.Context[Any] | None = None
+        self._authenticator: ThreadAuthenticator | None = None
+        self._router_socket: zmq.Socket[Any] | None = None
+        self._dealers: dict[zmq.Socket[Any], PeerLink] = {}
+        self._thread: threading.Thread | None = None
+        self._running = False
+        self.unroutable = 0
+        """Frames for a client or peer that was gone; their senders time out on their side."""
+
+    def remote_links(self) -> list[tuple[int, PeerLink]]:
+        """Each remote level and the peer link that serves it, for `Router.add_remote`."""
+        return [(level, peer) for peer in self.peers for level in peer.config.levels]
+
+    # -- lifecycle (the caller's thread) ----------------------------------------
+
+    def start(self) -> None:
+        """Bind, connect to the peers, and start the I/O thread.
+
+        Raises:
+            BindError: the endpoint cannot be bound (in use, not an address here).
+            ConfigError: a CURVE key file or directory cannot be read.
+        """
+        self._context = zmq.Context()
+        try:
+            keys = self._load_keys()
+            if self.endpoint:
+                self._router_socket = self._bind(keys)
+            for peer in self.peers:
+                dealer = self._connect(peer, keys)
+                self._dealers[dealer] = peer
+                peer.transmit = _transmitter(dealer)
+        except BaseException:
+            self._close_sockets()
+            raise
+        self._running = True
+        self._thread = threading.Thread(
+            target=self._loop, name=f"tierd-io-{self.config.runtime.name}", daemon=True
+        )
+        self._thread.start()
+        self.log.info("bridge_started", endpoint=self.endpoint, peers=len(self.peers))
+
+    def _load_keys(self) -> KeyPair | None:
+        runtime = self.config.runtime
+        if not runtime.curve_secret_key:
+            return None
+        keys = load_key_pair(runtime.curve_secret_key)
+        if self.endpoint:
+            assert self._context is not None
+            self._authenticator = start_authenticator(self._context, runtime)
+        return keys
+
+    def _bind(self, keys: KeyPair | None) -> zmq.Socket[Any]:
+        assert self._context is not None
+        socket: zmq.Socket[Any] = self._context.socket(zmq.ROUTER)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a send to a vanished identity raises
+        socket.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting peer keeps its replies coming
+        # libzmq drops the connection of a frame over this; a frame between the
+        # limit and this is refused by the codec with an answer, so the sender learns why.
+        socket.setsockopt(zmq.MAXMSGSIZE, 2 * self.max_bytes + 4096)
+        if keys is not None:
+            serve_with_curve(socket, keys)
+        try:
+            socket.bind(self.endpoint)
+        except zmq.ZMQError as error:
+            socket.close(linger=0)
+            raise BindError(self.endpoint, error.strerror) from error
+        return socket
+
+    def _connect(self, peer: PeerLink, keys: KeyPair | None) -> zmq.Socket[Any]:
+        assert self._context is not None
+        config = peer.config
+        socket: zmq.Socket[Any] = self._context.socket(zmq.DEALER)
+        socket.setsockopt(zmq.LINGER, 0)
+        # A stable identity: after a reconnection, replies still find this connection.
+        socket.setsockopt(zmq.ROUTING_ID, b"peer-" + os.urandom(8).hex().encode())
+        socket.setsockopt(zmq.IMMEDIATE, 1)  # no queueing on a connection not yet up
+        socket.setsockopt(zmq.RECONNECT_IVL, int(config.reconnect_interval * 1000))
+        socket.setsockopt(zmq.RECONNECT_IVL_MAX, int(config.reconnect_interval_max * 1000))
+        socket.setsockopt(zmq.MAXMSGSIZE, 2 * self.max_bytes + 4096)
+        if config.server_key:
+            assert keys is not None
+            connect_with_curve(socket, keys, load_public_key(config.server_key))
+        socket.connect(config.endpoint)
+        return socket
+
+    def stop_input(self) -> None:
+        """Refuse new messages from the network; replies and acks still go out."""
+        self.inbound.accepting = False
+
+    def stop(self) -> None:
+        """Stop the I/O thread, flush what it can, and close every socket."""
+        if self._thread is not None:
+            self.handoff.call_soon(self._exit)
+            self._thread.join(timeout=5.0)
+            self._thread = None
+        self._status_worker.shutdown(wait=False, cancel_futures=True)
+        self._close_sockets()
+        self.log.info("bridge_stopped")
+
+    def _close_sockets(self) -> None:
+        if self._router_socket is not None:
+            self._router_socket.close(linger=_CLOSE_LINGER_MS)
+            self._router_socket = None
+        for dealer in self._dealers:
+            dealer.close(linger=0)
+        self._dealers.clear()
+        if self._authenticator is not None:
+            self._authenticator.stop()
+            self._authenticator = None
+        self.handoff.close()
+        if self._context is not None:
+            self._context.destroy(linger=0)  # closes any socket a failed start left behind
+            self._context = None
+
+    def _exit(self) -> None:
+        self._running = False
+
+    # -- the I/O thread ------------------------------------------------------------
+
+    def _loop(self) -> None:
+        self.handoff.claim()
+        poller = zmq.Poller()
+        poller.register(self.handoff.fileno(), zmq.POLLIN)
+        if self._router_socket is not None:
+            poller.register(self._router_socket, zmq.POLLIN)
+        for dealer in self._dealers:
+            poller.register(dealer, zmq.POLLIN)
+        next_tick = time.monotonic()
+        while self._running:
+            wait = max(next_tick - time.monotonic(), 0.0)
+            try:
+                events = dict(poller.poll(int(wait * 1000)))
+            except zmq.ZMQError:  # never seen in practice; the thread must not die of it
+                self.log.exception("bridge_poll_failed")
+                time.sleep(_TICK)
+                continue
+            self._guarded(self.handoff.run_pending)
+            router = self._router_socket
+            if router is not None and router in events:
+                self._drain(router, self.inbound.handle)
+            for dealer, peer in self._dealers.items():
+                if dealer in events:
+                    self._drain(dealer, peer.on_frames)
+            now = time.monotonic()
+            if now >= next_tick:
+                for peer in self.peers:
+                    self._guarded(peer.tick, now)
+                self._guarded(self.inbound.tick, now)
+                next_tick = now + _TICK
+        self._guarded(self.handoff.run_pending)  # the last replies queued before the stop
+
+    def _drain(self, socket: zmq.Socket[Any], handle: Callable[[list[bytes]], None]) -> None:
+        for _ in range(_BATCH):
+            try:
+                frames = socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._guarded(handle, frames)
+
+    def _guarded(self, step: Callable[..., Any], *args: Any) -> None:
+        try:
+            step(*args)
+        except Exception:
+            self.log.exception("bridge_step_failed", step=getattr(step, "__name__", repr(step)))
+
+    def _send_now(self, identity: bytes, frame: bytes) -> None:
+        if self._router_socket is None:
+            return
+        try:
+            self._router_socket.send_multipart([identity, frame], zmq.NOBLOCK)
+        except zmq.ZMQError as error:  # EHOSTUNREACH: gone; EAGAIN: not reading its replies
+            self.unroutable += 1
+            self.log.debug("frame_unroutable", to=identity.hex()[:16], error=error.strerror)
+
+    def _send_any_thread(self, identity: bytes, frame: bytes) -> None:
+        if self.handoff.in_owner():
+            self._send_now(identity, frame)
+        else:
+            self.handoff.call_soon(self._send_now, identity, frame)
+
+    def _ask_status(self, identity: bytes, query_id: str) -> None:
+        if self._status_pending >= _STATUS_BACKLOG:
+            busy = Rejected("too many status queries at once; retry in a moment")
+            self._send_now(identity, encode_error(query_id, to_payload(busy)))
+            return
+        self._status_pending += 1
+        self._status_worker.submit(self._answer_status, identity, query_id)
+
+    def _answer_status(self, identity: bytes, query_id: str) -> None:
+        """Make the status in the worker thread, where waiting on orchestrators is fine."""
+        try:
+            frame = encode_status_reply(query_id, self._status(), self.max_bytes)
+        except Exception as error:
+            self.log.exception("status_failed")
+            failed = Rejected(f"the status could not be made: {error}")
+            frame = encode_error(query_id, to_payload(failed))
+        self.handoff.call_soon(self._status_answered, identity, frame)
+
+    def _status_answered(self, identity: bytes, frame: bytes) -> None:
+        self._status_pending -= 1
+        self._send_now(identity, frame)
+
+
+def _transmitter(dealer: zmq.Socket[Any]) -> Callable[[bytes], bool]:
+    """A function that sends one frame on ``dealer`` without blocking; False if it cannot."""
+
+    def transmit(frame: bytes) -> bool:
+        try:
+            dealer.send(frame, zmq.NOBLOCK)
+        except zmq.ZMQError:  # EAGAIN: no connection up (IMMEDIATE) or the pipe is full
+            return False
+        return True
+
+    return transmit

@@ -1,0 +1,283 @@
+"""`Client`: talk to a running runtime over ZeroMQ from any Python program.
+
+A `Client` holds one DEALER socket. ZeroMQ sockets must not be shared
+between threads, so a `Client` is for one thread at a time; using it from
+two threads at once raises `RuntimeError`. For many threads, give each
+thread its own `Client` (they are cheap: one socket and one small ZeroMQ
+context each), for example with `threading.local`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+import zmq
+
+from ..errors import RequestTimeout, TierdError, from_payload
+from .codec import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    AckFrame,
+    DecodeError,
+    ErrorFrame,
+    Frame,
+    MessageFrame,
+    StatusReply,
+    decode,
+    encode_message,
+    encode_status_query,
+)
+from .message import DEFAULT_TIMEOUT, Address, Message, new_id, parse_priority
+from .security import KeyPair, connect_with_curve, load_key_pair, load_public_key
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+    from types import TracebackType
+
+DEFAULT_ENDPOINT: Final = "tcp://127.0.0.1:5555"
+"""Where `Client` and the ``tierd`` commands look for a runtime by default."""
+
+_ACK_TIMEOUT: Final = 5.0
+"""Seconds `Client.send` waits for the runtime to accept a notification."""
+
+
+class Client:
+    """A connection to a runtime's endpoint.
+
+    Example::
+
+        with tierd.Client("tcp://127.0.0.1:5555") as client:
+            msg_id = client.send("recorder@1", {"n": 1}, priority="high")
+            reply = client.request("echo@2", {"x": 1}, timeout=5.0)
+            info = client.status()
+
+    Args:
+        endpoint: the runtime's ``runtime.endpoint``.
+        server_key: the runtime's CURVE public key (a ``.key`` file, or the
+            Z85 key itself as bytes); None talks in the clear.
+        client_key: this client's key pair (a ``.key_secret`` file); its public
+            key must be in the runtime's ``curve_allowed_clients``. With
+            ``server_key`` and no ``client_key`` a throwaway key pair is used,
+            which only a runtime that allows any key accepts.
+        max_message_bytes: the largest frame sent or accepted.
+        ack_timeout: seconds `send` waits for the runtime to accept a message.
+    """
+
+    def __init__(
+        self,
+        endpoint: str = DEFAULT_ENDPOINT,
+        *,
+        server_key: str | Path | bytes | None = None,
+        client_key: str | Path | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        ack_timeout: float = _ACK_TIMEOUT,
+    ) -> None:
+        self.endpoint = endpoint
+        self.max_bytes = max_message_bytes
+        self.ack_timeout = ack_timeout
+        self.address = Address(f"client-{os.urandom(6).hex()}", 0)
+        """The sender address of this client's messages (level 0: outside every level)."""
+        self._busy = threading.Lock()
+        self._context: zmq.Context[Any] = zmq.Context()
+        self._socket: zmq.Socket[Any] = self._context.socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.MAXMSGSIZE, 2 * max_message_bytes + 4096)
+        try:
+            if server_key is not None:
+                self._use_curve(server_key, client_key)
+            self._socket.connect(endpoint)
+        except BaseException:
+            self.close()
+            raise
+
+    def _use_curve(self, server_key: str | Path | bytes, client_key: str | Path | None) -> None:
+        server_public = (
+            server_key
+            if isinstance(server_key, bytes)
+            else load_public_key(server_key, "server_key")
+        )
+        if client_key is not None:
+            keys = load_key_pair(client_key, "client_key")
+        else:
+            public, secret = zmq.curve_keypair()
+            keys = KeyPair(public, secret)
+        connect_with_curve(self._socket, keys, server_public)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the socket at once, dropping anything unsent; closing twice does nothing."""
+        if not self._socket.closed:
+            self._socket.close(linger=0)
+        if not self._context.closed:
+            self._context.term()
+
+    # -- the calls ---------------------------------------------------------------
+
+    def send(
+        self,
+        target: str | Address,
+        payload: Any = None,
+        *,
+        priority: int | str = "normal",
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> str:
+        """Send a notification; return its id once the runtime has accepted it.
+
+        Args:
+            target: the recipient, ``"daemon@level"``.
+            payload: any msgpack-able value.
+            priority: a name (critical, high, normal, low, background) or 1..20.
+            timeout: seconds the message may wait in a queue.
+
+        Raises:
+            RequestTimeout: the runtime did not accept it within ``ack_timeout``.
+            UnknownRecipient, Rejected: the runtime refused it.
+            ValueError: a bad address or priority.
+        """
+        message = Message.notification(
+            self.address, Address.parse(target), payload,
+            priority=parse_priority(priority), timeout=timeout,
+        )  # fmt: skip
+        with self._one_thread():
+            self._exchange(
+                encode_message(message, self.max_bytes), message.id, str(message.recipient),
+                self.ack_timeout, lambda f: _acked(f, message.id),
+            )  # fmt: skip
+        return message.id
+
+    def request(
+        self,
+        target: str | Address,
+        payload: Any = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        priority: int | str = "normal",
+    ) -> Any:
+        """Send a request and wait for its reply's payload.
+
+        Raises:
+            RequestTimeout: no reply within ``timeout``.
+            RemoteError: the recipient's handler raised.
+            UnknownRecipient: no level or daemon answers to ``target``.
+            Deadlock, Cancelled, Rejected: as their names say.
+            ValueError: a bad address or priority.
+        """
+        message = Message.request(
+            self.address, Address.parse(target), payload,
+            priority=parse_priority(priority), timeout=timeout,
+        )  # fmt: skip
+        with self._one_thread():
+            frame = self._exchange(
+                encode_message(message, self.max_bytes), message.id, str(message.recipient),
+                timeout, lambda f: _replied(f, message.id),
+            )  # fmt: skip
+        assert isinstance(frame, MessageFrame)
+        reply = frame.message
+        if reply.status == "error":
+            raise from_payload(reply.payload)
+        return reply.payload
+
+    def status(self, *, timeout: float = 5.0) -> dict[str, Any]:
+        """The runtime's levels, daemons, states, queue depths, counters and peers.
+
+        Raises:
+            RequestTimeout: no answer within ``timeout``.
+        """
+        query_id = new_id()
+        with self._one_thread():
+            frame = self._exchange(
+                encode_status_query(query_id), query_id, f"status of {self.endpoint}", timeout,
+                lambda f: isinstance(f, StatusReply) and f.query_id == query_id,
+            )  # fmt: skip
+        assert isinstance(frame, StatusReply)
+        return frame.status
+
+    # -- the socket --------------------------------------------------------------
+
+    def _one_thread(self) -> _Exclusive:
+        return _Exclusive(self._busy)
+
+    def _exchange(
+        self,
+        data: bytes,
+        message_id: str,
+        what: str,
+        timeout: float,
+        wanted: Callable[[Frame], bool],
+    ) -> Frame:
+        """Send ``data``, then read frames until ``wanted`` accepts one, or an error comes.
+
+        An error frame about ``message_id`` raises its error; frames about
+        earlier calls (late replies of a timed-out request) are skipped. The
+        send never blocks past ``timeout``: without a connection (a refused
+        CURVE handshake, no runtime) ZeroMQ would otherwise wait forever.
+        """
+        deadline = time.monotonic() + timeout
+        heard = False
+        if not self._socket.poll(max(int(timeout * 1000), 1), zmq.POLLOUT):
+            raise self._timed_out(message_id, what, timeout, heard=heard)
+        self._socket.send(data, zmq.NOBLOCK)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._socket.poll(max(int(left * 1000), 1)):
+                if time.monotonic() < deadline:
+                    continue
+                raise self._timed_out(message_id, what, timeout, heard=heard)
+            try:
+                frame = decode(self._socket.recv(zmq.NOBLOCK), self.max_bytes)
+            except DecodeError:
+                continue
+            heard = True
+            if wanted(frame):
+                return frame
+            if isinstance(frame, ErrorFrame) and frame.message_id in {message_id, None}:
+                raise from_payload(frame.error)
+
+    def _timed_out(self, message_id: str, what: str, timeout: float, *, heard: bool) -> TierdError:
+        error = RequestTimeout(message_id, what, timeout)
+        if not heard:
+            error.args = (
+                f"no answer at all from {self.endpoint} within {timeout:g}s ({what}, "
+                f"message {message_id}): is tierd running there, and (with CURVE) is this "
+                "client's public key in its curve_allowed_clients?",
+            )
+        return error
+
+
+class _Exclusive:
+    """Holds a client's lock for one call; a second thread gets a clear error, not a mess."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            raise RuntimeError(
+                "this tierd.Client is in use by another thread; give each thread its own Client"
+            )
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+
+def _acked(frame: Frame, message_id: str) -> bool:
+    return isinstance(frame, AckFrame) and frame.message_id == message_id
+
+
+def _replied(frame: Frame, message_id: str) -> bool:
+    return isinstance(frame, MessageFrame) and frame.message.parent_id == message_id

@@ -1,0 +1,335 @@
+"""The wire codec: msgpack envelopes with a protocol version, decoded defensively.
+
+Every frame on the wire is one msgpack map, an *envelope*::
+
+    {"v": 1, "t": "msg", "m": {...message fields...}}   a request, reply or notification
+    {"v": 1, "t": "ack", "id": "..."}                    the receiver accepted message id
+    {"v": 1, "t": "error", "id": "..." | None, "error": {...}}
+                                                         a frame or notification was refused
+    {"v": 1, "t": "ping"} / {"v": 1, "t": "pong"}       peer heartbeats
+    {"v": 1, "t": "status", "id": "..."}                 a client asks for the status
+    {"v": 1, "t": "status_reply", "id": "...", "status": {...}}
+
+Inbound frames are untrusted. `decode` checks the size before it looks at a
+byte, unpacks with msgpack's length limits (no container or string can be
+longer than the frame itself, no extension types), checks the version and
+validates a message with pydantic (`WireMessage`). Anything wrong raises
+`DecodeError` with a short ``reason``, the label of
+``tierd_rejected_frames_total``.
+
+The wire evolves the way msgspec's schema-evolution guide describes: a new
+field gets a default so that older senders still validate, unknown fields
+are ignored so that newer senders are still understood, and the type of an
+existing field never changes. A change that breaks either rule bumps
+`PROTOCOL_VERSION`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any, Final, Literal
+
+import msgpack
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import Rejected
+from .message import MAX_PRIORITY, MIN_PRIORITY, Address, Message
+
+PROTOCOL_VERSION: Final = 1
+"""The version every envelope carries; frames with another version are refused."""
+
+DEFAULT_MAX_MESSAGE_BYTES: Final = 1 << 20
+"""The largest frame accepted or sent, unless ``runtime.max_message_bytes`` says otherwise."""
+
+REASONS: Final = ("oversized", "malformed", "bad_version", "unknown_type", "invalid", "unexpected")
+"""Why a frame is refused; the ``reason`` label of ``tierd_rejected_frames_total``."""
+
+_MAX_ID_LENGTH: Final = 128
+_MAX_WAIT_CHAIN: Final = 256
+_MAX_TIMEOUT: Final = 7 * 24 * 3600.0
+
+
+class DecodeError(ValueError):
+    """An inbound frame cannot be accepted.
+
+    Attributes:
+        reason: one of `REASONS`, e.g. ``"oversized"``.
+        detail: what exactly is wrong, for the log and the error reply.
+        message_id: the id of the message the frame carried, when it could
+            be read, so that the sender can be answered about it.
+    """
+
+    def __init__(self, reason: str, detail: str, message_id: str | None = None) -> None:
+        self.reason = reason
+        self.detail = detail
+        self.message_id = message_id
+        super().__init__(f"frame refused ({reason}): {detail}")
+
+
+def _check_address(value: str) -> str:
+    Address.parse(value)
+    return value
+
+
+_AddressText = Annotated[str, Field(max_length=300), pydantic.AfterValidator(_check_address)]
+_Id = Annotated[str, Field(min_length=1, max_length=_MAX_ID_LENGTH)]
+
+
+class WireMessage(BaseModel):
+    """A message as it crosses the wire; `to_message` turns it into a `Message`.
+
+    Fields added in later protocol revisions must have defaults (see the module
+    docstring); unknown fields are ignored.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: _Id
+    created_at: float
+    sender: _AddressText
+    recipient: _AddressText
+    kind: Literal["request", "reply", "notification"]
+    priority: Annotated[int, Field(ge=MIN_PRIORITY, le=MAX_PRIORITY)]
+    payload: Any = None
+    parent_id: _Id | None = None
+    timeout: Annotated[float, Field(gt=0, le=_MAX_TIMEOUT)] = 30.0
+    trace_id: Annotated[str, Field(max_length=_MAX_ID_LENGTH)] = ""
+    status: Literal["pending", "in_progress", "done", "timeout", "error", "cancelled"] = "pending"
+    attempts: Annotated[int, Field(ge=0)] = 0
+    wait_chain: Annotated[tuple[_AddressText, ...], Field(max_length=_MAX_WAIT_CHAIN)] = ()
+
+    @pydantic.model_validator(mode="after")
+    def _reply_has_parent(self) -> WireMessage:
+        if self.kind == "reply" and self.parent_id is None:
+            raise ValueError("a reply needs parent_id")
+        return self
+
+    def to_message(self) -> Message:
+        """The in-process `Message` this wire message describes."""
+        return Message(
+            self.id, self.created_at, Address.parse(self.sender), Address.parse(self.recipient),
+            self.kind, self.priority, self.payload, self.parent_id, self.timeout, self.trace_id,
+            self.status, self.attempts, self.wait_chain,
+        )  # fmt: skip
+
+
+# -- what decode returns -------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MessageFrame:
+    """A request, reply or notification."""
+
+    message: Message
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AckFrame:
+    """The receiver accepted the message ``message_id``."""
+
+    message_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ErrorFrame:
+    """The receiver refused a frame; ``error`` is an `errors.to_payload` dict."""
+
+    message_id: str | None
+    error: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PingFrame:
+    """A peer's heartbeat; answer with a pong."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PongFrame:
+    """The answer to a heartbeat."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StatusQuery:
+    """A client asks for the runtime's status."""
+
+    query_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StatusReply:
+    """The runtime's status, answering `StatusQuery` ``query_id``."""
+
+    query_id: str
+    status: dict[str, Any]
+
+
+Frame = MessageFrame | AckFrame | ErrorFrame | PingFrame | PongFrame | StatusQuery | StatusReply
+
+
+# -- encoding ------------------------------------------------------------------
+
+
+def _pack(envelope: dict[str, Any], max_bytes: int) -> bytes:
+    try:
+        data: bytes = msgpack.packb(envelope, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise Rejected(f"the payload cannot be sent: it is not msgpack-able ({error})") from error
+    if len(data) > max_bytes:
+        raise Rejected(
+            f"the message is {len(data)} bytes, over the limit of {max_bytes}; "
+            "send a smaller payload or raise runtime.max_message_bytes on both sides"
+        )
+    return data
+
+
+def encode_message(message: Message, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes:
+    """Encode a message for the wire.
+
+    Raises:
+        Rejected: the payload is not msgpack-able, or the frame is over ``max_bytes``.
+    """
+    fields = {
+        "id": message.id,
+        "created_at": message.created_at,
+        "sender": str(message.sender),
+        "recipient": str(message.recipient),
+        "kind": message.kind,
+        "priority": message.priority,
+        "payload": message.payload,
+        "parent_id": message.parent_id,
+        "timeout": message.timeout,
+        "trace_id": message.trace_id,
+        "status": message.status,
+        "attempts": message.attempts,
+        "wait_chain": list(message.wait_chain),
+    }
+    return _pack({"v": PROTOCOL_VERSION, "t": "msg", "m": fields}, max_bytes)
+
+
+def encode_ack(message_id: str) -> bytes:
+    """Encode the acknowledgement of an accepted message."""
+    return _pack({"v": PROTOCOL_VERSION, "t": "ack", "id": message_id}, DEFAULT_MAX_MESSAGE_BYTES)
+
+
+def encode_error(message_id: str | None, error: dict[str, Any]) -> bytes:
+    """Encode the refusal of a frame; ``error`` comes from `errors.to_payload`."""
+    envelope = {"v": PROTOCOL_VERSION, "t": "error", "id": message_id, "error": error}
+    return _pack(envelope, DEFAULT_MAX_MESSAGE_BYTES)
+
+
+def encode_ping() -> bytes:
+    """Encode a heartbeat."""
+    return _pack({"v": PROTOCOL_VERSION, "t": "ping"}, DEFAULT_MAX_MESSAGE_BYTES)
+
+
+def encode_pong() -> bytes:
+    """Encode the answer to a heartbeat."""
+    return _pack({"v": PROTOCOL_VERSION, "t": "pong"}, DEFAULT_MAX_MESSAGE_BYTES)
+
+
+def encode_status_query(query_id: str) -> bytes:
+    """Encode a client's status question."""
+    return _pack({"v": PROTOCOL_VERSION, "t": "status", "id": query_id}, DEFAULT_MAX_MESSAGE_BYTES)
+
+
+def encode_status_reply(
+    query_id: str, status: dict[str, Any], max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> bytes:
+    """Encode the runtime's status.
+
+    Raises:
+        Rejected: the status does not fit in ``max_bytes``.
+    """
+    return _pack(
+        {"v": PROTOCOL_VERSION, "t": "status_reply", "id": query_id, "status": status}, max_bytes
+    )
+
+
+# -- decoding ------------------------------------------------------------------
+
+
+def unpack(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Any:
+    """Unpack one msgpack value from untrusted bytes, within strict limits.
+
+    Raises:
+        DecodeError: ``oversized`` over ``max_bytes``, ``malformed`` when not
+            exactly one msgpack value within the limits.
+    """
+    size = len(data)
+    if size > max_bytes:
+        raise DecodeError("oversized", f"frame of {size} bytes is over the limit of {max_bytes}")
+    try:
+        # Every length is bounded by the frame's size: a 20-byte frame cannot
+        # announce a billion-element array and make the unpacker allocate it.
+        return msgpack.unpackb(
+            data, raw=False, use_list=True, strict_map_key=True, max_str_len=size,
+            max_bin_len=size, max_array_len=size, max_map_len=size, max_ext_len=0,
+        )  # fmt: skip
+    except ValueError as error:  # every msgpack and UTF-8 error is a ValueError
+        raise DecodeError("malformed", f"not a msgpack value: {error}") from None
+
+
+def decode(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Frame:  # noqa: PLR0911 - one return per envelope type
+    """Decode and validate one inbound frame.
+
+    Raises:
+        DecodeError: the frame is oversized, malformed, of another protocol
+            version, of an unknown type, or carries an invalid message.
+    """
+    envelope = unpack(data, max_bytes)
+    if not isinstance(envelope, dict):
+        raise DecodeError("malformed", f"envelope is a {type(envelope).__name__}, not a map")
+    version = envelope.get("v")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise DecodeError("malformed", "envelope has no integer protocol version 'v'")
+    if version != PROTOCOL_VERSION:
+        raise DecodeError(
+            "bad_version",
+            f"protocol version {version} is not supported (this side speaks {PROTOCOL_VERSION}); "
+            "run the same tierd version on both sides",
+        )
+    kind = envelope.get("t")
+    match kind:
+        case "msg":
+            return MessageFrame(_message(envelope.get("m")))
+        case "ack":
+            return AckFrame(_id(envelope.get("id"), "ack"))
+        case "error":
+            raw_id, error = envelope.get("id"), envelope.get("error")
+            if not isinstance(error, dict):
+                raise DecodeError("invalid", "error frame without an error map")
+            return ErrorFrame(None if raw_id is None else _id(raw_id, "error"), error)
+        case "ping":
+            return PingFrame()
+        case "pong":
+            return PongFrame()
+        case "status":
+            return StatusQuery(_id(envelope.get("id"), "status"))
+        case "status_reply":
+            status = envelope.get("status")
+            if not isinstance(status, dict):
+                raise DecodeError("invalid", "status reply without a status map")
+            return StatusReply(_id(envelope.get("id"), "status_reply"), status)
+    raise DecodeError("unknown_type", f"unknown envelope type {str(kind)[:40]!r}")
+
+
+def _id(value: Any, what: str) -> str:
+    if isinstance(value, str) and 0 < len(value) <= _MAX_ID_LENGTH:
+        return value
+    raise DecodeError("invalid", f"{what} frame without a valid id")
+
+
+def _message(fields: Any) -> Message:
+    if not isinstance(fields, dict):
+        raise DecodeError("invalid", "message frame without a message map 'm'")
+    try:
+        return WireMessage.model_validate(fields).to_message()
+    except pydantic.ValidationError as invalid:
+        raw_id = fields.get("id")
+        message_id = raw_id if isinstance(raw_id, str) and len(raw_id) <= _MAX_ID_LENGTH else None
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'message'}: {error['msg']}"
+            for error in invalid.errors()[:5]
+        )
+        raise DecodeError("invalid", f"invalid message: {problems}", message_id) from None

@@ -1,0 +1,83 @@
+"""The hand-off from any thread to the bridge's I/O thread.
+
+ZeroMQ sockets are not thread-safe, so exactly one thread, the bridge's I/O
+thread, touches them. Every other thread (orchestrators, daemons, the
+status worker) asks it to do something by putting a call in a `Handoff`:
+a lock-free deque of calls, and a socket pair whose read end the I/O
+thread polls next to its ZeroMQ sockets. Writing one byte wakes the poller;
+the I/O thread then runs every queued call, in order.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import socket
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+class Handoff:
+    """Calls queued by any thread, run by the one owner thread that polls `fileno`."""
+
+    def __init__(self) -> None:
+        self._calls: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = (
+            collections.deque()
+        )
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)  # noqa: FBT003 - the stdlib's signature
+        self._writer.setblocking(False)  # noqa: FBT003
+        self._owner: int | None = None
+        self._closed = False
+
+    def claim(self) -> None:
+        """Make the calling thread the owner; call it first thing in the I/O thread."""
+        self._owner = threading.get_ident()
+
+    def in_owner(self) -> bool:
+        """Whether the calling thread is the owner (the I/O thread)."""
+        return threading.get_ident() == self._owner
+
+    def fileno(self) -> int:
+        """The file descriptor the owner polls; readable when calls are waiting."""
+        return self._reader.fileno()
+
+    def call_soon(self, function: Callable[..., Any], *args: Any) -> bool:
+        """Queue ``function(*args)`` for the owner thread; callable from any thread.
+
+        Returns:
+            False if the hand-off is closed (the bridge stopped) and the call was dropped.
+        """
+        if self._closed:
+            return False
+        self._calls.append((function, args))  # deque.append is atomic
+        # A full socket buffer means the owner is already woken: nothing is lost.
+        with contextlib.suppress(BlockingIOError, OSError):
+            self._writer.send(b"\0")
+        return True
+
+    def run_pending(self) -> int:
+        """Run the queued calls in the owner thread; return how many ran.
+
+        A call that raises is not caught here: the I/O loop decides what to log.
+        """
+        with contextlib.suppress(BlockingIOError, OSError):
+            while self._reader.recv(4096):
+                pass
+        ran = 0
+        calls = self._calls
+        while calls:
+            function, args = calls.popleft()
+            function(*args)
+            ran += 1
+        return ran
+
+    def close(self) -> None:
+        """Refuse further calls and release the socket pair."""
+        self._closed = True
+        self._calls.clear()
+        self._reader.close()
+        self._writer.close()

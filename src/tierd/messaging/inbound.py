@@ -1,0 +1,194 @@
+"""What the runtime does with each frame that arrives at its ROUTER socket.
+
+`InboundHandler` holds the decisions and none of the I/O, so it is tested
+with plain function calls (like pyzmq keeps its authenticator's logic in
+``zmq/auth/base.py`` and the socket pump in ``thread.py``). The bridge's I/O
+thread calls `InboundHandler.handle` with each multipart frame; the handler
+answers through the ``send`` function it was given.
+
+A request is routed (`Router.check`) and submitted with a `ReplyToSender`
+route, so that its reply retraces the path to the ZeroMQ identity it came
+from. Every accepted request and notification is acknowledged with its id
+(a client's ``send`` returns once it sees the ack; a peer stops resending).
+Bad frames are counted by reason, answered where the sender can be, and
+never raise.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..errors import Rejected, RemoteError, TierdError, UnknownRecipient, to_payload
+from .codec import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DecodeError,
+    MessageFrame,
+    PingFrame,
+    StatusQuery,
+    decode,
+    encode_ack,
+    encode_error,
+    encode_message,
+    encode_pong,
+)
+from .message import Message, new_id
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..orchestrators.routing import Router
+    from .dedup import RecentIds
+    from .rejections import Rejections
+
+
+class ReplyToSender:
+    """The reply route of a request that came from the network: back to its ZeroMQ identity.
+
+    ``deliver_reply`` runs in whichever thread made the reply (an
+    orchestrator's, usually); it encodes there and hands the frame to the
+    I/O thread through ``send``, which must be thread-safe.
+    """
+
+    __slots__ = ("identity", "max_bytes", "send")
+
+    def __init__(
+        self, identity: bytes, send: Callable[[bytes, bytes], None], max_bytes: int
+    ) -> None:
+        self.identity = identity
+        self.send = send
+        self.max_bytes = max_bytes
+
+    def deliver_reply(self, reply: Message) -> None:
+        """Encode the reply and send it to the identity the request came from."""
+        try:
+            frame = encode_message(reply, self.max_bytes)
+        except Rejected as refused:
+            frame = encode_message(unsendable_reply(reply, refused))
+        self.send(self.identity, frame)
+
+
+def unsendable_reply(reply: Message, refused: Rejected) -> Message:
+    """The error reply that stands in for a reply that cannot be encoded."""
+    error = RemoteError(str(reply.sender), "Rejected", f"its reply cannot be sent: {refused}")
+    return Message(
+        new_id(), time.time(), reply.sender, reply.recipient, "reply", reply.priority,
+        to_payload(error), reply.parent_id, reply.timeout, reply.trace_id, "error",
+    )  # fmt: skip
+
+
+class InboundHandler:
+    """Decisions about frames from clients and peers; runs in the I/O thread only.
+
+    Args:
+        router: which link serves each level.
+        rejections: where refused frames are counted.
+        recent: ids accepted lately, to drop resends.
+        send_now: send ``(identity, frame)`` from the I/O thread.
+        send_any_thread: the same, callable from any thread (for replies).
+        ask_status: start answering a status query ``(identity, query_id)``
+            somewhere the I/O thread does not wait for it.
+        max_bytes: the frame size limit.
+        clock: monotonic seconds.
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        rejections: Rejections,
+        recent: RecentIds,
+        *,
+        send_now: Callable[[bytes, bytes], None],
+        send_any_thread: Callable[[bytes, bytes], None],
+        ask_status: Callable[[bytes, str], None],
+        max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.router = router
+        self.rejections = rejections
+        self.recent = recent
+        self.send_now = send_now
+        self.send_any_thread = send_any_thread
+        self.ask_status = ask_status
+        self.max_bytes = max_bytes
+        self.clock = clock
+        self.accepting = True
+        """False once the runtime stops: new messages are refused, replies still go out."""
+        self.accepted = 0
+        """Messages accepted from the network."""
+        self.duplicates = 0
+        """Resent messages acknowledged again and not handed on."""
+
+    def handle(self, frames: list[bytes]) -> None:
+        """Act on one multipart frame from the ROUTER: ``[identity, body]``."""
+        if len(frames) != 2:
+            identity = frames[0] if frames else b""
+            self._refuse_frame(identity, DecodeError("malformed", f"{len(frames) - 1} body parts"))
+            return
+        identity, body = frames
+        try:
+            frame = decode(body, self.max_bytes)
+        except DecodeError as error:
+            self._refuse_frame(identity, error)
+            return
+        match frame:
+            case MessageFrame(message=message):
+                self._accept(identity, message)
+            case PingFrame():
+                self.send_now(identity, encode_pong())
+            case StatusQuery(query_id=query_id):
+                if self.accepting:
+                    self.ask_status(identity, query_id)
+                else:
+                    self.send_now(identity, encode_error(query_id, _stopping_payload()))
+            case _:
+                kind = type(frame).__name__
+                self._refuse_frame(identity, DecodeError("unexpected", f"{kind} sent to a runtime"))
+
+    def _accept(self, identity: bytes, message: Message) -> None:
+        if message.kind == "reply":
+            # Replies travel back on the connection their request went out on, never here.
+            error = DecodeError("unexpected", "a reply sent to a runtime's endpoint", message.id)
+            self._refuse_frame(identity, error)
+            return
+        if message.id in self.recent:
+            self.duplicates += 1
+            self.send_now(identity, encode_ack(message.id))
+            return
+        if not self.accepting:
+            self._refuse(identity, message, Rejected("runtime is stopping"))
+            return
+        try:
+            link = self.router.check(message.recipient)
+            route = None
+            if message.kind == "request":
+                route = ReplyToSender(identity, self.send_any_thread, self.max_bytes)
+            link.submit(message, route)
+        except (UnknownRecipient, Rejected) as error:
+            self._refuse(identity, message, error)
+            return
+        self.recent.add(message.id, self.clock())
+        self.accepted += 1
+        self.send_now(identity, encode_ack(message.id))
+
+    def _refuse(self, identity: bytes, message: Message, error: TierdError) -> None:
+        """Tell the sender its message was refused: an error reply, or an error frame."""
+        if message.kind == "request":
+            reply = message.reply_to(to_payload(error), status="error")
+            self.send_now(identity, encode_message(reply, self.max_bytes))
+        else:
+            self.send_now(identity, encode_error(message.id, to_payload(error)))
+
+    def _refuse_frame(self, identity: bytes, error: DecodeError) -> None:
+        self.rejections.count(error.reason, error.detail, sender=identity.hex()[:16])
+        if identity:
+            payload = to_payload(Rejected(f"frame refused ({error.reason}): {error.detail}"))
+            self.send_now(identity, encode_error(error.message_id, payload))
+
+    def tick(self, now: float) -> None:
+        """Housekeeping the I/O loop calls now and then: forget old message ids."""
+        self.recent.prune(now)
+
+
+def _stopping_payload() -> dict[str, Any]:
+    return to_payload(Rejected("runtime is stopping"))
