@@ -181,8 +181,8 @@ class Client:
         )  # fmt: skip
         with self._one_thread():
             frame = self._exchange(
-                encode_message(message, self.max_bytes), message.id, str(message.recipient),
-                timeout, lambda f: _replied(f, message.id),
+                encode_message(message, self.max_bytes, wants_ack=False), message.id,
+                str(message.recipient), timeout, lambda f: _replied(f, message.id),
             )  # fmt: skip
         assert isinstance(frame, MessageFrame)
         reply = frame.message
@@ -227,9 +227,12 @@ class Client:
         """
         deadline = time.monotonic() + timeout
         heard = False
-        if not self._socket.poll(max(int(timeout * 1000), 1), zmq.POLLOUT):
-            raise self._timed_out(message_id, what, timeout, heard=heard)
-        self._socket.send(data, zmq.NOBLOCK)
+        try:
+            self._socket.send(data, zmq.NOBLOCK)
+        except zmq.Again:  # no connection yet: wait for one, as long as the timeout allows
+            if not self._socket.poll(max(int(timeout * 1000), 1), zmq.POLLOUT):
+                raise self._timed_out(message_id, what, timeout, heard=heard) from None
+            self._socket.send(data, zmq.NOBLOCK)
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not self._socket.poll(max(int(left * 1000), 1)):

@@ -2,7 +2,9 @@
 
 Every frame on the wire is one msgpack map, an *envelope*::
 
-    {"v": 1, "t": "msg", "m": {...message fields...}}   a request, reply or notification
+    {"v": 1, "t": "msg", "m": {...message fields...}}   a request, reply or notification;
+                                         "ack": false asks for no ack (a client's
+                                         request: its reply is the answer)
     {"v": 1, "t": "ack", "id": "..."}                    the receiver accepted message id
     {"v": 1, "t": "error", "id": "..." | None, "error": {...}}
                                                          a frame or notification was refused
@@ -122,6 +124,8 @@ class MessageFrame:
     """A request, reply or notification."""
 
     message: Message
+    wants_ack: bool = True
+    """Whether the sender waits for an ack; a client's request waits for its reply only."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -183,8 +187,10 @@ def _pack(envelope: dict[str, Any], max_bytes: int) -> bytes:
     return data
 
 
-def encode_message(message: Message, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes:
-    """Encode a message for the wire.
+def encode_message(
+    message: Message, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, *, wants_ack: bool = True
+) -> bytes:
+    """Encode a message for the wire; ``wants_ack=False`` tells the receiver not to ack it.
 
     Raises:
         Rejected: the payload is not msgpack-able, or the frame is over ``max_bytes``.
@@ -204,7 +210,10 @@ def encode_message(message: Message, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES)
         "attempts": message.attempts,
         "wait_chain": list(message.wait_chain),
     }
-    return _pack({"v": PROTOCOL_VERSION, "t": "msg", "m": fields}, max_bytes)
+    envelope: dict[str, Any] = {"v": PROTOCOL_VERSION, "t": "msg", "m": fields}
+    if not wants_ack:
+        envelope["ack"] = False
+    return _pack(envelope, max_bytes)
 
 
 def encode_ack(message_id: str) -> bytes:
@@ -292,7 +301,7 @@ def decode(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Frame:  #
     kind = envelope.get("t")
     match kind:
         case "msg":
-            return MessageFrame(_message(envelope.get("m")))
+            return MessageFrame(_message(envelope.get("m")), envelope.get("ack") is not False)
         case "ack":
             return AckFrame(_id(envelope.get("id"), "ack"))
         case "error":

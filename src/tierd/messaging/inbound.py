@@ -9,7 +9,9 @@ answers through the ``send`` function it was given.
 A request is routed (`Router.check`) and submitted with a `ReplyToSender`
 route, so that its reply retraces the path to the ZeroMQ identity it came
 from. Every accepted request and notification is acknowledged with its id
-(a client's ``send`` returns once it sees the ack; a peer stops resending).
+(a client's ``send`` returns once it sees the ack; a peer stops resending),
+unless the sender asked for no ack: a client's request waits for its reply,
+and an ack would only cost both sides a frame.
 Bad frames are counted by reason, answered where the sender can be, and
 never raise.
 """
@@ -132,8 +134,8 @@ class InboundHandler:
             self._refuse_frame(identity, error)
             return
         match frame:
-            case MessageFrame(message=message):
-                self._accept(identity, message)
+            case MessageFrame(message=message, wants_ack=wants_ack):
+                self._accept(identity, message, wants_ack=wants_ack)
             case PingFrame():
                 self.send_now(identity, encode_pong())
             case StatusQuery(query_id=query_id):
@@ -145,7 +147,7 @@ class InboundHandler:
                 kind = type(frame).__name__
                 self._refuse_frame(identity, DecodeError("unexpected", f"{kind} sent to a runtime"))
 
-    def _accept(self, identity: bytes, message: Message) -> None:
+    def _accept(self, identity: bytes, message: Message, *, wants_ack: bool = True) -> None:
         if message.kind == "reply":
             # Replies travel back on the connection their request went out on, never here.
             error = DecodeError("unexpected", "a reply sent to a runtime's endpoint", message.id)
@@ -169,7 +171,8 @@ class InboundHandler:
             return
         self.recent.add(message.id, self.clock())
         self.accepted += 1
-        self.send_now(identity, encode_ack(message.id))
+        if wants_ack:
+            self.send_now(identity, encode_ack(message.id))
 
     def _refuse(self, identity: bytes, message: Message, error: TierdError) -> None:
         """Tell the sender its message was refused: an error reply, or an error frame."""
