@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from tierd.messaging.message import Address, Message, new_id, parse_priority
@@ -70,3 +73,20 @@ def test_reply_answers_its_request():
     assert (reply.kind, reply.parent_id, reply.trace_id) == ("reply", request.id, request.trace_id)
     assert (reply.priority, reply.status, reply.payload) == (5, "done", {"a": 1})
     assert request.trace_id == request.id
+
+
+def test_a_forked_child_draws_new_ids():
+    """A child process made by fork does not repeat its parent's ids."""
+    script = (
+        "import os\n"
+        "from tierd.messaging.message import new_id\n"
+        "parent = new_id()\n"
+        "reader, writer = os.pipe()\n"
+        "if os.fork() == 0:\n"
+        "    os.write(writer, new_id().encode()); os._exit(0)\n"
+        "os.wait()\n"
+        "print(parent, os.read(reader, 64).decode())\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    parent_id, child_id = run.stdout.split()
+    assert parent_id[:16] != child_id[:16]
