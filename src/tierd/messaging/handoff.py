@@ -5,7 +5,9 @@ thread, touches them. Every other thread (orchestrators, daemons, the
 status worker) asks it to do something by putting a call in a `Handoff`:
 a lock-free deque of calls, and a socket pair whose read end the I/O
 thread polls next to its ZeroMQ sockets. Writing one byte wakes the poller;
-the I/O thread then runs every queued call, in order.
+the I/O thread then runs every queued call, in order. While a byte is
+waiting to be read, further calls write none: under load, many replies share
+one wake-up and one pair of system calls.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class Handoff:
         self._writer.setblocking(False)  # noqa: FBT003
         self._owner: int | None = None
         self._closed = False
+        self._signalled = False
+        """True from a wake-up byte's write until the owner drains it: one byte is enough."""
 
     def claim(self) -> None:
         """Make the calling thread the owner; call it first thing in the I/O thread."""
@@ -54,9 +58,12 @@ class Handoff:
         if self._closed:
             return False
         self._calls.append((function, args))  # deque.append is atomic
-        # A full socket buffer means the owner is already woken: nothing is lost.
-        with contextlib.suppress(BlockingIOError, OSError):
-            self._writer.send(b"\0")
+        if not self._signalled:
+            # Set before the write: a caller that sees True knows a byte is on its way.
+            self._signalled = True
+            # A full socket buffer means the owner is already woken: nothing is lost.
+            with contextlib.suppress(BlockingIOError, OSError):
+                self._writer.send(b"\0")
         return True
 
     def run_pending(self) -> int:
@@ -67,6 +74,9 @@ class Handoff:
         with contextlib.suppress(BlockingIOError, OSError):
             while self._reader.recv(4096):
                 pass
+        # Reset after draining the bytes and before taking the calls: a call
+        # queued from now on writes a fresh byte, so none waits unseen.
+        self._signalled = False
         ran = 0
         calls = self._calls
         while calls:
