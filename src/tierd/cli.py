@@ -62,7 +62,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         return EXIT_FAILED
     configure_logging(
-        args.log_format or config.runtime.log_format, args.log_level or config.runtime.log_level
+        args.log_format or config.runtime.log_format,
+        args.log_level or config.runtime.log_level,
+        runtime_name=config.runtime.name,
     )
     runtime = Runtime(config)
     try:

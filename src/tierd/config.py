@@ -127,11 +127,14 @@ class PeerConfig(_Section):
 
 
 def _check_metrics(value: str) -> str:
+    """``host:port`` (port 0 picks a free one), ``[v6 host]:port``, or "" for no metrics."""
     if value == "":
         return value
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"bad metrics address {value!r}: expected 'host:port' or ''")
+    if ":" in host and not (host.startswith("[") and host.endswith("]")):
+        raise ValueError(f"bad metrics address {value!r}: write an IPv6 host in brackets")
     return value
 
 
@@ -142,6 +145,7 @@ class RuntimeConfig(_Section):
     endpoint: Endpoint | Literal[""] = "tcp://127.0.0.1:5555"
     """ZeroMQ ROUTER for clients and peers; "" serves no network (in-process use only)."""
     metrics: Annotated[str, pydantic.AfterValidator(_check_metrics)] = "127.0.0.1:9464"
+    """Prometheus exporter, ``host:port``; port 0 picks a free port; "" turns it off."""
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     sweep_interval: Annotated[float, Field(gt=0, le=60)] = 0.1

@@ -57,6 +57,7 @@ class Level(FailureHandling):
         wait_graph: the runtime's wait-for graph, for deadlock detection.
         queue_limit: the most messages the level queues; None for no limit.
         dead_letter_capacity: how many dead letters the level keeps.
+        runtime_name: the runtime's name, bound into every log line of the level.
 
     Raises:
         Exception: whatever a daemon's constructor raises, in the caller's thread.
@@ -70,6 +71,7 @@ class Level(FailureHandling):
         wait_graph: WaitForGraph,
         queue_limit: int | None = None,
         dead_letter_capacity: int = 10_000,
+        runtime_name: str = "",
     ) -> None:
         self.number = number
         self.router = router
@@ -81,7 +83,8 @@ class Level(FailureHandling):
         self.counters = LevelCounters()
         self.dead_letters = DeadLetterBox(dead_letter_capacity)
         self.accepting = True
-        self.log = get_logger(level=number)
+        self.runtime_name = runtime_name
+        self.log = get_logger(runtime=runtime_name, level=number)
         self._debug = debug_enabled(self.log)
         """Whether per-message debug events are written; checked before building them."""
         self._lock = threading.Lock()
