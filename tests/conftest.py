@@ -45,3 +45,13 @@ def make_client() -> Iterator[Callable[..., tierd.Client]]:
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def gates() -> Iterator[None]:
+    """Release and forget every Gate after the test, for tests that build their own runtimes."""
+    yield
+    for gate in daemons.GATES.values():
+        gate.set()
+    daemons.GATES.clear()
+    daemons.ENTERED.clear()

@@ -163,8 +163,11 @@ class Level(FailureHandling):
                 daemon=recipient.daemon, kind=message.kind,
             )  # fmt: skip
         slot = self.slots.get(recipient.daemon)
-        if slot is None or slot.given_up or not self.accepting:
-            self._refuse(message, route, *self._refusal(slot, recipient), later)
+        # While stopping, only requests made by a daemon finishing its work (they
+        # carry a wait chain) get in, so that WORKING daemons can finish.
+        stopping = not self.accepting and not message.wait_chain
+        if slot is None or slot.given_up or stopping:
+            self._refuse(message, route, *self._refusal(slot, recipient, stopping=stopping), later)
             return
         now = time.monotonic()
         if slot.can_take() and not self.queue.has_waiting(recipient.daemon):
@@ -189,11 +192,13 @@ class Level(FailureHandling):
         remaining = message.created_at + message.timeout - time.time()
         entry.deadline = self.deadlines.add(now + max(remaining, 0.0), entry)
 
-    def _refusal(self, slot: DaemonSlot | None, recipient: Address) -> tuple[TierdError, str]:
+    def _refusal(
+        self, slot: DaemonSlot | None, recipient: Address, *, stopping: bool
+    ) -> tuple[TierdError, str]:
         """Why a message for ``recipient`` is refused, and the dead-letter reason."""
         if slot is None:
             return UnknownRecipient(str(recipient)), "unknown_recipient"
-        if not self.accepting:
+        if stopping:
             return Rejected("runtime is stopping"), "stopped"
         return self._given_up_error(slot), "daemon_gave_up"
 
