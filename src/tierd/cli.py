@@ -74,6 +74,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         runtime_name=config.runtime.name,
     )
     runtime = Runtime(config)
+    # Before the banner, so that a signal sent as soon as it shows is not lost.
+    stop_requested = threading.Event()
+    _on_stop_signals(stop_requested.set)
     try:
         runtime.start()
     except (ConfigError, OSError) as error:
@@ -83,8 +86,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{path}: cannot start: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_FAILED
     _print_banner(runtime, "the default topology" if args.config is None else str(path))
-    stop_requested = threading.Event()
-    _on_stop_signals(stop_requested.set)
     stop_requested.wait()
     print("tierd: stopping: draining (Ctrl-C again to exit at once)", file=sys.stderr, flush=True)
     runtime.stop()

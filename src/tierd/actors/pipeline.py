@@ -75,7 +75,7 @@ class Validator(Step):
 
 
 class Collector(Step):
-    """Collects the records: drops duplicates by ``id`` (the last one wins), keeps order."""
+    """Collects the records: drops duplicates by ``id``; the last one wins and takes its place."""
 
     def process(self, payload: Any) -> Any:
         """Deduplicate the records."""
