@@ -51,6 +51,19 @@ def test_json_lines_carry_runtime_and_the_trace_id_across_a_relay(json_lines, ma
     assert received[0]["trace_id"] == received[1]["trace_id"]
     assert received[0]["message_id"] != received[1]["message_id"]
     assert {r["level"] for r in received} == {"debug"}
+    trace = [r for r in records if r.get("trace_id") == received[0]["trace_id"]]
+    seen = iter([(r["event"], r["tier"], r["daemon"]) for r in trace if "daemon" in r])
+    # In causal order; message_queued appears only when the daemon was busy.
+    expected = [
+        ("message_received", 1, "relay"),
+        ("message_dispatched", 1, "relay"),
+        ("request_sent", 1, "relay"),
+        ("message_received", 2, "echo"),
+        ("message_dispatched", 2, "echo"),
+        ("message_handled", 2, "echo"),
+        ("message_handled", 1, "relay"),
+    ]
+    assert all(event in seen for event in expected), trace
 
 
 def test_the_tier_level_does_not_overwrite_the_log_level(json_lines):

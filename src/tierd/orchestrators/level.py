@@ -184,7 +184,10 @@ class Level(FailureHandling):
         self.counters.count_received(message.kind, message.priority)
         self._set_expiry(entry, now)
         if self._debug:
-            self.log.debug("message_queued", message_id=message.id, daemon=recipient.daemon)
+            self.log.debug(
+                "message_queued", message_id=message.id, trace_id=message.trace_id,
+                daemon=recipient.daemon,
+            )  # fmt: skip
 
     def _set_expiry(self, entry: QueueEntry, now: float) -> None:
         """Give a queued entry its deadline: what is left of its message's timeout."""
@@ -241,7 +244,10 @@ class Level(FailureHandling):
         self.counters.dispatched += 1
         self.counters.dispatch_latency.observe(now - entry.enqueued_at)
         if self._debug:
-            self.log.debug("message_dispatched", message_id=message.id, daemon=slot.spec.id)
+            self.log.debug(
+                "message_dispatched", message_id=message.id, trace_id=message.trace_id,
+                daemon=slot.spec.id,
+            )  # fmt: skip
 
     def _dispatch(self, slot: DaemonSlot) -> None:
         """Tell ``slot``'s actor every message it can take now."""
@@ -294,7 +300,10 @@ class Level(FailureHandling):
         self.counters.processed += 1
         message.status = "done"
         if self._debug:
-            self.log.debug("message_handled", message_id=message.id, daemon=slot.spec.id)
+            self.log.debug(
+                "message_handled", message_id=message.id, trace_id=message.trace_id,
+                daemon=slot.spec.id,
+            )  # fmt: skip
         if message.kind == "request":
             self.counters.completed["ok"] += 1
             self._reply(entry.reply_route, message.reply_to(result), later)
@@ -346,8 +355,9 @@ class Level(FailureHandling):
             self._await_reply(request, waiter, requester=daemon)
             if self._debug:
                 self.log.debug(
-                    "request_sent", message_id=request.id, daemon=daemon, to=str(request.recipient)
-                )
+                    "request_sent", message_id=request.id, trace_id=request.trace_id,
+                    daemon=daemon, to=str(request.recipient),
+                )  # fmt: skip
             self._accept(request, REPLY_HERE, None, later)
         run(later)
 
