@@ -124,3 +124,17 @@ class GatedRelay(tierd.Daemon):
         if not self.release.wait(30):
             raise TimeoutError("gate never released")
         return self.request(self.to, message.payload, timeout=5)
+
+
+class Busy(tierd.Daemon):
+    """Sends itself one notification when it starts, then stays WORKING on it for ``seconds``."""
+
+    def __init__(self, seconds: float = 30.0) -> None:
+        self.seconds = seconds
+        self.done = threading.Event()
+
+    def on_start(self) -> None:
+        self.notify(self.address, "work")
+
+    def handle(self, message: tierd.Message) -> Any:
+        self.done.wait(self.seconds)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.metrics_helpers import scrape, value
 from tests.processes import CONFIGS, Tierd, free_port
+from tierd.testing import wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -86,3 +88,22 @@ def test_json_logs_of_a_running_runtime_carry_its_name_on_every_line(tierd):
     for record in records:
         assert record["runtime"] == "default"
         assert {"timestamp", "level", "event"} <= record.keys()
+
+
+def test_second_ctrl_c_exits_at_once_without_draining(tierd, tmp_path):
+    """During a long drain a second Ctrl-C ends the process at once with status 130."""
+    config = tmp_path / "busy.toml"
+    config.write_text(
+        '[runtime]\nname = "busy"\ngrace_period = 60\n'
+        '[[levels]]\nlevel = 1\n[[levels.daemons]]\nid = "busy"\nclass = "tests.daemons:Busy"\n'
+    )
+    run = tierd("run", str(config), *_loopback())
+    address = run.metrics_address()
+    working = {"level": 1, "daemon": "busy", "state": "working"}
+    wait_until(lambda: value(scrape(address), "tierd_daemon_state", **working) == 1, timeout=10)
+    run.process.send_signal(signal.SIGINT)
+    run.wait_for_line("stopping: draining", stream="err")
+    started = time.monotonic()
+    assert run.finish(signal.SIGINT, timeout=10) == 130
+    assert time.monotonic() - started < 5
+    assert not any("runtime_stopped" in line for line in run.stderr)

@@ -86,7 +86,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{path}: cannot start: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_FAILED
     _print_banner(runtime, "the default topology" if args.config is None else str(path))
-    stop_requested.wait()
+    # A timed wait: a signal delivered to another thread only runs its Python handler
+    # once the main thread executes bytecode, which an untimed lock wait never lets it do.
+    while not stop_requested.wait(0.2):
+        pass
     print("tierd: stopping: draining (Ctrl-C again to exit at once)", file=sys.stderr, flush=True)
     runtime.stop()
     return EXIT_OK
