@@ -8,7 +8,7 @@ import pytest
 
 import tierd
 from tests.daemons import gate
-from tests.metrics_helpers import fetch, scrape, value
+from tests.metrics_helpers import fetch, parse, scrape, value
 from tests.topology import daemon, level
 from tierd.metrics import MetricsServerError
 from tierd.testing import runtime_from_dict, wait_until
@@ -181,3 +181,12 @@ def test_stop_closes_the_exporter(make_runtime):
     with pytest.raises(OSError, match="refused"):
         fetch(address)
     assert rt.metrics.address == ""
+
+
+def test_a_scrape_after_stop_has_no_level_series_and_no_error(make_runtime):
+    """Collecting a stopped runtime yields its info and no level families, never an error."""
+    rt = make_runtime(TOPOLOGY)
+    rt.stop()
+    samples = parse(rt.metrics.exposition().decode())
+    assert value(samples, "tierd_runtime_info", name="metrics-test", version=tierd.__version__) == 1
+    assert not [name for name, _labels in samples if name.startswith("tierd_queue_depth")]

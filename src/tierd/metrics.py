@@ -97,8 +97,10 @@ class RuntimeCollector(Collector):
         yield info
         try:
             levels = self.source.statistics()
-        except pykka.ActorDeadError:
-            levels = []  # a scrape that races the runtime's stop sees no levels
+        except (pykka.ActorDeadError, pykka.Timeout):
+            # A scrape that races the runtime's stop, or a level too busy to answer,
+            # gets the other families rather than an error page.
+            levels = []
         yield from _level_families(levels)
         yield from _network_families(self.source.network_statistics())
 
