@@ -22,7 +22,6 @@ import threading
 from typing import TYPE_CHECKING, Any, Final, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-import pykka
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest, make_wsgi_app
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -95,13 +94,7 @@ class RuntimeCollector(Collector):
         info = InfoMetricFamily("tierd_runtime", "The runtime this process runs.")
         info.add_metric([], {"name": self.name, "version": self.version})
         yield info
-        try:
-            levels = self.source.statistics()
-        except (pykka.ActorDeadError, pykka.Timeout):
-            # A scrape that races the runtime's stop, or a level too busy to answer,
-            # gets the other families rather than an error page.
-            levels = []
-        yield from _level_families(levels)
+        yield from _level_families(self.source.statistics())
         yield from _network_families(self.source.network_statistics())
 
 
