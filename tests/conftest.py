@@ -7,6 +7,7 @@ import pytest
 
 import tierd
 from tests import daemons
+from tests.processes import Tierd
 from tierd.testing import runtime_from_dict
 
 RuntimeFactory = Callable[..., tierd.Runtime]
@@ -55,3 +56,18 @@ def gates() -> Iterator[None]:
         gate.set()
     daemons.GATES.clear()
     daemons.ENTERED.clear()
+
+
+@pytest.fixture
+def tierd_cli() -> Iterator[type[Tierd]]:
+    """Start ``tierd`` subprocesses; any still running after the test is killed."""
+    started: list[Tierd] = []
+
+    class Tracked(Tierd):
+        def __init__(self, *args: str) -> None:
+            super().__init__(*args)
+            started.append(self)
+
+    yield Tracked
+    for process in started:
+        process.kill()

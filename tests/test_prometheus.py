@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.daemons import gate
+from tests.metrics_helpers import fetch, scrape, value
 from tests.processes import ROOT, free_port
-from tests.topology import daemon, level
 from tierd.testing import wait_until
 
 if TYPE_CHECKING:
@@ -46,35 +45,30 @@ def prometheus_bin() -> tuple[str, str]:
 
 
 @pytest.fixture
-def traffic(make_runtime) -> Any:
-    """A runtime with metrics on a free port, after a known sequence of messages.
+def traffic(tierd_cli, make_client, tmp_path: Path) -> str:
+    """A `tierd run` subprocess after a known sequence of messages; its metrics ``host:port``.
 
-    3 high-priority requests to echo@1; 4 background notifications queued for
-    the paused recorder@1; one request held WORKING by a gate.
+    Through the ZeroMQ client: 3 high-priority requests to echo@1, one notification
+    that keeps sleeper@1 WORKING, and 4 background notifications queued behind it.
     """
-    rt = make_runtime(
-        {
-            "runtime": {"name": "prom", "metrics": "127.0.0.1:0"},
-            "levels": [
-                level(
-                    1,
-                    daemon("echo", "Echo"),
-                    daemon("recorder", "Recorder"),
-                    daemon("gate", "Gate", options={"name": "prom"}),
-                )
-            ],
-        }
+    config = tmp_path / "prom.toml"
+    config.write_text(
+        '[runtime]\nname = "prom"\ngrace_period = 0.5\n'
+        "[[levels]]\nlevel = 1\n"
+        '[[levels.daemons]]\nid = "echo"\nclass = "tierd.actors.builtin:Echo"\n'
+        '[[levels.daemons]]\nid = "sleeper"\nclass = "tierd.actors.builtin:Sleeper"\n'
     )
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    run = tierd_cli("run", str(config), "--metrics", "127.0.0.1:0", "--endpoint", endpoint)
+    address = run.metrics_address()
+    client = make_client(endpoint)
     for n in range(3):
-        rt.request("echo@1", n, timeout=5, priority="high")
-    rt.pause("recorder@1")
-    for n in range(4):
-        rt.send("recorder@1", n, priority="background")
-    entered, _release = gate("prom")
-    rt.send("gate@1", "hold")
-    assert entered.wait(5)
-    wait_until(lambda: rt.statistics()[0].queued == 4)
-    return rt
+        assert client.request("echo@1", n, timeout=10, priority="high") == n
+    client.send("sleeper@1", {"seconds": 30})
+    for _ in range(4):
+        client.send("sleeper@1", {"seconds": 0}, priority="background")
+    wait_until(lambda: value(scrape(address), "tierd_queue_depth", level=1, priority=20) == 4)
+    return address
 
 
 @pytest.fixture
@@ -85,7 +79,7 @@ def prometheus(prometheus_bin, traffic, tmp_path: Path) -> Iterator[str]:
     config.write_text(
         f"global:\n  scrape_interval: {SCRAPE_INTERVAL}\n  evaluation_interval: {SCRAPE_INTERVAL}\n"
         f"scrape_configs:\n  - job_name: tierd\n    scrape_interval: {SCRAPE_INTERVAL}\n"
-        f"    static_configs:\n      - targets: ['{traffic.metrics.address}']\n"
+        f"    static_configs:\n      - targets: ['{traffic}']\n"
     )
     log = (tmp_path / "prometheus.log").open("w")
     process = subprocess.Popen(
@@ -147,7 +141,7 @@ def test_prometheus_sees_received_counts_and_queue_depth(prometheus):
     notifications = 'sum(tierd_messages_received_total{level="1",kind="notification"})'
     assert _value_of(prometheus, notifications) == 5
     assert _value_of(prometheus, 'sum(tierd_queue_depth{level="1"})') == 4
-    working = 'tierd_daemon_state{level="1",daemon="gate",state="working"}'
+    working = 'tierd_daemon_state{level="1",daemon="sleeper",state="working"}'
     assert _value_of(prometheus, working) == 1
     p99 = "histogram_quantile(0.99, sum by (le) (tierd_dispatch_latency_seconds_bucket))"
     quantile = _value_of(prometheus, p99)
@@ -159,7 +153,7 @@ def test_promtool_finds_nothing_to_lint_in_the_exposition(prometheus_bin, traffi
     """`promtool check metrics` accepts the exposition with no warning at all."""
     done = subprocess.run(
         [prometheus_bin[1], "check", "metrics"],
-        input=traffic.metrics.exposition(), capture_output=True, timeout=30, check=False,
+        input=fetch(traffic).encode(), capture_output=True, timeout=30, check=False,
     )  # fmt: skip
     assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
 

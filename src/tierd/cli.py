@@ -105,9 +105,7 @@ def _print_banner(runtime: Runtime, what: str) -> None:
         print(f"  metrics:           http://{runtime.metrics.address}/metrics", flush=True)
     target = _example_target(runtime)
     endpoint = (
-        ""
-        if section.endpoint in {"", "tcp://127.0.0.1:5555"}
-        else f" --endpoint {section.endpoint}"
+        "" if section.endpoint in {"", DEFAULT_ENDPOINT} else f" --endpoint {section.endpoint}"
     )
     print(
         f'  try:               tierd request {target} \'{{"hello": "world"}}\'{endpoint}',
