@@ -10,7 +10,6 @@ import tierd
 from tests.daemons import gate
 from tests.metrics_helpers import fetch, parse, scrape, value
 from tests.topology import daemon, level
-from tierd.metrics import MetricsServerError
 from tierd.testing import runtime_from_dict, wait_until
 
 TOPOLOGY = {
@@ -163,7 +162,7 @@ def test_second_runtime_on_the_same_metrics_port_is_refused(runtime):
     """A runtime whose metrics address is taken fails at start, naming it; the first serves on."""
     taken = runtime.metrics.address
     second = runtime_from_dict({**TOPOLOGY, "runtime": {"name": "second", "metrics": taken}})
-    with pytest.raises(MetricsServerError, match=f"cannot serve metrics on {taken}"):
+    with pytest.raises(tierd.MetricsServerError, match=f"cannot serve metrics on {taken}"):
         second.start()
     assert second.orchestrators == {}
     assert second.metrics.address == ""

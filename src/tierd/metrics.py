@@ -32,6 +32,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from .actors.states import DaemonState
+from .errors import MetricsServerError
 from .logging import get_logger
 from .messaging.message import PRIORITY_NAMES
 from .orchestrators.stats import LATENCY_BUCKETS
@@ -219,21 +220,6 @@ def _add_histogram(
 def _bound_text(bound: float) -> str:
     """A bucket bound as Prometheus clients write it: ``1.0``, ``0.005``, ``1e-05``."""
     return repr(float(bound))
-
-
-class MetricsServerError(OSError):
-    """The metrics exporter could not listen on its address (in use, not local, refused).
-
-    Attributes:
-        address: the ``host:port`` it tried.
-    """
-
-    def __init__(self, address: str, reason: str) -> None:
-        self.address = address
-        super().__init__(
-            f"cannot serve metrics on {address}: {reason}; is another tierd running there? "
-            'choose another runtime.metrics address, or "" to turn metrics off'
-        )
 
 
 class RuntimeMetrics:
