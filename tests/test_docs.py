@@ -52,7 +52,7 @@ def test_dashboard_shows_what_operators_watch():
 
 
 def test_dashboard_uses_only_exported_metrics(make_runtime):
-    """Every tierd_ metric the dashboard queries is exported (peers and frames: by the bridge)."""
+    """Every tierd_ metric the dashboard queries is exported (peers and frames once seen)."""
     exported = exported_families(make_runtime) | {"tierd_peer_up", "tierd_rejected_frames_total"}
     used = set(re.findall(r"\btierd_[a-z_]+", "\n".join(dashboard_expressions())))
     assert used <= exported

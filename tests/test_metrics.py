@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 
 import pytest
+import zmq
 
 import tierd
 from tests.daemons import gate
 from tests.metrics_helpers import fetch, parse, scrape, value
+from tests.processes import free_port
 from tests.topology import daemon, level
 from tierd.testing import runtime_from_dict, wait_until
 
@@ -191,3 +193,36 @@ def test_a_scrape_after_stop_still_answers_with_the_final_counts(make_runtime):
     assert value(samples, "tierd_runtime_info", name="metrics-test", version=tierd.__version__) == 1
     received = value(samples, "tierd_messages_received_total", level=2, kind="request", priority=10)
     assert received == 1
+
+
+def test_peer_up_and_rejected_frames_come_from_the_bridge(make_runtime, make_client):
+    """``tierd_peer_up`` is 1 for a live peer; a garbage frame counts in rejected frames."""
+    endpoint_b = f"tcp://127.0.0.1:{free_port()}"
+    endpoint_a = f"tcp://127.0.0.1:{free_port()}"
+    make_runtime(
+        {
+            "runtime": {"name": "b", "endpoint": endpoint_b},
+            "levels": [level(2, daemon("echo", "Echo"))],
+        }
+    )
+    a = make_runtime(
+        {
+            "runtime": {"name": "a", "endpoint": endpoint_a, "metrics": "127.0.0.1:0"},
+            "levels": [level(1, daemon("relay", "Relay", options={"to": "echo@2"}))],
+            "peers": [{"endpoint": endpoint_b, "levels": [2]}],
+        }
+    )
+    assert make_client(endpoint_a).request("relay@1", "across", timeout=10) == "across"
+    wait_until(lambda: value(scrape(a.metrics.address), "tierd_peer_up", peer=endpoint_b) == 1)
+    context = zmq.Context.instance()
+    dealer = context.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    try:
+        dealer.connect(endpoint_a)
+        dealer.send(b"\xc1\x00\xff not msgpack")
+        assert dealer.poll(5000), "no error reply to a garbage frame"
+        dealer.recv_multipart()
+    finally:
+        dealer.close()
+    samples = scrape(a.metrics.address)
+    assert value(samples, "tierd_rejected_frames_total", reason="malformed") == 1
