@@ -7,6 +7,7 @@ import pytest
 
 import tierd
 from tests import daemons
+from tests.processes import Tierd
 from tierd.testing import runtime_from_dict
 
 RuntimeFactory = Callable[..., tierd.Runtime]
@@ -45,3 +46,28 @@ def make_client() -> Iterator[Callable[..., tierd.Client]]:
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def gates() -> Iterator[None]:
+    """Release and forget every Gate after the test, for tests that build their own runtimes."""
+    yield
+    for gate in daemons.GATES.values():
+        gate.set()
+    daemons.GATES.clear()
+    daemons.ENTERED.clear()
+
+
+@pytest.fixture
+def tierd_cli() -> Iterator[type[Tierd]]:
+    """Start ``tierd`` subprocesses; any still running after the test is killed."""
+    started: list[Tierd] = []
+
+    class Tracked(Tierd):
+        def __init__(self, *args: str) -> None:
+            super().__init__(*args)
+            started.append(self)
+
+    yield Tracked
+    for process in started:
+        process.kill()

@@ -110,3 +110,31 @@ class BadStart(tierd.Daemon):
 
     def handle(self, message: tierd.Message) -> Any:
         return BadStart.starts[self.name]
+
+
+class GatedRelay(tierd.Daemon):
+    """Waits at its gate, then requests ``to`` with its payload and replies with that reply."""
+
+    def __init__(self, name: str, to: str) -> None:
+        self.entered, self.release = gate(name)
+        self.to = to
+
+    def handle(self, message: tierd.Message) -> Any:
+        self.entered.set()
+        if not self.release.wait(30):
+            raise TimeoutError("gate never released")
+        return self.request(self.to, message.payload, timeout=5)
+
+
+class Busy(tierd.Daemon):
+    """Sends itself one notification when it starts, then stays WORKING on it for ``seconds``."""
+
+    def __init__(self, seconds: float = 30.0) -> None:
+        self.seconds = seconds
+        self.done = threading.Event()
+
+    def on_start(self) -> None:
+        self.notify(self.address, "work")
+
+    def handle(self, message: tierd.Message) -> Any:
+        self.done.wait(self.seconds)

@@ -15,7 +15,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
-from .config import DEFAULT_TOPOLOGY, load_config
+from .config import DEFAULT_TOPOLOGY, load_config, override_runtime
 from .errors import ConfigError, TierdError
 from .logging import LEVELS
 from .logging import configure as configure_logging
@@ -55,41 +55,74 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a topology in the foreground until SIGINT or SIGTERM."""
     path = args.config or DEFAULT_TOPOLOGY
+    overrides = {
+        key: value
+        for key, value in (("metrics", args.metrics), ("endpoint", args.endpoint))
+        if value is not None
+    }
     try:
         config = load_config(path)
+        if overrides:
+            config = override_runtime(config, f"{path} (command line)", **overrides)
     except ConfigError as error:
         for problem in error.problems:
             print(problem, file=sys.stderr)
         return EXIT_FAILED
     configure_logging(
-        args.log_format or config.runtime.log_format, args.log_level or config.runtime.log_level
+        args.log_format or config.runtime.log_format,
+        args.log_level or config.runtime.log_level,
+        runtime_name=config.runtime.name,
     )
     runtime = Runtime(config)
+    # Before the banner, so that a signal sent as soon as it shows is not lost.
+    stop_requested = threading.Event()
+    _on_stop_signals(stop_requested.set)
     try:
         runtime.start()
     except (ConfigError, OSError) as error:
         print(f"{path}: cannot start: {error}", file=sys.stderr)
         return EXIT_FAILED
-    _print_banner(runtime, str(path))
-    stop_requested = threading.Event()
-    _on_stop_signals(stop_requested.set)
-    stop_requested.wait()
+    except Exception as error:  # noqa: BLE001 - a daemon's constructor raised: one line, no trace
+        print(f"{path}: cannot start: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    _print_banner(runtime, "the default topology" if args.config is None else str(path))
+    # A timed wait: a signal delivered to another thread only runs its Python handler
+    # once the main thread executes bytecode, which an untimed lock wait never lets it do.
+    while not stop_requested.wait(0.2):
+        pass
+    print("tierd: stopping: draining (Ctrl-C again to exit at once)", file=sys.stderr, flush=True)
     runtime.stop()
     return EXIT_OK
 
 
-def _print_banner(runtime: Runtime, path: str) -> None:
+def _print_banner(runtime: Runtime, what: str) -> None:
     section = runtime.config.runtime
     levels = ", ".join(str(level) for level in runtime.config.local_levels)
-    print(f"tierd {section.name!r} running {path}: levels {levels}", flush=True)
+    print(f"tierd {section.name!r} running {what}: levels {levels}", flush=True)
     if section.endpoint:
         print(f"  clients and peers: {section.endpoint}", flush=True)
-    if section.metrics:
-        print(f"  metrics:           http://{section.metrics}/metrics", flush=True)
-    first = runtime.config.levels[0]
-    target = f"{first.daemons[0].id}@{first.level}"
-    print(f'  try:               tierd request {target} \'{{"hello": "world"}}\'', flush=True)
-    print("  stop:              Ctrl-C (twice to exit at once)", flush=True)
+    if runtime.metrics.address:
+        print(f"  metrics:           http://{runtime.metrics.address}/metrics", flush=True)
+    target = _example_target(runtime)
+    endpoint = (
+        "" if section.endpoint in {"", DEFAULT_ENDPOINT} else f" --endpoint {section.endpoint}"
+    )
+    print(
+        f'  try:               tierd request {target} \'{{"hello": "world"}}\'{endpoint}',
+        flush=True,
+    )
+    print("  stop:              Ctrl-C or SIGTERM (Ctrl-C twice to exit at once)", flush=True)
+
+
+def _example_target(runtime: Runtime) -> str:
+    """A daemon worth a first request: a Relay or an Echo if there is one, else the first."""
+    daemons = [(d, level.level) for level in runtime.config.levels for d in level.daemons]
+    for wanted in ("Relay", "Echo"):
+        for daemon, level_number in daemons:
+            if daemon.class_path.endswith(f":{wanted}"):
+                return f"{daemon.id}@{level_number}"
+    daemon, level_number = daemons[0]
+    return f"{daemon.id}@{level_number}"
 
 
 def _on_stop_signals(request_stop: Callable[[], None]) -> None:
@@ -219,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", choices=LEVELS, help="override runtime.log_level")
     run.add_argument(
         "--log-format", choices=("console", "json"), help="override runtime.log_format"
+    )
+    run.add_argument(
+        "--metrics", metavar="HOST:PORT", help='override runtime.metrics ("" turns metrics off)'
+    )
+    run.add_argument(
+        "--endpoint", metavar="ENDPOINT", help='override runtime.endpoint ("" serves no network)'
     )
     run.set_defaults(func=cmd_run)
 

@@ -107,6 +107,10 @@ def _check_endpoint(value: str) -> str:
 Endpoint = Annotated[str, pydantic.AfterValidator(_check_endpoint)]
 
 
+def _check_own_endpoint(value: str) -> str:
+    return value if value == "" else _check_endpoint(value)
+
+
 class PeerConfig(_Section):
     """One ``[[peers]]`` table: levels served by another runtime."""
 
@@ -127,11 +131,14 @@ class PeerConfig(_Section):
 
 
 def _check_metrics(value: str) -> str:
+    """``host:port`` (port 0 picks a free one), ``[v6 host]:port``, or "" for no metrics."""
     if value == "":
         return value
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"bad metrics address {value!r}: expected 'host:port' or ''")
+    if ":" in host and not (host.startswith("[") and host.endswith("]")):
+        raise ValueError(f"bad metrics address {value!r}: write an IPv6 host in brackets")
     return value
 
 
@@ -139,9 +146,10 @@ class RuntimeConfig(_Section):
     """The ``[runtime]`` table."""
 
     name: Annotated[str, Field(min_length=1)] = "tierd"
-    endpoint: Endpoint | Literal[""] = "tcp://127.0.0.1:5555"
+    endpoint: Annotated[str, pydantic.AfterValidator(_check_own_endpoint)] = "tcp://127.0.0.1:5555"
     """ZeroMQ ROUTER for clients and peers; "" serves no network (in-process use only)."""
     metrics: Annotated[str, pydantic.AfterValidator(_check_metrics)] = "127.0.0.1:9464"
+    """Prometheus exporter, ``host:port``; port 0 picks a free port; "" turns it off."""
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     sweep_interval: Annotated[float, Field(gt=0, le=60)] = 0.1
@@ -168,17 +176,30 @@ class Config(_Section):
 
     @pydantic.model_validator(mode="after")
     def _levels_unique(self) -> Config:
+        # One line per problem, each starting with its key: parse_config splits them.
+        problems: list[str] = []
         local: set[int] = set()
-        for level in self.levels:
+        for index, level in enumerate(self.levels):
             if level.level in local:
-                raise ValueError(f"level {level.level} is defined twice")
+                problems.append(f"levels[{index}].level: level {level.level} is defined twice")
             local.add(level.level)
-        for peer in self.peers:
+        remote: dict[int, str] = {}
+        for index, peer in enumerate(self.peers):
             for level_number in peer.levels:
+                key = f"peers[{index}].levels"
                 if level_number in local:
-                    raise ValueError(
-                        f"level {level_number} is both local and served by peer {peer.endpoint}"
+                    problems.append(
+                        f"{key}: level {level_number} is both local and served by peer "
+                        f"{peer.endpoint}; serve it here or there"
                     )
+                elif level_number in remote:
+                    problems.append(
+                        f"{key}: level {level_number} is served by two peers, "
+                        f"{remote[level_number]} and {peer.endpoint}"
+                    )
+                remote.setdefault(level_number, peer.endpoint)
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     @property
@@ -249,7 +270,7 @@ def _key_path(location: tuple[int | str, ...], data: Any) -> str:
             text += f"[{part}]"
         elif part not in {"function-after", "function-before"} and not part.startswith("function-"):
             text += ("." if text else "") + part
-    return text or "(top level)"
+    return text
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
@@ -267,8 +288,22 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
             text = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 text = "unknown key"
-            problems.append(f"{source}: {key}: {text}")
+            if key:
+                problems.append(f"{source}: {key}: {text}")
+            else:  # a check across keys: its lines name their own keys
+                problems.extend(f"{source}: {line}" for line in text.splitlines())
         raise ConfigError(problems) from None
+
+
+def override_runtime(config: Config, source: str, **changes: Any) -> Config:
+    """A copy of ``config`` with some ``[runtime]`` keys changed, checked again.
+
+    Raises:
+        ConfigError: a changed value is invalid; the problem names ``source`` and the key.
+    """
+    data = config.model_dump(by_alias=True)
+    data["runtime"].update(changes)
+    return parse_config(data, source)
 
 
 def load_config(path: str | Path) -> Config:

@@ -10,11 +10,13 @@ The tree::
     ├── Rejected                        the runtime refused the message
     ├── Deadlock                        the request would close a wait-for cycle
     ├── Cancelled                       the message was cancelled before handling
-    └── BindError (OSError)             the runtime cannot listen on its endpoint
+    ├── BindError (OSError)             the runtime cannot listen on its endpoint
+    └── MetricsServerError (OSError)    the runtime cannot serve metrics on its address
 
 Errors that travel back to a requester as a reply (everything but
-`ConfigError` and `BindError`) are written into the reply's payload by `to_payload` and
-raised again on the requester's side by `from_payload`.
+`ConfigError`, `BindError` and `MetricsServerError`) are written into the
+reply's payload by `to_payload` and raised again on the requester's side by
+`from_payload`.
 """
 
 from __future__ import annotations
@@ -138,6 +140,23 @@ class BindError(TierdError, OSError):
         super().__init__(
             f"cannot listen on {endpoint}: {reason}; another process (perhaps another "
             "tierd) may be using it: stop that one or choose another runtime.endpoint"
+        )
+
+
+class MetricsServerError(TierdError, OSError):
+    """The runtime cannot serve its Prometheus metrics on ``runtime.metrics``.
+
+    Attributes:
+        address: the ``host:port`` it tried.
+        reason: what the operating system said.
+    """
+
+    def __init__(self, address: str, reason: str) -> None:
+        self.address = address
+        self.reason = reason
+        super().__init__(
+            f"cannot serve metrics on {address}: {reason}; is another tierd running there? "
+            'choose another runtime.metrics address, or "" to turn metrics off'
         )
 
 

@@ -5,6 +5,11 @@ logged at debug level. A level checks once, when it is made, whether its
 logger writes debug events (`debug_enabled`) and skips building them when it
 does not: even a filtered structlog call costs more than half a microsecond
 here, several times per message. Configure logging before starting a runtime.
+
+Every line carries ``timestamp``, ``level`` (the log level: debug, info...),
+``event`` and ``runtime``; lines about a level, a daemon or a message also carry
+``tier`` (the level number: code binds it as ``level=``, renamed here so it
+does not clash with the log level), ``daemon``, ``message_id`` and ``trace_id``.
 """
 
 from __future__ import annotations
@@ -20,7 +25,11 @@ LEVELS: Final = ("debug", "info", "warning", "error", "critical")
 
 
 def configure(
-    log_format: LogFormat = "console", level: str = "info", *, stream: Any = None
+    log_format: LogFormat = "console",
+    level: str = "info",
+    *,
+    stream: Any = None,
+    runtime_name: str | None = None,
 ) -> None:
     """Set up structlog for this process.
 
@@ -29,6 +38,8 @@ def configure(
             (one object per line).
         level: the lowest level written: debug, info, warning, error, critical.
         stream: where lines go; standard error by default.
+        runtime_name: written as ``runtime`` on every line that does not bind its
+            own, for a process that runs one runtime (``tierd run``).
 
     Raises:
         ValueError: an unknown format or level.
@@ -38,9 +49,12 @@ def configure(
     out = stream if stream is not None else sys.stderr
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        _tier_level,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    if runtime_name is not None:
+        processors.insert(0, _DefaultRuntime(runtime_name))
     if log_format == "json":
         processors += [
             structlog.processors.dict_tracebacks,
@@ -70,3 +84,21 @@ def debug_enabled(logger: Any) -> bool:
 def get_logger(**context: Any) -> Any:
     """A logger bound to ``context`` now, so that later calls pay no lookup."""
     return structlog.get_logger().bind(**context)
+
+
+def _tier_level(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """Move a bound ``level`` (a tierd level number) to ``tier``; ``level`` is the log level."""
+    if "level" in event_dict:
+        event_dict["tier"] = event_dict.pop("level")
+    return event_dict
+
+
+class _DefaultRuntime:
+    """Add ``runtime=<name>`` to a line that has none."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, _logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        event_dict.setdefault("runtime", self.name)
+        return event_dict

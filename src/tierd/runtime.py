@@ -17,6 +17,7 @@ from .logging import get_logger
 from .messaging.bridge import Bridge
 from .messaging.message import DEFAULT_TIMEOUT, Address, Message, parse_priority
 from .messaging.status import status_report
+from .metrics import RuntimeMetrics
 from .orchestrators.correlation import ReplyWaiter, unwrap_reply
 from .orchestrators.deadlock import WaitForGraph
 from .orchestrators.level import Level
@@ -73,6 +74,8 @@ class Runtime:
         self.log = get_logger(runtime=config.runtime.name)
         self.bridge: Bridge | None = None
         """The ZeroMQ side: clients and peers; None while the runtime serves no network."""
+        self.metrics = RuntimeMetrics(self, config.runtime.name)
+        """The runtime's own Prometheus registry; served on ``runtime.metrics`` while running."""
         self._sweeper: threading.Thread | None = None
         self._stopping = threading.Event()
         self._started = False
@@ -102,11 +105,15 @@ class Runtime:
             RuntimeError: the runtime was started already.
             BindError: ``runtime.endpoint`` cannot be bound; nothing is left running.
             ConfigError: a CURVE key cannot be read; nothing is left running.
+            MetricsServerError: the metrics address is in use; nothing is left running.
             Exception: whatever a daemon's constructor raised; nothing is left running.
         """
         if self._started:
             raise RuntimeError("this runtime was started already; make a new one")
         self._started = True
+        if self.config.runtime.metrics:
+            # First, so that a second runtime on the same address fails before starting anything.
+            self.metrics.serve(self.config.runtime.metrics)
         try:
             self._make_bridge()
             for section in self.config.levels:
@@ -118,6 +125,7 @@ class Runtime:
                     self.wait_graph,
                     queue_limit=section.queue_limit,
                     dead_letter_capacity=section.dead_letter_limit,
+                    runtime_name=self.config.runtime.name,
                 )
                 self.levels[section.level] = level
                 self.router.add_local(section.level, level, frozenset(spec.id for spec in specs))
@@ -129,6 +137,7 @@ class Runtime:
             if self.bridge is not None:
                 self.bridge.stop()  # closes whatever a half-done start opened
             self._stop_orchestrators()
+            self.metrics.close()
             raise
         self._sweeper = threading.Thread(
             target=self._sweep_forever,
@@ -172,6 +181,7 @@ class Runtime:
         if self._sweeper is not None:
             self._sweeper.join(timeout=_STOP_TIMEOUT)
         self._stop_orchestrators()
+        self.metrics.close()
         self.log.info("runtime_stopped", unfinished=left)
 
     def _stop_orchestrators(self) -> None:

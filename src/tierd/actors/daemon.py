@@ -179,7 +179,9 @@ class DaemonActor(TierdActor):
         self.current: Message | None = None
         self._failed = False
         daemon.address = address
-        daemon.log = get_logger(level=address.level, daemon=address.daemon)
+        daemon.log = get_logger(
+            runtime=level.runtime_name, level=address.level, daemon=address.daemon
+        )
         daemon._host = self  # noqa: SLF001 - the host is the daemon's one link to tierd
 
     def on_start(self) -> None:

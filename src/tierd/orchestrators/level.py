@@ -57,6 +57,7 @@ class Level(FailureHandling):
         wait_graph: the runtime's wait-for graph, for deadlock detection.
         queue_limit: the most messages the level queues; None for no limit.
         dead_letter_capacity: how many dead letters the level keeps.
+        runtime_name: the runtime's name, bound into every log line of the level.
 
     Raises:
         Exception: whatever a daemon's constructor raises, in the caller's thread.
@@ -70,6 +71,7 @@ class Level(FailureHandling):
         wait_graph: WaitForGraph,
         queue_limit: int | None = None,
         dead_letter_capacity: int = 10_000,
+        runtime_name: str = "",
     ) -> None:
         self.number = number
         self.router = router
@@ -81,7 +83,8 @@ class Level(FailureHandling):
         self.counters = LevelCounters()
         self.dead_letters = DeadLetterBox(dead_letter_capacity)
         self.accepting = True
-        self.log = get_logger(level=number)
+        self.runtime_name = runtime_name
+        self.log = get_logger(runtime=runtime_name, level=number)
         self._debug = debug_enabled(self.log)
         """Whether per-message debug events are written; checked before building them."""
         self._lock = threading.Lock()
@@ -160,8 +163,11 @@ class Level(FailureHandling):
                 daemon=recipient.daemon, kind=message.kind,
             )  # fmt: skip
         slot = self.slots.get(recipient.daemon)
-        if slot is None or slot.given_up or not self.accepting:
-            self._refuse(message, route, *self._refusal(slot, recipient), later)
+        # While stopping, only requests made by a daemon finishing its work (they
+        # carry a wait chain) get in, so that WORKING daemons can finish.
+        stopping = not self.accepting and not message.wait_chain
+        if slot is None or slot.given_up or stopping:
+            self._refuse(message, route, *self._refusal(slot, recipient, stopping=stopping), later)
             return
         now = time.monotonic()
         if slot.can_take() and not self.queue.has_waiting(recipient.daemon):
@@ -178,7 +184,10 @@ class Level(FailureHandling):
         self.counters.count_received(message.kind, message.priority)
         self._set_expiry(entry, now)
         if self._debug:
-            self.log.debug("message_queued", message_id=message.id, daemon=recipient.daemon)
+            self.log.debug(
+                "message_queued", message_id=message.id, trace_id=message.trace_id,
+                daemon=recipient.daemon,
+            )  # fmt: skip
 
     def _set_expiry(self, entry: QueueEntry, now: float) -> None:
         """Give a queued entry its deadline: what is left of its message's timeout."""
@@ -186,11 +195,13 @@ class Level(FailureHandling):
         remaining = message.created_at + message.timeout - time.time()
         entry.deadline = self.deadlines.add(now + max(remaining, 0.0), entry)
 
-    def _refusal(self, slot: DaemonSlot | None, recipient: Address) -> tuple[TierdError, str]:
+    def _refusal(
+        self, slot: DaemonSlot | None, recipient: Address, *, stopping: bool
+    ) -> tuple[TierdError, str]:
         """Why a message for ``recipient`` is refused, and the dead-letter reason."""
         if slot is None:
             return UnknownRecipient(str(recipient)), "unknown_recipient"
-        if not self.accepting:
+        if stopping:
             return Rejected("runtime is stopping"), "stopped"
         return self._given_up_error(slot), "daemon_gave_up"
 
@@ -233,7 +244,10 @@ class Level(FailureHandling):
         self.counters.dispatched += 1
         self.counters.dispatch_latency.observe(now - entry.enqueued_at)
         if self._debug:
-            self.log.debug("message_dispatched", message_id=message.id, daemon=slot.spec.id)
+            self.log.debug(
+                "message_dispatched", message_id=message.id, trace_id=message.trace_id,
+                daemon=slot.spec.id,
+            )  # fmt: skip
 
     def _dispatch(self, slot: DaemonSlot) -> None:
         """Tell ``slot``'s actor every message it can take now."""
@@ -286,7 +300,10 @@ class Level(FailureHandling):
         self.counters.processed += 1
         message.status = "done"
         if self._debug:
-            self.log.debug("message_handled", message_id=message.id, daemon=slot.spec.id)
+            self.log.debug(
+                "message_handled", message_id=message.id, trace_id=message.trace_id,
+                daemon=slot.spec.id,
+            )  # fmt: skip
         if message.kind == "request":
             self.counters.completed["ok"] += 1
             self._reply(entry.reply_route, message.reply_to(result), later)
@@ -338,8 +355,9 @@ class Level(FailureHandling):
             self._await_reply(request, waiter, requester=daemon)
             if self._debug:
                 self.log.debug(
-                    "request_sent", message_id=request.id, daemon=daemon, to=str(request.recipient)
-                )
+                    "request_sent", message_id=request.id, trace_id=request.trace_id,
+                    daemon=daemon, to=str(request.recipient),
+                )  # fmt: skip
             self._accept(request, REPLY_HERE, None, later)
         run(later)
 

@@ -1,0 +1,309 @@
+"""Prometheus metrics of one runtime: every ``tierd_*`` family, and the HTTP exporter.
+
+The orchestrators count in plain ints in their own threads (see
+`tierd.orchestrators.stats`), so nothing on the hot path takes a lock or
+touches prometheus-client. At scrape time `RuntimeCollector` asks the runtime
+for its statistics snapshots and turns them into metric families. Each
+runtime has its own `CollectorRegistry`, so two runtimes in one process never
+clash, and nothing is registered in prometheus-client's global registry.
+
+Example::
+
+    rt = tierd.Runtime.from_config("configs/two-levels.toml")
+    rt.start()                       # serves http://127.0.0.1:9464/metrics
+    print(rt.metrics.exposition().decode())
+"""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+import threading
+from typing import TYPE_CHECKING, Any, Final, Protocol
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest, make_wsgi_app
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+)
+from prometheus_client.registry import Collector
+
+from .actors.states import DaemonState
+from .errors import MetricsServerError
+from .logging import get_logger
+from .messaging.message import PRIORITY_NAMES
+from .orchestrators.stats import LATENCY_BUCKETS
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from prometheus_client.metrics_core import Metric
+
+    from .orchestrators.stats import HistogramSnapshot, LevelStatistics
+    from .runtime import NetworkStatistics
+
+KINDS: Final = ("request", "notification")
+"""Kinds given ``tierd_messages_received_total`` series from the start (replies are not queued)."""
+OUTCOMES: Final = ("ok", "error", "timeout")
+"""Outcomes of ``tierd_messages_completed_total``."""
+DEAD_LETTER_REASONS: Final = (
+    "expired",
+    "handler_error",
+    "daemon_gave_up",
+    "unknown_recipient",
+    "queue_full",
+    "stopped",
+)
+"""Reasons given a ``tierd_dead_letters_total`` series from the start; others appear when seen."""
+
+
+class StatisticsSource(Protocol):
+    """What the collector reads: a `tierd.Runtime`, or anything shaped like one."""
+
+    def statistics(self) -> list[LevelStatistics]:
+        """A snapshot of every local level."""
+        ...
+
+    def network_statistics(self) -> NetworkStatistics:
+        """Frames refused and peers' liveness."""
+        ...
+
+
+class RuntimeCollector(Collector):
+    """Turns a runtime's statistics snapshots into Prometheus metric families at scrape time.
+
+    Args:
+        source: the runtime to read.
+        name: the runtime's name, for ``tierd_runtime_info``.
+        version: tierd's version, for ``tierd_runtime_info``.
+    """
+
+    def __init__(self, source: StatisticsSource, name: str, version: str) -> None:
+        self.source = source
+        self.name = name
+        self.version = version
+
+    def describe(self) -> list[Metric]:
+        """Nothing: the families depend on the topology, and each registry holds one collector."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """Read the snapshots once and yield every ``tierd_*`` family."""
+        info = InfoMetricFamily("tierd_runtime", "The runtime this process runs.")
+        info.add_metric([], {"name": self.name, "version": self.version})
+        yield info
+        yield from _level_families(self.source.statistics())
+        yield from _network_families(self.source.network_statistics())
+
+
+def _level_families(levels: list[LevelStatistics]) -> Iterator[Metric]:
+    received = CounterMetricFamily(
+        "tierd_messages_received",
+        "Messages accepted into a level's queue, by kind and priority (1 is most urgent).",
+        labels=["level", "kind", "priority"],
+    )
+    dispatched = CounterMetricFamily(
+        "tierd_messages_dispatched", "Messages handed to a daemon.", labels=["level"]
+    )
+    completed = CounterMetricFamily(
+        "tierd_messages_completed",
+        "Requests finished, by outcome: ok, error (the handler raised), timeout.",
+        labels=["level", "outcome"],
+    )
+    timeouts = CounterMetricFamily(
+        "tierd_message_timeouts",
+        "Requests from the level that got no reply in time, and queued messages that expired.",
+        labels=["level"],
+    )
+    late = CounterMetricFamily(
+        "tierd_late_replies",
+        "Replies dropped because their request had already timed out.",
+        labels=["level"],
+    )
+    depth = GaugeMetricFamily(
+        "tierd_queue_depth", "Messages waiting in a level's queue.", labels=["level", "priority"]
+    )
+    inflight = GaugeMetricFamily(
+        "tierd_inflight_requests",
+        "Requests made from the level still waiting for their reply.",
+        labels=["level"],
+    )
+    states = GaugeMetricFamily(
+        "tierd_daemon_state",
+        "1 for each daemon's current state, 0 for the others.",
+        labels=["level", "daemon", "state"],
+    )
+    latency = HistogramMetricFamily(
+        "tierd_dispatch_latency_seconds",
+        "Seconds from queued to handed to a daemon.",
+        labels=["level"],
+    )
+    duration = HistogramMetricFamily(
+        "tierd_handle_duration_seconds",
+        "Seconds a daemon's handler took per message.",
+        labels=["level", "daemon"],
+    )
+    restarts = CounterMetricFamily(
+        "tierd_daemon_restarts",
+        "Times a daemon was restarted after a crash.",
+        labels=["level", "daemon"],
+    )
+    dead = CounterMetricFamily(
+        "tierd_dead_letters",
+        "Messages that could not be delivered, by reason.",
+        labels=["level", "reason"],
+    )
+    for stats in levels:
+        level = str(stats.level)
+        received_counts = {(kind, p): 0 for kind in KINDS for p in PRIORITY_NAMES.values()}
+        received_counts.update(stats.received)
+        for (kind, priority), count in sorted(received_counts.items()):
+            received.add_metric([level, kind, str(priority)], count)
+        dispatched.add_metric([level], stats.dispatched)
+        for outcome in OUTCOMES:
+            completed.add_metric([level, outcome], stats.completed.get(outcome, 0))
+        timeouts.add_metric([level], stats.timeouts)
+        late.add_metric([level], stats.late_replies)
+        depths = dict.fromkeys(PRIORITY_NAMES.values(), 0)
+        depths.update(stats.queue_depth)
+        for priority, count in sorted(depths.items()):
+            depth.add_metric([level, str(priority)], count)
+        inflight.add_metric([level], stats.in_flight_requests)
+        _add_histogram(latency, [level], stats.dispatch_latency)
+        reasons = dict.fromkeys(DEAD_LETTER_REASONS, 0)
+        reasons.update(stats.dead_letters)
+        for reason, count in reasons.items():
+            dead.add_metric([level, reason], count)
+        for daemon in stats.daemons:
+            for state in DaemonState:
+                current = 1 if daemon.state == state.name else 0
+                states.add_metric([level, daemon.daemon, state.value], current)
+            _add_histogram(duration, [level, daemon.daemon], daemon.handle_duration)
+            restarts.add_metric([level, daemon.daemon], daemon.restarts)
+    yield from (received, dispatched, completed, timeouts, late, depth, inflight, states)
+    yield from (latency, duration, restarts, dead)
+
+
+def _network_families(network: NetworkStatistics) -> Iterator[Metric]:
+    rejected = CounterMetricFamily(
+        "tierd_rejected_frames",
+        "Inbound ZeroMQ frames refused, by reason (malformed, oversized, bad_version...).",
+        labels=["reason"],
+    )
+    for reason, count in sorted(network.rejected_frames.items()):
+        rejected.add_metric([reason], count)
+    peers = GaugeMetricFamily(
+        "tierd_peer_up", "1 while a peer runtime's heartbeats arrive, else 0.", labels=["peer"]
+    )
+    for peer, up in sorted(network.peers_up.items()):
+        peers.add_metric([peer], 1 if up else 0)
+    yield rejected
+    yield peers
+
+
+def _add_histogram(
+    family: HistogramMetricFamily, labels: list[str], snap: HistogramSnapshot
+) -> None:
+    """Add one histogram from a snapshot's per-bucket counts, made cumulative."""
+    buckets: list[tuple[str, float]] = []
+    running = 0
+    for bound, count in zip(LATENCY_BUCKETS, snap.counts, strict=False):
+        running += count
+        buckets.append((_bound_text(bound), running))
+    buckets.append(("+Inf", snap.count))
+    family.add_metric(labels, buckets, snap.sum)
+
+
+def _bound_text(bound: float) -> str:
+    """A bucket bound as Prometheus clients write it: ``1.0``, ``0.005``, ``1e-05``."""
+    return repr(float(bound))
+
+
+class RuntimeMetrics:
+    """The registry of one runtime and, while it runs, the HTTP server that exposes it.
+
+    Args:
+        source: the runtime to read at scrape time.
+        name: the runtime's name.
+    """
+
+    def __init__(self, source: StatisticsSource, name: str) -> None:
+        from . import __version__  # noqa: PLC0415 - the package imports this module first
+
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(RuntimeCollector(source, name, __version__))
+        ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, memory, fds
+        self.address = ""
+        """Where the exporter listens, ``host:port``; empty while it does not."""
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self._log = get_logger(runtime=name)
+
+    def exposition(self) -> bytes:
+        """The metrics in Prometheus's text format, as a scrape would get them."""
+        return generate_latest(self.registry)
+
+    def serve(self, address: str) -> None:
+        """Start serving ``/metrics`` on ``host:port`` in a daemon thread.
+
+        Port 0 picks a free port; `address` then tells which.
+
+        Raises:
+            MetricsServerError: the address cannot be bound; nothing is left running.
+            RuntimeError: already serving.
+        """
+        if self._server is not None:
+            raise RuntimeError(f"metrics are already served on {self.address}")
+        host, _, port = address.rpartition(":")
+        host = host.strip("[]")
+        try:
+            server = make_server(
+                host, int(port), make_wsgi_app(self.registry), _server_class(host), _QuietHandler
+            )
+        except OSError as error:
+            raise MetricsServerError(address, error.strerror or str(error)) from error
+        bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
+        if ":" in bound_host:
+            bound_host = f"[{bound_host}]"
+        self.address = f"{bound_host}:{bound_port}"
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, name=f"tierd-metrics-{self.address}", daemon=True
+        )
+        self._thread.start()
+        self._log.info("metrics_serving", address=self.address)
+
+    def close(self) -> None:
+        """Stop the HTTP server and wait for its thread; does nothing if it is not serving."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5.0)
+        self._server = self._thread = None
+        self._log.info("metrics_stopped", address=self.address)
+        self.address = ""
+
+
+class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _ThreadingServer6(_ThreadingServer):
+    address_family = socket.AF_INET6
+
+
+def _server_class(host: str) -> type[WSGIServer]:
+    return _ThreadingServer6 if ":" in host else _ThreadingServer
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Writes no access line to standard error for every scrape."""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        """Log nothing."""
