@@ -84,6 +84,11 @@ class LevelQueue:
     def __contains__(self, message_id: str) -> bool:
         return message_id in self._by_id
 
+    @property
+    def full(self) -> bool:
+        """Whether `put` would refuse a message now."""
+        return self.limit is not None and len(self._by_id) >= self.limit
+
     def put(self, message: Message, reply_route: Any, now: float) -> QueueEntry:
         """Queue a message in its recipient's lane.
 
