@@ -107,6 +107,8 @@ class LevelConfig(_Section):
     queue_limit: Annotated[int, Field(ge=1)] = 100_000
     dead_letter_limit: Annotated[int, Field(ge=1)] = 10_000
     waiting_room_limit: Annotated[int, Field(ge=0)] = 1000
+    aging: Annotated[float, Field(ge=0)] = 0.0
+    """Seconds of waiting that move a message up one priority step; 0 is strict priority."""
     """Senders that may wait for room in a full queue at once (``send --wait``)."""
 
     @pydantic.field_validator("daemons", mode="before")

@@ -129,6 +129,7 @@ class Runtime:
                     dead_letter_capacity=section.dead_letter_limit,
                     runtime_name=self.config.runtime.name,
                     waiting_room=section.waiting_room_limit,
+                    aging=section.aging,
                 )
                 self.levels[section.level] = level
                 self.router.add_local(section.level, level, frozenset(spec.id for spec in specs))

@@ -60,6 +60,7 @@ class Level(FailureHandling, RetryHandling, Backpressure, LevelControl):
         queue_limit: the most messages the level queues; None for no limit.
         dead_letter_capacity: how many dead letters the level keeps.
         waiting_room: how many senders may wait for room in a full queue at once.
+        aging: seconds of waiting that move a message up one priority step; 0: strict.
         runtime_name: the runtime's name, bound into every log line of the level.
 
     Raises:
@@ -76,11 +77,12 @@ class Level(FailureHandling, RetryHandling, Backpressure, LevelControl):
         dead_letter_capacity: int = 10_000,
         runtime_name: str = "",
         waiting_room: int = DEFAULT_WAITING_ROOM,
+        aging: float = 0.0,
     ) -> None:
         self.number = number
         self.router = router
         self.wait_graph = wait_graph
-        self.queue = LevelQueue(queue_limit)
+        self.queue = LevelQueue(queue_limit, aging)
         self.slots = {spec.id: DaemonSlot(spec, Address(spec.id, number)) for spec in daemons}
         self.pending: dict[str, PendingRequest] = {}
         self.deadlines: DeadlineHeap[Due] = DeadlineHeap()
