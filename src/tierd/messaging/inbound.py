@@ -125,9 +125,16 @@ class InboundHandler:
         """Messages accepted from the network."""
         self.duplicates = 0
         """Resent messages acknowledged again and not handed on."""
+        self.received = 0
+        """Every multipart frame handed to `handle`, good or bad."""
+        self.refused = 0
+        """Well-formed messages refused (unknown recipient, queue full, stopping)."""
+        self.queries = 0
+        """Pings, status and control queries answered or passed on."""
 
     def handle(self, frames: list[bytes]) -> None:
         """Act on one multipart frame from the ROUTER: ``[identity, body]``."""
+        self.received += 1
         if len(frames) != 2:
             identity = frames[0] if frames else b""
             self._refuse_frame(identity, DecodeError("malformed", f"{len(frames) - 1} body parts"))
@@ -142,13 +149,16 @@ class InboundHandler:
             case MessageFrame(message=message, wants_ack=wants_ack, wait=wait):
                 self._accept(identity, message, wants_ack=wants_ack, wait=wait)
             case PingFrame():
+                self.queries += 1
                 self.send_now(identity, encode_pong())
             case StatusQuery(query_id=query_id):
+                self.queries += 1
                 if self.accepting:
                     self.ask_status(identity, query_id)
                 else:
                     self.send_now(identity, encode_error(query_id, _stopping_payload()))
             case ControlQuery(query_id=query_id) if self.ask_control is not None:
+                self.queries += 1
                 if self.accepting:
                     self.ask_control(identity, frame)
                 else:
@@ -205,6 +215,7 @@ class InboundHandler:
 
     def _refuse(self, identity: bytes, message: Message, error: TierdError) -> None:
         """Tell the sender its message was refused: an error reply, or an error frame."""
+        self.refused += 1
         if message.kind == "request":
             reply = message.reply_to(to_payload(error), status="error")
             self.send_now(identity, encode_message(reply, self.max_bytes))
