@@ -138,3 +138,48 @@ class Busy(tierd.Daemon):
 
     def handle(self, message: tierd.Message) -> Any:
         self.done.wait(self.seconds)
+
+
+class Flaky(tierd.Daemon):
+    """Raises ``ConnectionError`` on the first ``failures`` deliveries of each message id.
+
+    Replies ``{"payload": ..., "attempts": n}`` once it lets a message through.
+    """
+
+    seen: dict[str, int] = {}  # noqa: RUF012 - shared by every instance: survives restarts
+
+    def __init__(self, failures: int = 2) -> None:
+        self.failures = failures
+
+    def handle(self, message: tierd.Message) -> Any:
+        count = Flaky.seen[message.id] = Flaky.seen.get(message.id, 0) + 1
+        if count <= self.failures:
+            raise ConnectionError(f"delivery {count} of {message.id} fails")
+        return {"payload": message.payload, "attempts": message.attempts}
+
+
+class TenthCrasher(tierd.Daemon):
+    """Raises ``ValueError`` for payloads divisible by ten; counts the others it handled."""
+
+    handled: dict[str, int] = {}  # noqa: RUF012 - shared by every instance: survives restarts
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def handle(self, message: tierd.Message) -> Any:
+        if message.payload % 10 == 0:
+            raise ValueError(f"payload {message.payload} is poison")
+        TenthCrasher.handled[self.name] = TenthCrasher.handled.get(self.name, 0) + 1
+        return message.payload
+
+
+class Hang(tierd.Daemon):
+    """Never returns from ``handle`` until its gate opens (a hung handler)."""
+
+    def __init__(self, name: str) -> None:
+        self.entered, self.release = gate(name)
+
+    def handle(self, message: tierd.Message) -> Any:
+        self.entered.set()
+        self.release.wait()
+        return None

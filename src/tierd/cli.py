@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import DEFAULT_TOPOLOGY, load_config, override_runtime
 from .errors import ConfigError, TierdError
@@ -143,7 +143,12 @@ def cmd_send(args: argparse.Namespace) -> int:
     """Send a notification and print its id once the runtime accepted it."""
 
     def send(client: Client) -> None:
-        print(client.send(args.target, _payload(args.json), priority=args.priority))
+        print(
+            client.send(
+                args.target, _payload(args.json), priority=args.priority, wait=args.wait,
+                timeout=args.timeout,
+            )
+        )  # fmt: skip
 
     return _with_client(args, send)
 
@@ -168,6 +173,62 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
 
     return _with_client(args, status)
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Cancel a queued message; exit 1 if no level holds it."""
+
+    def cancel(client: Client) -> None:
+        if not client.cancel(args.id, timeout=args.timeout):
+            raise _NotFoundError(f"no level holds message {args.id} (handled already, or unknown)")
+        print(f"cancelled {args.id}")
+
+    return _with_client(args, cancel)
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    """Pause or resume a daemon."""
+
+    def pause(client: Client) -> None:
+        if args.command == "pause":
+            client.pause(args.target, timeout=args.timeout)
+            print(f"paused {args.target}")
+        else:
+            client.resume(args.target, timeout=args.timeout)
+            print(f"resumed {args.target}")
+
+    return _with_client(args, pause)
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    """List, replay or purge dead letters."""
+
+    def dead_letters(client: Client) -> None:
+        ids = args.ids or None
+        if args.action == "list":
+            letters = client.dead_letters(args.level, limit=args.limit, timeout=args.timeout)
+            if args.json:
+                print(json.dumps(letters, indent=2, default=_jsonable))
+                return
+            for letter in letters:
+                print(
+                    f"{letter['id']}  {letter['recipient']}  {letter['reason']}  "
+                    f"attempts {letter['attempts']}  {letter['detail']}"
+                )
+            print(f"{len(letters)} dead letter(s)")
+        elif args.action == "replay":
+            replayed = client.replay_dead_letters(args.level, ids, timeout=args.timeout)
+            if args.json:
+                print(json.dumps(replayed, indent=2))
+                return
+            for old, new in replayed.items():
+                print(f"{old} -> {new}")
+            print(f"{len(replayed)} replayed")
+        else:
+            purged = client.purge_dead_letters(args.level, ids, timeout=args.timeout)
+            print(json.dumps({"purged": purged}) if args.json else f"{purged} purged")
+
+    return _with_client(args, dead_letters)
 
 
 def cmd_keys_generate(args: argparse.Namespace) -> int:
@@ -209,6 +270,10 @@ class _UsageError(Exception):
     """A command-line value that is wrong before anything is sent."""
 
 
+class _NotFoundError(TierdError):
+    """What a command acts on does not exist (exit 1)."""
+
+
 def _payload(text: str | None) -> object:
     if text is None:
         return None
@@ -238,6 +303,29 @@ def _add_client_options(parser: argparse.ArgumentParser, *, timeout: float | Non
         parser.add_argument(
             "--timeout", type=float, default=timeout, help=f"seconds to wait (default {timeout:g})"
         )
+
+
+def _add_control_commands(commands: Any) -> None:
+    """``cancel``, ``pause``, ``resume`` and ``dead-letters``."""
+    cancel = commands.add_parser("cancel", help="cancel a queued message by id")
+    cancel.add_argument("id", help="the message id (as tierd send printed it)")
+    _add_client_options(cancel, timeout=5.0)
+    cancel.set_defaults(func=cmd_cancel)
+
+    for name, text in (("pause", "pause a daemon"), ("resume", "resume a paused daemon")):
+        control = commands.add_parser(name, help=f"{text}: daemon@level")
+        control.add_argument("target", help="the daemon, daemon@level")
+        _add_client_options(control, timeout=5.0)
+        control.set_defaults(func=cmd_pause)
+
+    dead = commands.add_parser("dead-letters", help="list, replay or purge dead letters")
+    dead.add_argument("action", choices=("list", "replay", "purge"))
+    dead.add_argument("ids", nargs="*", help="message ids (replay and purge; default: all)")
+    dead.add_argument("--level", type=int, help="one level (default: every level)")
+    dead.add_argument("--limit", type=int, default=100, help="list at most this many (newest)")
+    dead.add_argument("--json", action="store_true", help="print JSON for scripts")
+    _add_client_options(dead, timeout=5.0)
+    dead.set_defaults(func=cmd_dead_letters)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -273,7 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="normal",
         help=f"{', '.join(PRIORITY_NAMES)} or 1..20 (default normal)",
     )
-    _add_client_options(send, timeout=None)
+    send.add_argument(
+        "--wait", action="store_true",
+        help="if the level's queue is full, wait for room (up to --timeout) instead of failing",
+    )  # fmt: skip
+    _add_client_options(send, timeout=DEFAULT_TIMEOUT)
     send.set_defaults(func=cmd_send)
 
     request = commands.add_parser("request", help="send a request; print the reply as JSON")
@@ -286,6 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print JSON for scripts")
     _add_client_options(status, timeout=5.0)
     status.set_defaults(func=cmd_status)
+
+    _add_control_commands(commands)
 
     keys = commands.add_parser("keys", help="CURVE keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .actors.daemon import Daemon
 from .errors import ConfigError
+from .orchestrators.retries import DEFAULT_POISON_AFTER, RetryPolicy
 from .orchestrators.supervision import RestartPolicy
 
 DEFAULT_TOPOLOGY = Path(__file__).with_name("default.toml")
@@ -47,6 +48,28 @@ class RestartConfig(_Section):
         return RestartPolicy(**self.model_dump())
 
 
+class RetryConfig(_Section):
+    """``retry = {...}`` of a daemon: see `RetryPolicy`.
+
+    ``backoff_multiplier`` is accepted as another name for ``multiplier``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    max_attempts: Annotated[int, Field(ge=1, le=1000)] = 3
+    initial_delay: Annotated[float, Field(ge=0)] = 0.5
+    multiplier: Annotated[float, Field(ge=1, validation_alias=pydantic.AliasChoices(
+        "multiplier", "backoff_multiplier"))] = 2.0  # fmt: skip
+    max_delay: Annotated[float, Field(ge=0)] = 30.0
+    on: Annotated[list[Annotated[str, Field(pattern=r"^\w+$")]], Field(min_length=1)]
+
+    def policy(self) -> RetryPolicy:
+        """The `RetryPolicy` these values describe."""
+        return RetryPolicy(
+            self.max_attempts, self.initial_delay, self.multiplier, self.max_delay, tuple(self.on)
+        )
+
+
 class DaemonConfig(_Section):
     """One ``[[levels.daemons]]`` table; in Python, pass ``class_path=`` for ``class``."""
 
@@ -57,6 +80,8 @@ class DaemonConfig(_Section):
     options: dict[str, Any] = Field(default_factory=dict)
     prefetch: Annotated[int, Field(ge=1)] = 1
     restart: RestartConfig = RestartConfig()
+    retry: RetryConfig | None = None
+    poison_after: Annotated[int, Field(ge=1)] = DEFAULT_POISON_AFTER
 
     @pydantic.field_validator("class_path")
     @classmethod
@@ -81,6 +106,10 @@ class LevelConfig(_Section):
     daemons: Annotated[list[DaemonConfig], Field(min_length=1)]
     queue_limit: Annotated[int, Field(ge=1)] = 100_000
     dead_letter_limit: Annotated[int, Field(ge=1)] = 10_000
+    waiting_room_limit: Annotated[int, Field(ge=0)] = 1000
+    aging: Annotated[float, Field(ge=0)] = 0.0
+    """Seconds of waiting that move a message up one priority step; 0 is strict priority."""
+    """Senders that may wait for room in a full queue at once (``send --wait``)."""
 
     @pydantic.field_validator("daemons", mode="before")
     @classmethod

@@ -52,12 +52,15 @@ OUTCOMES: Final = ("ok", "error", "timeout")
 DEAD_LETTER_REASONS: Final = (
     "expired",
     "handler_error",
+    "retries_exhausted",
+    "poison",
     "daemon_gave_up",
     "unknown_recipient",
-    "queue_full",
     "stopped",
 )
 """Reasons given a ``tierd_dead_letters_total`` series from the start; others appear when seen."""
+REJECTION_REASONS: Final = ("queue_full",)
+"""Reasons given a ``tierd_messages_rejected_total`` series from the start."""
 
 
 class StatisticsSource(Protocol):
@@ -156,8 +159,30 @@ def _level_families(levels: list[LevelStatistics]) -> Iterator[Metric]:
         "Messages that could not be delivered, by reason.",
         labels=["level", "reason"],
     )
+    rejected = CounterMetricFamily(
+        "tierd_messages_rejected",
+        "Messages refused on arrival and never kept, by reason (queue_full); the sender was told.",
+        labels=["level", "reason"],
+    )
+    retries = CounterMetricFamily(
+        "tierd_message_retries",
+        "Failed deliveries scheduled for another attempt by a daemon's retry policy.",
+        labels=["level"],
+    )
+    waiting = GaugeMetricFamily(
+        "tierd_waiting_for_room",
+        "Senders waiting for room in a level's full queue.",
+        labels=["level"],
+    )
+    paused = GaugeMetricFamily(
+        "tierd_daemon_paused", "1 while a daemon is paused, else 0.", labels=["level", "daemon"]
+    )
     for stats in levels:
         level = str(stats.level)
+        for reason, count in (dict.fromkeys(REJECTION_REASONS, 0) | stats.rejected).items():
+            rejected.add_metric([level, reason], count)
+        retries.add_metric([level], stats.retries)
+        waiting.add_metric([level], stats.waiting_for_room)
         received_counts = {(kind, p): 0 for kind in KINDS for p in PRIORITY_NAMES.values()}
         received_counts.update(stats.received)
         for (kind, priority), count in sorted(received_counts.items()):
@@ -183,8 +208,9 @@ def _level_families(levels: list[LevelStatistics]) -> Iterator[Metric]:
                 states.add_metric([level, daemon.daemon, state.value], current)
             _add_histogram(duration, [level, daemon.daemon], daemon.handle_duration)
             restarts.add_metric([level, daemon.daemon], daemon.restarts)
+            paused.add_metric([level, daemon.daemon], 1 if daemon.paused else 0)
     yield from (received, dispatched, completed, timeouts, late, depth, inflight, states)
-    yield from (latency, duration, restarts, dead)
+    yield from (latency, duration, restarts, dead, rejected, retries, waiting, paused)
 
 
 def _network_families(network: NetworkStatistics) -> Iterator[Metric]:

@@ -11,19 +11,21 @@ from typing import TYPE_CHECKING, Any, Final
 import structlog
 
 from .config import Config, load_config, resolve_class
-from .errors import RequestTimeout, TierdError
+from .errors import Rejected, RequestTimeout, TierdError, UnknownRecipient
 from .logging import configure as configure_logging
 from .logging import get_logger
 from .messaging.bridge import Bridge
 from .messaging.message import DEFAULT_TIMEOUT, Address, Message, parse_priority
 from .messaging.status import status_report
 from .metrics import RuntimeMetrics
+from .orchestrators.backpressure import Admission
 from .orchestrators.correlation import ReplyWaiter, unwrap_reply
 from .orchestrators.deadlock import WaitForGraph
 from .orchestrators.level import Level
 from .orchestrators.orchestrator import SWEEP, Orchestrator
 from .orchestrators.routing import Router
 from .orchestrators.slot import DaemonSpec
+from .remote_control import control_operation
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -126,6 +128,8 @@ class Runtime:
                     queue_limit=section.queue_limit,
                     dead_letter_capacity=section.dead_letter_limit,
                     runtime_name=self.config.runtime.name,
+                    waiting_room=section.waiting_room_limit,
+                    aging=section.aging,
                 )
                 self.levels[section.level] = level
                 self.router.add_local(section.level, level, frozenset(spec.id for spec in specs))
@@ -151,7 +155,7 @@ class Runtime:
         """Make the bridge, if there is an endpoint or a peer, and route remote levels to it."""
         if not (self.config.runtime.endpoint or self.config.peers):
             return
-        self.bridge = Bridge(self.config, self.router, self.status)
+        self.bridge = Bridge(self.config, self.router, self.status, self.control)
         for level, link in self.bridge.remote_links():
             self.router.add_remote(level, link)
 
@@ -203,10 +207,21 @@ class Runtime:
         *,
         priority: int | str = "normal",
         timeout: float = DEFAULT_TIMEOUT,
+        wait: bool = False,
     ) -> str:
         """Send a notification; return its id once it is handed to its level.
 
+        Args:
+            target: the recipient, ``"daemon@level"``.
+            payload: any value.
+            priority: a name (critical, high, normal, low, background) or 1..20.
+            timeout: seconds the message may wait, for room and then in the queue.
+            wait: if the level's queue is full, wait (blocking, for up to
+                ``timeout``) until there is room instead of failing at once.
+
         Raises:
+            Rejected: the level's queue is full (with ``wait``: it stayed full
+                for ``timeout``, or too many senders wait already).
             UnknownRecipient: no level or daemon answers to ``target``.
             ValueError: a bad address or priority.
         """
@@ -214,7 +229,17 @@ class Runtime:
         message = Message.notification(
             RUNTIME_SENDER, recipient, payload, priority=parse_priority(priority), timeout=timeout
         )
-        self.router.check(recipient).submit(message, None)
+        link = self.router.check(recipient)
+        if wait and isinstance(link, Level):
+            admission = Admission()
+            link.submit_waiting(message, None, admission)
+            # The level answers by the message's timeout (its sweep); the margin guards a stop.
+            if not admission.wait(timeout + max(1.0, 10 * self.config.runtime.sweep_interval)):
+                raise Rejected("queue full: no answer while waiting for room")
+            if admission.error is not None:
+                raise admission.error
+        else:
+            link.submit(message, None)
         return message.id
 
     def request(
@@ -292,12 +317,63 @@ class Runtime:
         return level is not None and level.set_paused(address.daemon, paused=paused)
 
     def cancel(self, message_id: str) -> bool:
-        """Cancel a queued message (its requester gets `Cancelled`); False if not found."""
+        """Cancel a queued message (its requester gets `Cancelled`); False if not found.
+
+        A message already being handled is not interrupted: its reply is discarded.
+        """
         return any(level.cancel(message_id) for level in self.levels.values())
 
     def dead_letters(self, level: int) -> list[DeadLetter]:
-        """The dead letters a local level keeps, oldest first."""
+        """The dead letters a local level keeps, oldest first.
+
+        Raises:
+            KeyError: the runtime serves no level ``level``.
+        """
         return self.levels[level].dead_letter_list()
+
+    def replay_dead_letters(
+        self, level: int | None = None, ids: list[str] | None = None
+    ) -> dict[str, str]:
+        """Send dead letters again as new messages (see `Level.replay_dead_letters`).
+
+        Args:
+            level: one local level, or None for every level.
+            ids: the message ids to replay; None replays every letter.
+
+        Returns:
+            Each replayed message's old id and its new id.
+        """
+        replayed: dict[str, str] = {}
+        for chosen in self.levels_for(level):
+            replayed.update(chosen.replay_dead_letters(ids))
+        return replayed
+
+    def purge_dead_letters(self, level: int | None = None, ids: list[str] | None = None) -> int:
+        """Forget dead letters (those in ``ids``, or all) of one level or every level; how many."""
+        return sum(chosen.purge_dead_letters(ids) for chosen in self.levels_for(level))
+
+    def levels_for(self, level: int | None) -> list[Level]:
+        """One local level, or every one (None), in level order.
+
+        Raises:
+            UnknownRecipient: the runtime serves no level ``level``.
+        """
+        if level is None:
+            return [self.levels[number] for number in sorted(self.levels)]
+        if level not in self.levels:
+            raise UnknownRecipient(f"level {level}", f"this runtime serves no level {level}")
+        return [self.levels[level]]
+
+    def control(self, operation: str, arguments: dict[str, Any]) -> Any:
+        """Run one control operation a client asked for over the wire (see `tierd.Client`).
+
+        Runs in the bridge's worker thread, where waiting on levels is fine.
+
+        Raises:
+            UnknownRecipient: no such daemon or level.
+            ValueError: an unknown operation or a bad argument.
+        """
+        return control_operation(self, operation, arguments)
 
 
 def _daemon_spec(daemon: Any) -> DaemonSpec:
@@ -308,4 +384,6 @@ def _daemon_spec(daemon: Any) -> DaemonSpec:
         class_path=daemon.class_path,
         prefetch=daemon.prefetch,
         restart=daemon.restart.policy(),
+        retry=daemon.retry.policy() if daemon.retry is not None else None,
+        poison_after=daemon.poison_after,
     )

@@ -82,3 +82,56 @@ def test_has_waiting_and_depth_of_skip_removed_entries():
     assert queue.depth_of("a") == 1
     assert queue.pop("a") is kept
     assert not queue.has_waiting("a")
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_aging_moves_a_waiting_message_up_one_step_per_period():
+    """With aging, a message that waited k periods competes as priority minus k."""
+    clock = _Clock()
+    queue = LevelQueue(aging=1.0, clock=clock)
+    old = queue.put(_message("a", 12, "old low"), None, 0.0)
+    clock.now = 1.5
+    queue.put(_message("a", 10, "new normal"), None, 1.5)
+    assert queue.pop("a").message.payload == "new normal"  # 12 - 1 = 11 > 10
+    queue.put(_message("a", 10, "newer normal"), None, 1.5)
+    clock.now = 2.0
+    assert queue.pop("a") is old  # 12 - 2 = 10, and it arrived first
+    assert queue.pop("a").message.payload == "newer normal"
+
+
+def test_without_aging_priority_is_strict_however_long_a_message_waits():
+    """Aging = 0 (the default): a low-priority message never passes a more urgent one."""
+    clock = _Clock()
+    queue = LevelQueue(clock=clock)
+    queue.put(_message("a", 20, "background"), None, 0.0)
+    clock.now = 10_000.0
+    queue.put(_message("a", 19, "urgent"), None, clock.now)
+    assert [e.message.payload for e in queue.drain("a")] == ["urgent", "background"]
+
+
+@given(st.lists(st.tuples(st.integers(1, 20), st.floats(0, 100)), min_size=1, max_size=100))
+def test_aging_pops_by_effective_priority_then_arrival(items):
+    """With aging, each pop takes the least (priority - floor(waited / aging), arrival)."""
+    clock = _Clock()
+    queue = LevelQueue(aging=7.0, clock=clock)
+    clock.now = 100.0
+    arrivals = sorted(enqueued for _, enqueued in items)  # queued in time order, as in a level
+    for position, ((priority, _), enqueued) in enumerate(zip(items, arrivals, strict=True)):
+        queue.put(_message("a", priority, position), None, enqueued)
+
+    def key(entry):
+        return (entry.priority - int((clock.now - entry.enqueued_at) // 7.0), entry.sequence)
+
+    popped = []
+    while queue:
+        expected = min(queue.entries(), key=key)
+        assert queue.pop("a") is expected
+        popped.append(expected.message.payload)
+    assert sorted(popped) == list(range(len(items)))

@@ -141,6 +141,7 @@ class Daemon:
             The notification's message id.
 
         Raises:
+            Rejected: the recipient's level is full (``queue full``); nothing was kept.
             UnknownRecipient: no daemon answers to ``target``.
             ValueError: a bad address or priority.
         """

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import zmq
 
-from ..errors import BindError, Rejected, to_payload
+from ..errors import BindError, Rejected, TierdError, to_payload
 from ..logging import get_logger
-from .codec import encode_error, encode_status_reply
+from .codec import ControlQuery, encode_control_reply, encode_error, encode_status_reply
 from .dedup import RecentIds
 from .handoff import Handoff
 from .inbound import InboundHandler
@@ -65,10 +65,17 @@ class Bridge:
         config: the runtime's config (``runtime`` and ``peers``).
         router: the runtime's router; inbound messages are routed with it.
         status: makes the status dict a client asks for; runs in a worker thread.
+        control: runs a control operation ``(operation, arguments)`` a client asks
+            for and returns its result; runs in the same worker thread. None
+            refuses control frames.
     """
 
     def __init__(
-        self, config: Config, router: Router, status: Callable[[], dict[str, Any]]
+        self,
+        config: Config,
+        router: Router,
+        status: Callable[[], dict[str, Any]],
+        control: Callable[[str, dict[str, Any]], Any] | None = None,
     ) -> None:
         runtime = config.runtime
         self.config = config
@@ -88,9 +95,11 @@ class Bridge:
             send_now=self._send_now,
             send_any_thread=self._send_any_thread,
             ask_status=self._ask_status,
+            ask_control=self._ask_control if control is not None else None,
             max_bytes=self.max_bytes,
         )
         self._status = status
+        self._control = control
         self._status_pending = 0
         self._status_worker = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"tierd-status-{runtime.name}"
@@ -284,6 +293,14 @@ class Bridge:
         self._status_pending += 1
         self._status_worker.submit(self._answer_status, identity, query_id)
 
+    def _ask_control(self, identity: bytes, query: ControlQuery) -> None:
+        if self._status_pending >= _STATUS_BACKLOG:
+            busy = Rejected("too many status and control queries at once; retry in a moment")
+            self._send_now(identity, encode_error(query.query_id, to_payload(busy)))
+            return
+        self._status_pending += 1
+        self._status_worker.submit(self._answer_control, identity, query)
+
     def _answer_status(self, identity: bytes, query_id: str) -> None:
         """Make the status in the worker thread, where waiting on orchestrators is fine."""
         try:
@@ -292,6 +309,23 @@ class Bridge:
             self.log.exception("status_failed")
             failed = Rejected(f"the status could not be made: {error}")
             frame = encode_error(query_id, to_payload(failed))
+        self.handoff.call_soon(self._status_answered, identity, frame)
+
+    def _answer_control(self, identity: bytes, query: ControlQuery) -> None:
+        """Run a control operation in the worker thread; a failure is an error frame."""
+        assert self._control is not None
+        try:
+            result = self._control(query.operation, query.arguments)
+            frame = encode_control_reply(query.query_id, result, self.max_bytes)
+        except TierdError as error:
+            frame = encode_error(query.query_id, to_payload(error))
+        except ValueError as error:
+            frame = encode_error(query.query_id, to_payload(Rejected(str(error))))
+        except Exception as error:
+            self.log.exception("control_failed", operation=query.operation)
+            failed = Rejected(f"the operation {query.operation!r} failed: {error}")
+            frame = encode_error(query.query_id, to_payload(failed))
+        self.log.info("control_operation", operation=query.operation)
         self.handoff.call_soon(self._status_answered, identity, frame)
 
     def _status_answered(self, identity: bytes, frame: bytes) -> None:

@@ -20,12 +20,14 @@ from ..errors import RequestTimeout, TierdError, from_payload
 from .codec import (
     DEFAULT_MAX_MESSAGE_BYTES,
     AckFrame,
+    ControlReply,
     DecodeError,
     ErrorFrame,
     Frame,
     MessageFrame,
     StatusReply,
     decode,
+    encode_control,
     encode_message,
     encode_status_query,
 )
@@ -133,6 +135,7 @@ class Client:
         *,
         priority: int | str = "normal",
         timeout: float = DEFAULT_TIMEOUT,
+        wait: bool = False,
     ) -> str:
         """Send a notification; return its id once the runtime has accepted it.
 
@@ -140,21 +143,28 @@ class Client:
             target: the recipient, ``"daemon@level"``.
             payload: any msgpack-able value.
             priority: a name (critical, high, normal, low, background) or 1..20.
-            timeout: seconds the message may wait in a queue.
+            timeout: seconds the message may wait: for room (with ``wait``), then in a queue.
+            wait: if the level's queue is full, let the runtime hold the message
+                until there is room, up to ``timeout``, instead of refusing it at once.
+                The runtime admits waiting senders in arrival order; it does not poll.
 
         Raises:
-            RequestTimeout: the runtime did not accept it within ``ack_timeout``.
-            UnknownRecipient, Rejected: the runtime refused it.
+            Rejected: the runtime refused it; ``"queue full"`` when the level is
+                full (with ``wait``: it stayed full for ``timeout``).
+            RequestTimeout: the runtime did not answer within ``ack_timeout``
+                (with ``wait``: ``timeout`` plus ``ack_timeout``).
+            UnknownRecipient: no daemon answers to ``target``.
             ValueError: a bad address or priority.
         """
         message = Message.notification(
             self.address, Address.parse(target), payload,
             priority=parse_priority(priority), timeout=timeout,
         )  # fmt: skip
+        patience = self.ack_timeout + (timeout if wait else 0.0)
         with self._one_thread():
             self._exchange(
-                encode_message(message, self.max_bytes), message.id, str(message.recipient),
-                self.ack_timeout, lambda f: _acked(f, message.id),
+                encode_message(message, self.max_bytes, wait=wait), message.id,
+                str(message.recipient), patience, lambda f: _acked(f, message.id),
             )  # fmt: skip
         return message.id
 
@@ -204,6 +214,96 @@ class Client:
             )  # fmt: skip
         assert isinstance(frame, StatusReply)
         return frame.status
+
+    def cancel(self, message_id: str, *, timeout: float = 5.0) -> bool:
+        """Cancel a queued message (its requester gets `Cancelled`).
+
+        A message already being handled is not interrupted: its reply is discarded.
+
+        Returns:
+            False if no level of the runtime holds the message (done, or unknown).
+
+        Raises:
+            RequestTimeout: no answer within ``timeout``.
+        """
+        return bool(self._control("cancel", {"id": message_id}, timeout))
+
+    def pause(self, target: str | Address, *, timeout: float = 5.0) -> None:
+        """Pause a daemon: it is handed nothing; its messages wait and still time out.
+
+        Raises:
+            UnknownRecipient: the runtime serves no such daemon.
+            RequestTimeout: no answer within ``timeout``.
+        """
+        self._control("pause", {"target": str(Address.parse(target))}, timeout)
+
+    def resume(self, target: str | Address, *, timeout: float = 5.0) -> None:
+        """Resume a paused daemon.
+
+        Raises:
+            UnknownRecipient: the runtime serves no such daemon.
+            RequestTimeout: no answer within ``timeout``.
+        """
+        self._control("resume", {"target": str(Address.parse(target))}, timeout)
+
+    def dead_letters(
+        self, level: int | None = None, *, limit: int = 100, timeout: float = 5.0
+    ) -> list[dict[str, Any]]:
+        """The newest dead letters of one level or every level, oldest first.
+
+        Each is a dict: ``id``, ``level``, ``reason``, ``detail``, ``at``,
+        ``kind``, ``sender``, ``recipient``, ``priority``, ``attempts``,
+        ``trace_id``, ``created_at``, ``payload``.
+
+        Raises:
+            UnknownRecipient: the runtime serves no level ``level``.
+            RequestTimeout: no answer within ``timeout``.
+        """
+        result = self._control("dead_letters", {"level": level, "limit": limit}, timeout)
+        return list(result)
+
+    def replay_dead_letters(
+        self, level: int | None = None, ids: list[str] | None = None, *, timeout: float = 5.0
+    ) -> dict[str, str]:
+        """Send dead letters again as new messages (new ids, zero attempts, fresh timeouts).
+
+        Args:
+            level: one level, or None for every level.
+            ids: the message ids to replay; None replays every letter.
+            timeout: seconds to wait for the runtime's answer.
+
+        Returns:
+            Each replayed message's old id and its new id. A letter the level
+            refuses again stays dead.
+
+        Raises:
+            UnknownRecipient: the runtime serves no level ``level``.
+            RequestTimeout: no answer within ``timeout``.
+        """
+        result = self._control("replay_dead_letters", {"level": level, "ids": ids}, timeout)
+        return dict(result)
+
+    def purge_dead_letters(
+        self, level: int | None = None, ids: list[str] | None = None, *, timeout: float = 5.0
+    ) -> int:
+        """Forget dead letters (those in ``ids``, or all) of one level or every level; how many.
+
+        Raises:
+            UnknownRecipient: the runtime serves no level ``level``.
+            RequestTimeout: no answer within ``timeout``.
+        """
+        return int(self._control("purge_dead_letters", {"level": level, "ids": ids}, timeout))
+
+    def _control(self, operation: str, arguments: dict[str, Any], timeout: float) -> Any:
+        query_id = new_id()
+        with self._one_thread():
+            frame = self._exchange(
+                encode_control(query_id, operation, arguments), query_id,
+                f"{operation} on {self.endpoint}", timeout,
+                lambda f: isinstance(f, ControlReply) and f.query_id == query_id,
+            )  # fmt: skip
+        assert isinstance(frame, ControlReply)
+        return frame.result
 
     # -- the socket --------------------------------------------------------------
 

@@ -4,13 +4,19 @@ Every frame on the wire is one msgpack map, an *envelope*::
 
     {"v": 1, "t": "msg", "m": {...message fields...}}   a request, reply or notification;
                                          "ack": false asks for no ack (a client's
-                                         request: its reply is the answer)
+                                         request: its reply is the answer);
+                                         "wait": true asks to wait for room in a
+                                         full queue (a notification), up to its timeout
     {"v": 1, "t": "ack", "id": "..."}                    the receiver accepted message id
     {"v": 1, "t": "error", "id": "..." | None, "error": {...}}
                                                          a frame or notification was refused
     {"v": 1, "t": "ping"} / {"v": 1, "t": "pong"}       peer heartbeats
     {"v": 1, "t": "status", "id": "..."}                 a client asks for the status
     {"v": 1, "t": "status_reply", "id": "...", "status": {...}}
+    {"v": 1, "t": "control", "id": "...", "op": "...", "args": {...}}
+                                                         a client asks for an operation
+                                                         (cancel, pause, dead letters...)
+    {"v": 1, "t": "control_reply", "id": "...", "result": ...}
 
 Inbound frames are untrusted. `decode` checks the size before it looks at a
 byte, unpacks with msgpack's length limits (no container or string can be
@@ -126,6 +132,8 @@ class MessageFrame:
     message: Message
     wants_ack: bool = True
     """Whether the sender waits for an ack; a client's request waits for its reply only."""
+    wait: bool = False
+    """Whether a full queue should park the message until there is room, not refuse it."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -168,7 +176,27 @@ class StatusReply:
     status: dict[str, Any]
 
 
-Frame = MessageFrame | AckFrame | ErrorFrame | PingFrame | PongFrame | StatusQuery | StatusReply
+@dataclasses.dataclass(frozen=True, slots=True)
+class ControlQuery:
+    """A client asks for a control operation (see `tierd.remote_control`)."""
+
+    query_id: str
+    operation: str
+    arguments: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ControlReply:
+    """The result of `ControlQuery` ``query_id``."""
+
+    query_id: str
+    result: Any
+
+
+Frame = (
+    MessageFrame | AckFrame | ErrorFrame | PingFrame | PongFrame | StatusQuery | StatusReply
+    | ControlQuery | ControlReply
+)  # fmt: skip
 
 
 # -- encoding ------------------------------------------------------------------
@@ -188,9 +216,15 @@ def _pack(envelope: dict[str, Any], max_bytes: int) -> bytes:
 
 
 def encode_message(
-    message: Message, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, *, wants_ack: bool = True
+    message: Message,
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    *,
+    wants_ack: bool = True,
+    wait: bool = False,
 ) -> bytes:
     """Encode a message for the wire; ``wants_ack=False`` tells the receiver not to ack it.
+
+    ``wait=True`` asks the receiver to wait for room if the level is full.
 
     Raises:
         Rejected: the payload is not msgpack-able, or the frame is over ``max_bytes``.
@@ -213,6 +247,8 @@ def encode_message(
     envelope: dict[str, Any] = {"v": PROTOCOL_VERSION, "t": "msg", "m": fields}
     if not wants_ack:
         envelope["ack"] = False
+    if wait:
+        envelope["wait"] = True
     return _pack(envelope, max_bytes)
 
 
@@ -255,6 +291,25 @@ def encode_status_reply(
     )
 
 
+def encode_control(query_id: str, operation: str, arguments: dict[str, Any]) -> bytes:
+    """Encode a client's control operation."""
+    envelope = {"v": PROTOCOL_VERSION, "t": "control", "id": query_id, "op": operation}
+    envelope["args"] = arguments
+    return _pack(envelope, DEFAULT_MAX_MESSAGE_BYTES)
+
+
+def encode_control_reply(
+    query_id: str, result: Any, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> bytes:
+    """Encode the result of a control operation.
+
+    Raises:
+        Rejected: the result does not fit in ``max_bytes``.
+    """
+    envelope = {"v": PROTOCOL_VERSION, "t": "control_reply", "id": query_id, "result": result}
+    return _pack(envelope, max_bytes)
+
+
 # -- decoding ------------------------------------------------------------------
 
 
@@ -279,7 +334,7 @@ def unpack(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Any:
         raise DecodeError("malformed", f"not a msgpack value: {error}") from None
 
 
-def decode(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Frame:  # noqa: PLR0911 - one return per envelope type
+def decode(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Frame:  # noqa: PLR0911, PLR0912 - one return per envelope type
     """Decode and validate one inbound frame.
 
     Raises:
@@ -301,7 +356,11 @@ def decode(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Frame:  #
     kind = envelope.get("t")
     match kind:
         case "msg":
-            return MessageFrame(_message(envelope.get("m")), envelope.get("ack") is not False)
+            return MessageFrame(
+                _message(envelope.get("m")),
+                wants_ack=envelope.get("ack") is not False,
+                wait=envelope.get("wait") is True,
+            )
         case "ack":
             return AckFrame(_id(envelope.get("id"), "ack"))
         case "error":
@@ -320,7 +379,18 @@ def decode(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Frame:  #
             if not isinstance(status, dict):
                 raise DecodeError("invalid", "status reply without a status map")
             return StatusReply(_id(envelope.get("id"), "status_reply"), status)
+        case "control" | "control_reply":
+            return _control(envelope)
     raise DecodeError("unknown_type", f"unknown envelope type {str(kind)[:40]!r}")
+
+
+def _control(envelope: dict[str, Any]) -> ControlQuery | ControlReply:
+    if envelope.get("t") == "control_reply":
+        return ControlReply(_id(envelope.get("id"), "control_reply"), envelope.get("result"))
+    operation, arguments = envelope.get("op"), envelope.get("args", {})
+    if not isinstance(operation, str) or not isinstance(arguments, dict):
+        raise DecodeError("invalid", "control frame without an 'op' string and 'args' map")
+    return ControlQuery(_id(envelope.get("id"), "control"), operation[:64], arguments)
 
 
 def _id(value: Any, what: str) -> str:

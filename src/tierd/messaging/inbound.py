@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import Rejected, RemoteError, TierdError, UnknownRecipient, to_payload
 from .codec import (
     DEFAULT_MAX_MESSAGE_BYTES,
+    ControlQuery,
     DecodeError,
     MessageFrame,
     PingFrame,
@@ -90,6 +91,8 @@ class InboundHandler:
         send_any_thread: the same, callable from any thread (for replies).
         ask_status: start answering a status query ``(identity, query_id)``
             somewhere the I/O thread does not wait for it.
+        ask_control: the same for a control operation ``(identity, query)``;
+            None refuses control frames.
         max_bytes: the frame size limit.
         clock: monotonic seconds.
     """
@@ -103,6 +106,7 @@ class InboundHandler:
         send_now: Callable[[bytes, bytes], None],
         send_any_thread: Callable[[bytes, bytes], None],
         ask_status: Callable[[bytes, str], None],
+        ask_control: Callable[[bytes, ControlQuery], None] | None = None,
         max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -112,6 +116,7 @@ class InboundHandler:
         self.send_now = send_now
         self.send_any_thread = send_any_thread
         self.ask_status = ask_status
+        self.ask_control = ask_control
         self.max_bytes = max_bytes
         self.clock = clock
         self.accepting = True
@@ -120,9 +125,16 @@ class InboundHandler:
         """Messages accepted from the network."""
         self.duplicates = 0
         """Resent messages acknowledged again and not handed on."""
+        self.received = 0
+        """Every multipart frame handed to `handle`, good or bad."""
+        self.refused = 0
+        """Well-formed messages refused (unknown recipient, queue full, stopping)."""
+        self.queries = 0
+        """Pings, status and control queries answered or passed on."""
 
     def handle(self, frames: list[bytes]) -> None:
         """Act on one multipart frame from the ROUTER: ``[identity, body]``."""
+        self.received += 1
         if len(frames) != 2:
             identity = frames[0] if frames else b""
             self._refuse_frame(identity, DecodeError("malformed", f"{len(frames) - 1} body parts"))
@@ -134,20 +146,30 @@ class InboundHandler:
             self._refuse_frame(identity, error)
             return
         match frame:
-            case MessageFrame(message=message, wants_ack=wants_ack):
-                self._accept(identity, message, wants_ack=wants_ack)
+            case MessageFrame(message=message, wants_ack=wants_ack, wait=wait):
+                self._accept(identity, message, wants_ack=wants_ack, wait=wait)
             case PingFrame():
+                self.queries += 1
                 self.send_now(identity, encode_pong())
             case StatusQuery(query_id=query_id):
+                self.queries += 1
                 if self.accepting:
                     self.ask_status(identity, query_id)
+                else:
+                    self.send_now(identity, encode_error(query_id, _stopping_payload()))
+            case ControlQuery(query_id=query_id) if self.ask_control is not None:
+                self.queries += 1
+                if self.accepting:
+                    self.ask_control(identity, frame)
                 else:
                     self.send_now(identity, encode_error(query_id, _stopping_payload()))
             case _:
                 kind = type(frame).__name__
                 self._refuse_frame(identity, DecodeError("unexpected", f"{kind} sent to a runtime"))
 
-    def _accept(self, identity: bytes, message: Message, *, wants_ack: bool = True) -> None:
+    def _accept(
+        self, identity: bytes, message: Message, *, wants_ack: bool = True, wait: bool = False
+    ) -> None:
         if message.kind == "reply":
             # Replies travel back on the connection their request went out on, never here.
             error = DecodeError("unexpected", "a reply sent to a runtime's endpoint", message.id)
@@ -165,6 +187,11 @@ class InboundHandler:
             route = None
             if message.kind == "request":
                 route = ReplyToSender(identity, self.send_any_thread, self.max_bytes)
+            elif wait and hasattr(link, "submit_waiting"):
+                # Parked in a full level: the ack (or refusal) goes out when it gets in.
+                self.recent.add(message.id, self.clock())
+                link.submit_waiting(message, None, self._admission(identity, message))
+                return
             link.submit(message, route)
         except (UnknownRecipient, Rejected) as error:
             self._refuse(identity, message, error)
@@ -174,8 +201,21 @@ class InboundHandler:
         if wants_ack:
             self.send_now(identity, encode_ack(message.id))
 
+    def _admission(self, identity: bytes, message: Message) -> Callable[[TierdError | None], None]:
+        """What a level calls, from any thread, once a waiting message got in or was refused."""
+
+        def admitted(error: TierdError | None) -> None:
+            if error is None:
+                self.accepted += 1  # an int add: atomic enough under the GIL for a counter
+                self.send_any_thread(identity, encode_ack(message.id))
+            else:
+                self.send_any_thread(identity, encode_error(message.id, to_payload(error)))
+
+        return admitted
+
     def _refuse(self, identity: bytes, message: Message, error: TierdError) -> None:
         """Tell the sender its message was refused: an error reply, or an error frame."""
+        self.refused += 1
         if message.kind == "request":
             reply = message.reply_to(to_payload(error), status="error")
             self.send_now(identity, encode_message(reply, self.max_bytes))

@@ -1,20 +1,30 @@
 """The priority queue of one level, with one lane per recipient daemon.
 
-Every message waits in the lane of its recipient, ordered by
-(priority, arrival sequence). Taking the next message for an IDLE daemon pops
-its lane: O(log n) in that lane's length, never a scan of the level's queue.
+Every message waits in the lane of its recipient. A lane is one FIFO deque
+per priority (1..20), so a lane is ordered by (priority, arrival sequence)
+and taking the next message for a daemon looks at no more than the 20 deque
+heads: O(1) in the number of queued messages.
+
+With *aging* (``aging`` seconds, 0 = off, strict priority) a waiting message
+moves up one priority step per ``aging`` seconds waited: the next message is
+the head with the lowest effective priority
+``priority - floor(waited / aging)``, ties going to the earlier arrival.
+Only heads need comparing: within one deque the head has waited longest.
+
 A message removed before it is taken (expired, cancelled) is marked dead in
-place and skipped when it reaches the top of its lane.
+place and skipped when it reaches the head of its deque.
 """
 
 from __future__ import annotations
 
-import heapq
+import bisect
+import collections
 import itertools
+import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Rejected
-from .message import MAX_PRIORITY
+from .message import MAX_PRIORITY, MIN_PRIORITY
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -42,7 +52,7 @@ class QueueEntry:
     enqueued_at: float
     """Monotonic seconds when it was queued, for the dispatch-latency metric."""
     priority: int
-    """The priority it is queued at; aging may lower this number."""
+    """The priority it is queued at (aging never changes it; it is computed at pop)."""
     sequence: int
     """Arrival order, the tie-break within a priority."""
     live: bool
@@ -62,21 +72,54 @@ class QueueEntry:
         self.deadline = None
 
 
+class _Lane:
+    """The messages waiting for one daemon: one FIFO deque per priority."""
+
+    __slots__ = ("by_priority", "live")
+
+    def __init__(self) -> None:
+        self.by_priority: list[collections.deque[QueueEntry]] = [
+            collections.deque() for _ in range(MAX_PRIORITY + 1)
+        ]
+        self.live = 0
+        """Live entries in the lane; dead ones still in a deque are not counted."""
+
+    def head(self, priority: int) -> QueueEntry | None:
+        """The oldest live entry at ``priority``, dropping dead ones on the way."""
+        waiting = self.by_priority[priority]
+        while waiting:
+            entry = waiting[0]
+            if entry.live:
+                return entry
+            waiting.popleft()
+        return None
+
+
+_PRIORITIES = range(MIN_PRIORITY, MAX_PRIORITY + 1)
+
+
 class LevelQueue:
     """Messages waiting for the daemons of one level.
 
     Args:
         limit: the most messages it holds; `put` beyond it raises
             `Rejected("queue full")`. None means no limit.
+        aging: seconds of waiting that move a message up one priority step;
+            0 keeps strict priority.
+        clock: monotonic seconds, the clock of ``enqueued_at`` (for aging).
     """
 
-    def __init__(self, limit: int | None = None) -> None:
-        self._lanes: dict[str, list[tuple[int, int, QueueEntry]]] = {}
+    def __init__(
+        self, limit: int | None = None, aging: float = 0.0, clock: Any = time.monotonic
+    ) -> None:
+        self._lanes: dict[str, _Lane] = {}
         self._by_id: dict[str, QueueEntry] = {}
         self._sequence = itertools.count()
         self._depth = [0] * (MAX_PRIORITY + 1)
         """Live messages per priority, indexed by the priority number."""
         self.limit = limit
+        self.aging = aging
+        self._clock = clock
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -84,8 +127,13 @@ class LevelQueue:
     def __contains__(self, message_id: str) -> bool:
         return message_id in self._by_id
 
+    @property
+    def full(self) -> bool:
+        """Whether `put` would refuse a message now."""
+        return self.limit is not None and len(self._by_id) >= self.limit
+
     def put(self, message: Message, reply_route: Any, now: float) -> QueueEntry:
-        """Queue a message in its recipient's lane.
+        """Queue a message in its recipient's lane; ``now`` is monotonic seconds.
 
         Raises:
             Rejected: the queue already holds `limit` messages.
@@ -93,38 +141,64 @@ class LevelQueue:
         if self.limit is not None and len(self._by_id) >= self.limit:
             raise Rejected("queue full")
         entry = QueueEntry(message, reply_route, now, next(self._sequence))
-        priority = entry.priority
         lane = self._lanes.get(message.recipient.daemon)
         if lane is None:
-            lane = self._lanes[message.recipient.daemon] = []
-        heapq.heappush(lane, (priority, entry.sequence, entry))
+            lane = self._lanes[message.recipient.daemon] = _Lane()
+        lane.by_priority[entry.priority].append(entry)
+        lane.live += 1
         self._by_id[message.id] = entry
-        self._depth[priority] += 1
+        self._depth[entry.priority] += 1
         return entry
 
     def requeue(self, entry: QueueEntry) -> None:
         """Put a taken entry back at its old place: same priority, same sequence.
 
         Used for messages handed to a daemon that crashed before handling
-        them; the limit does not apply, they were accepted already.
+        them, and for retries; the limit does not apply, they were accepted
+        already.
         """
         entry.live = True
-        heapq.heappush(
-            self._lanes.setdefault(entry.message.recipient.daemon, []),
-            (entry.priority, entry.sequence, entry),
-        )
+        lane = self._lanes.setdefault(entry.message.recipient.daemon, _Lane())
+        waiting = lane.by_priority[entry.priority]
+        if not waiting or waiting[0].sequence > entry.sequence:
+            waiting.appendleft(entry)  # the usual case: it was taken from the head
+        else:
+            place = bisect.bisect_left(waiting, entry.sequence, key=_sequence_of)
+            waiting.insert(place, entry)
+        lane.live += 1
         self._by_id[entry.message.id] = entry
         self._depth[entry.priority] += 1
 
     def pop(self, daemon: str) -> QueueEntry | None:
         """Take the most urgent live message for ``daemon``, or None if it has none."""
         lane = self._lanes.get(daemon)
-        while lane:
-            entry = heapq.heappop(lane)[2]
-            if entry.live:
-                self._forget(entry)
-                return entry
-        return None
+        if lane is None or not lane.live:
+            return None
+        if not self.aging:
+            for priority in _PRIORITIES:
+                entry = lane.head(priority)
+                if entry is not None:
+                    break
+        else:
+            entry = self._aged_head(lane)
+        assert entry is not None  # lane.live > 0
+        lane.by_priority[entry.priority].popleft()
+        self._forget(entry)
+        return entry
+
+    def _aged_head(self, lane: _Lane) -> QueueEntry | None:
+        """The head with the lowest effective priority; the earlier arrival on a tie."""
+        now, aging = self._clock(), self.aging
+        best: QueueEntry | None = None
+        best_key = (0, 0)
+        for priority in _PRIORITIES:
+            entry = lane.head(priority)
+            if entry is None:
+                continue
+            key = (priority - int((now - entry.enqueued_at) // aging), entry.sequence)
+            if best is None or key < best_key:
+                best, best_key = entry, key
+        return best
 
     def remove(self, message_id: str) -> QueueEntry | None:
         """Take a message out wherever it waits; None if it is not queued."""
@@ -150,9 +224,7 @@ class LevelQueue:
     def has_waiting(self, daemon: str) -> bool:
         """Whether ``daemon`` has at least one live message queued."""
         lane = self._lanes.get(daemon)
-        while lane and not lane[0][2].live:
-            heapq.heappop(lane)
-        return bool(lane)
+        return lane is not None and lane.live > 0
 
     def depth_by_priority(self) -> dict[int, int]:
         """How many messages wait at each priority (priorities with none left out)."""
@@ -160,8 +232,8 @@ class LevelQueue:
 
     def depth_of(self, daemon: str) -> int:
         """How many live messages wait for ``daemon``."""
-        lane = self._lanes.get(daemon, [])
-        return sum(1 for _, _, entry in lane if entry.live)
+        lane = self._lanes.get(daemon)
+        return lane.live if lane is not None else 0
 
     def entries(self) -> Iterator[QueueEntry]:
         """Every live entry, in no particular order."""
@@ -171,3 +243,8 @@ class LevelQueue:
         entry.live = False
         del self._by_id[entry.message.id]
         self._depth[entry.priority] -= 1
+        self._lanes[entry.message.recipient.daemon].live -= 1
+
+
+def _sequence_of(entry: QueueEntry) -> int:
+    return entry.sequence

@@ -53,6 +53,9 @@ def _level(level: LevelStatistics) -> dict[str, Any]:
         "timeouts": level.timeouts,
         "late_replies": level.late_replies,
         "dead_letters": dict(level.dead_letters),
+        "rejected": dict(level.rejected),
+        "retries": level.retries,
+        "waiting_for_room": level.waiting_for_room,
         "daemons": [
             {
                 "daemon": daemon.daemon,
@@ -80,7 +83,8 @@ def format_status(status: dict[str, Any]) -> str:
             f"level {level['level']}: queued {level['queued']}, "
             f"in-flight requests {level['in_flight_requests']}, "
             f"processed {level['processed']}, timeouts {level['timeouts']}, "
-            f"dead letters {sum(level['dead_letters'].values())}"
+            f"dead letters {sum(level['dead_letters'].values())}, "
+            f"rejected {sum(level.get('rejected', {}).values())}"
         )
         for daemon in level["daemons"]:
             state = daemon["state"] + (" (paused)" if daemon["paused"] else "")

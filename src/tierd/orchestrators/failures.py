@@ -15,10 +15,13 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from ..actors.states import DaemonState
 from ..errors import Cancelled, Rejected, RemoteError, RequestTimeout, TierdError
 from ..messaging.queue import QueueEntry
+from .backpressure import RoomWaiter
 from .correlation import PendingRequest, error_reply
+from .retries import RetryDue
 
-Due: TypeAlias = "QueueEntry | PendingRequest | DaemonSlot"
-"""What a level's deadlines hold: a queued message, a waiting request, a due restart."""
+Due: TypeAlias = "QueueEntry | PendingRequest | DaemonSlot | RetryDue | RoomWaiter"
+"""What a level's deadlines hold: a queued message, a waiting request, a due restart,
+a retry whose backoff is over, a sender waiting for room."""
 
 Later: TypeAlias = list["Callable[[], None]"]
 """Actions to run once the level's lock is released: whatever reaches another level."""
@@ -53,6 +56,7 @@ class FailureHandling:
     deadlines: DeadlineHeap[Due]
     counters: LevelCounters
     dead_letters: DeadLetterBox
+    retrying: dict[str, RetryDue]
     log: Any
 
     def _reply(self, route: Route, reply: Message, later: Later) -> None:
@@ -69,6 +73,28 @@ class FailureHandling:
 
     def _set_expiry(self, entry: QueueEntry, now: float) -> None:
         raise NotImplementedError
+
+    if TYPE_CHECKING:  # provided by the other mixins of Level
+
+        def _retry_or_give_up(
+            self, slot: DaemonSlot, entry: QueueEntry, error: BaseException, later: Later
+        ) -> bool:
+            raise NotImplementedError
+
+        def _requeue_or_poison(self, slot: DaemonSlot, entry: QueueEntry, later: Later) -> bool:
+            raise NotImplementedError
+
+        def _retry_due(self, due: RetryDue, later: Later) -> None:
+            raise NotImplementedError
+
+        def _admit_waiting(self, later: Later) -> None:
+            raise NotImplementedError
+
+        def _room_expired(self, waiter: RoomWaiter, later: Later) -> None:
+            raise NotImplementedError
+
+        def _fail_waiting_room(self, error: TierdError, later: Later) -> None:
+            raise NotImplementedError
 
     # -- refusals and dead letters ------------------------------------------------
 
@@ -102,8 +128,13 @@ class FailureHandling:
                 elif isinstance(due, PendingRequest):
                     del self.pending[due.request.id]
                     self._time_out(due)
+                elif isinstance(due, RetryDue):
+                    self._retry_due(due, later)
+                elif isinstance(due, RoomWaiter):
+                    self._room_expired(due, later)
                 else:
                     self._restart(due, later)
+            self._admit_waiting(later)
         run(later)
 
     def _expire(self, entry: QueueEntry, later: Later) -> None:
@@ -132,13 +163,16 @@ class FailureHandling:
     ) -> None:
         message = entry.message
         slot.errors += 1
-        message.status = "error"
-        remote = RemoteError(str(slot.address), type(error).__name__, str(error), message.attempts)
-        self.counters.completed["error"] += 1
-        if message.kind == "request":
-            self._reply(entry.reply_route, error_reply(message, remote), later)
-        else:
-            self._dead_letter(message, "handler_error", str(remote))
+        if not self._retry_or_give_up(slot, entry, error, later):
+            message.status = "error"
+            remote = RemoteError(
+                str(slot.address), type(error).__name__, str(error), message.attempts
+            )
+            self.counters.completed["error"] += 1
+            if message.kind == "request":
+                self._reply(entry.reply_route, error_reply(message, remote), later)
+            else:
+                self._dead_letter(message, "handler_error", str(remote))
         self._crash(slot, error, later)
 
     def start_failed(self, daemon: str, generation: int, error: BaseException) -> None:
@@ -158,9 +192,12 @@ class FailureHandling:
             slot.actor_ref = None
         now = time.monotonic()
         for entry in slot.in_flight.values():
-            entry.message.status = "pending"
-            self.queue.requeue(entry)
-            self._set_expiry(entry, now)
+            # Prefetched and never handled: the delivery did not reach the handler.
+            entry.message.attempts -= 1
+            if self._requeue_or_poison(slot, entry, later):
+                entry.message.status = "pending"
+                self.queue.requeue(entry)
+                self._set_expiry(entry, now)
         slot.in_flight.clear()
         self._schedule_restart(slot, error, later)
 
@@ -213,6 +250,12 @@ class FailureHandling:
                 self.queue.remove(entry.message.id)
                 self.deadlines.cancel(entry.deadline)
                 self._refuse(entry.message, entry.reply_route, stopped, "stopped", later)
+            for due in self.retrying.values():
+                self.deadlines.cancel(due.entry.deadline)
+                entry = due.entry
+                self._refuse(entry.message, entry.reply_route, stopped, "stopped", later)
+            self.retrying.clear()
+            self._fail_waiting_room(stopped, later)
             for pending in list(self.pending.values()):
                 self._unblock(pending)
                 pending.waiter.set(stopped)
@@ -228,11 +271,14 @@ class FailureHandling:
         later: Later = []
         with self._lock:
             found = self._cancel(message_id, later)
+            if found:
+                self._admit_waiting(later)
         run(later)
         return found
 
     def _cancel(self, message_id: str, later: Later) -> bool:
-        entry = self.queue.remove(message_id)
+        retrying = self.retrying.pop(message_id, None)
+        entry = self.queue.remove(message_id) if retrying is None else retrying.entry
         if entry is not None:
             self.deadlines.cancel(entry.deadline)
         else:

@@ -27,16 +27,18 @@ from ..errors import Deadlock, Rejected, TierdError, UnknownRecipient
 from ..logging import debug_enabled, get_logger
 from ..messaging.message import Address, Message
 from ..messaging.queue import LevelQueue
+from .backpressure import DEFAULT_WAITING_ROOM, Backpressure, RoomWaiter
+from .control import LevelControl
 from .correlation import PendingRequest, ReplyRoute, ReplyWaiter
 from .dead_letters import DeadLetterBox
 from .deadlines import DeadlineHeap
 from .failures import Due, FailureHandling, Later, run
+from .retries import RetryDue, RetryHandling
 from .slot import DaemonSlot, DaemonSpec
-from .stats import LevelCounters, LevelStatistics
+from .stats import LevelCounters
 
 if TYPE_CHECKING:
     from ..messaging.queue import QueueEntry
-    from .dead_letters import DeadLetter
     from .deadlock import WaitForGraph
     from .routing import Router
 
@@ -47,7 +49,7 @@ Route = ReplyRoute | str | None
 """Where a reply goes: a route object, `REPLY_HERE`, or None for no reply."""
 
 
-class Level(FailureHandling):
+class Level(FailureHandling, RetryHandling, Backpressure, LevelControl):
     """One level: queue, daemons, pending requests, deadlines and counters.
 
     Args:
@@ -57,6 +59,8 @@ class Level(FailureHandling):
         wait_graph: the runtime's wait-for graph, for deadlock detection.
         queue_limit: the most messages the level queues; None for no limit.
         dead_letter_capacity: how many dead letters the level keeps.
+        waiting_room: how many senders may wait for room in a full queue at once.
+        aging: seconds of waiting that move a message up one priority step; 0: strict.
         runtime_name: the runtime's name, bound into every log line of the level.
 
     Raises:
@@ -72,16 +76,23 @@ class Level(FailureHandling):
         queue_limit: int | None = None,
         dead_letter_capacity: int = 10_000,
         runtime_name: str = "",
+        waiting_room: int = DEFAULT_WAITING_ROOM,
+        aging: float = 0.0,
     ) -> None:
         self.number = number
         self.router = router
         self.wait_graph = wait_graph
-        self.queue = LevelQueue(queue_limit)
+        self.queue = LevelQueue(queue_limit, aging)
         self.slots = {spec.id: DaemonSlot(spec, Address(spec.id, number)) for spec in daemons}
         self.pending: dict[str, PendingRequest] = {}
         self.deadlines: DeadlineHeap[Due] = DeadlineHeap()
         self.counters = LevelCounters()
         self.dead_letters = DeadLetterBox(dead_letter_capacity)
+        self.retrying: dict[str, RetryDue] = {}
+        """Messages waiting out a retry backoff, by id."""
+        self.waiting_room: dict[str, RoomWaiter] = {}
+        """Senders waiting for room in the full queue, oldest first."""
+        self.waiting_room_limit = waiting_room
         self.accepting = True
         self.runtime_name = runtime_name
         self.log = get_logger(runtime=runtime_name, level=number)
@@ -111,7 +122,8 @@ class Level(FailureHandling):
         """Refuse new messages from now on; return how many are queued or in flight."""
         with self._lock:
             self.accepting = False
-            return len(self.queue) + sum(len(slot.in_flight) for slot in self.slots.values())
+            in_flight = sum(len(slot.in_flight) for slot in self.slots.values())
+            return len(self.queue) + in_flight + len(self.retrying) + len(self.waiting_room)
 
     def _start_daemon(self, slot: DaemonSlot, instance: Any) -> None:
         slot.generation += 1
@@ -132,16 +144,22 @@ class Level(FailureHandling):
             reply_route: where the reply to a request goes.
             waiter: for a request made outside every daemon, who waits here
                 for its reply; the level correlates it and times it out.
+
+        Raises:
+            Rejected: the queue is full and no reply route will tell the
+                sender (a notification); a request's sender gets it as its reply.
         """
         later: Later = []
+        full, route = None, reply_route  # type: Rejected | None, Route
         with self._lock:
             if message.kind == "reply":
                 self._resolve(message)
             else:
-                self._accept(
-                    message, REPLY_HERE if waiter is not None else reply_route, waiter, later
-                )
+                route = REPLY_HERE if waiter is not None else reply_route
+                full = self._accept_or_reject(message, route, waiter, later)
         run(later)
+        if full is not None and route is None:  # no reply will tell anyone: raise
+            raise full
 
     def deliver_reply(self, reply: Message) -> None:
         """Hand over a reply to a request made from this level (the `ReplyRoute` side)."""
@@ -150,13 +168,14 @@ class Level(FailureHandling):
 
     def _accept(
         self, message: Message, route: Route, waiter: ReplyWaiter | None, later: Later
-    ) -> None:
+    ) -> Rejected | None:
+        """Queue, hand over, forward or refuse a message; a full queue is returned, not handled."""
         if waiter is not None:
             self._await_reply(message, waiter, requester=None)
         recipient = message.recipient
         if recipient.level != self.number:
             self._forward(message, route, later)
-            return
+            return None
         if self._debug:
             self.log.debug(
                 "message_received", message_id=message.id, trace_id=message.trace_id,
@@ -168,19 +187,18 @@ class Level(FailureHandling):
         stopping = not self.accepting and not message.wait_chain
         if slot is None or slot.given_up or stopping:
             self._refuse(message, route, *self._refusal(slot, recipient, stopping=stopping), later)
-            return
+            return None
         now = time.monotonic()
         if slot.can_take() and not self.queue.has_waiting(recipient.daemon):
             # Nothing is ahead of it and the daemon is free: skip the queue.
             self.counters.count_received(message.kind, message.priority)
             self._hand_over(slot, self.queue.unqueued(message, route, now), now)
             slot.actor_ref.tell(message)  # type: ignore[union-attr]
-            return
+            return None
         try:
             entry = self.queue.put(message, route, now)
         except Rejected as full:
-            self._refuse(message, route, full, "queue_full", later)
-            return
+            return full
         self.counters.count_received(message.kind, message.priority)
         self._set_expiry(entry, now)
         if self._debug:
@@ -188,6 +206,7 @@ class Level(FailureHandling):
                 "message_queued", message_id=message.id, trace_id=message.trace_id,
                 daemon=recipient.daemon,
             )  # fmt: skip
+        return None
 
     def _set_expiry(self, entry: QueueEntry, now: float) -> None:
         """Give a queued entry its deadline: what is left of its message's timeout."""
@@ -289,6 +308,8 @@ class Level(FailureHandling):
                     slot.set_state(DaemonState.IDLE)
                 if slot.spec.prefetch > 1:
                     self._dispatch(slot)
+            if self.waiting_room:
+                self._admit_waiting(later)
         run(later)
         return next_message
 
@@ -358,7 +379,7 @@ class Level(FailureHandling):
                     "request_sent", message_id=request.id, trace_id=request.trace_id,
                     daemon=daemon, to=str(request.recipient),
                 )  # fmt: skip
-            self._accept(request, REPLY_HERE, None, later)
+            self._accept_or_reject(request, REPLY_HERE, None, later)
         run(later)
 
     def _request_error(self, daemon: str, generation: int, request: Message) -> TierdError | None:
@@ -375,43 +396,3 @@ class Level(FailureHandling):
             return Deadlock([chain[-1], *chain[chain.index(target) : -1]])
         cycle = self.wait_graph.block(str(slot.address), target)
         return Deadlock(cycle) if cycle is not None else None
-
-    # -- control (any thread) ---------------------------------------------------
-
-    def set_paused(self, daemon: str, *, paused: bool) -> bool:
-        """Pause or resume one daemon; False if the level has no such daemon."""
-        with self._lock:
-            slot = self.slots.get(daemon)
-            if slot is None:
-                return False
-            slot.paused = paused
-            self.log.info("daemon_paused" if paused else "daemon_resumed", daemon=daemon)
-            self._dispatch(slot)
-            return True
-
-    def statistics(self) -> LevelStatistics:
-        """A snapshot of the level."""
-        with self._lock:
-            counters = self.counters
-            return LevelStatistics(
-                level=self.number,
-                received=dict(counters.received),
-                dispatched=counters.dispatched,
-                completed=dict(counters.completed),
-                processed=counters.processed,
-                timeouts=counters.timeouts,
-                late_replies=counters.late_replies,
-                dead_letters=dict(counters.dead_letters),
-                queue_depth=self.queue.depth_by_priority(),
-                in_flight_requests=len(self.pending),
-                dispatch_latency=counters.dispatch_latency.snapshot(),
-                daemons=tuple(
-                    slot.statistics(self.queue.depth_of(daemon))
-                    for daemon, slot in self.slots.items()
-                ),
-            )
-
-    def dead_letter_list(self) -> list[DeadLetter]:
-        """The dead letters kept, oldest first."""
-        with self._lock:
-            return self.dead_letters.letters()

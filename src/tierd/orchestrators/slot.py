@@ -6,6 +6,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from ..actors.states import DaemonState, check_transition
+from .retries import DEFAULT_POISON_AFTER
 from .stats import DaemonStatistics, Histogram
 from .supervision import RestartPolicy, RestartTracker
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from ..actors.daemon import Daemon
     from ..messaging.message import Address
     from ..messaging.queue import QueueEntry
+    from .retries import RetryPolicy
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -33,6 +35,10 @@ class DaemonSpec:
     """How many messages it may hold at once; 1 means only when IDLE."""
     restart: RestartPolicy = dataclasses.field(default_factory=RestartPolicy)
     """How it is restarted after a crash."""
+    retry: RetryPolicy | None = None
+    """How a message whose handler raised is delivered again; None: never."""
+    poison_after: int = DEFAULT_POISON_AFTER
+    """Deliveries without completion after which a message is dead-lettered as poison."""
 
 
 class DaemonSlot:

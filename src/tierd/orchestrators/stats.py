@@ -109,6 +109,12 @@ class LevelStatistics:
     """Seconds from queued to handed to a daemon."""
     daemons: tuple[DaemonStatistics, ...]
     """Every daemon of the level, in config order."""
+    rejected: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Messages refused when they arrived, by reason (``queue_full``); never dead-lettered."""
+    retries: int = 0
+    """Failed deliveries scheduled for another attempt by a retry policy."""
+    waiting_for_room: int = 0
+    """Senders waiting for room in the full queue right now."""
 
     @property
     def queued(self) -> int:
@@ -127,12 +133,18 @@ class LevelCounters:
         self.timeouts = 0
         self.late_replies = 0
         self.dead_letters: dict[str, int] = {}
+        self.rejected: dict[str, int] = {}
+        self.retries = 0
         self.dispatch_latency = Histogram()
 
     def count_received(self, kind: str, priority: int) -> None:
         """Count one message accepted for the level."""
         key = (kind, priority)
         self.received[key] = self.received.get(key, 0) + 1
+
+    def count_rejected(self, reason: str) -> None:
+        """Count one message refused on arrival."""
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
     def count_dead_letter(self, reason: str) -> None:
         """Count one dead letter."""
