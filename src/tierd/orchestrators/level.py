@@ -30,6 +30,7 @@ from ..messaging.queue import LevelQueue
 from .correlation import PendingRequest, ReplyRoute, ReplyWaiter
 from .dead_letters import DeadLetterBox
 from .deadlines import DeadlineHeap
+from .durability import DurableHandling
 from .failures import Due, FailureHandling, Later, run
 from .slot import DaemonSlot, DaemonSpec
 from .stats import LevelCounters, LevelStatistics
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from ..messaging.queue import QueueEntry
     from .dead_letters import DeadLetter
     from .deadlock import WaitForGraph
+    from .journal import Commit, Journal
     from .routing import Router
 
 REPLY_HERE: Final = "reply-here"
@@ -47,7 +49,7 @@ Route = ReplyRoute | str | None
 """Where a reply goes: a route object, `REPLY_HERE`, or None for no reply."""
 
 
-class Level(FailureHandling):
+class Level(FailureHandling, DurableHandling):
     """One level: queue, daemons, pending requests, deadlines and counters.
 
     Args:
@@ -58,6 +60,8 @@ class Level(FailureHandling):
         queue_limit: the most messages the level queues; None for no limit.
         dead_letter_capacity: how many dead letters the level keeps.
         runtime_name: the runtime's name, bound into every log line of the level.
+        journal: for a durable level, its started journal; None for a level
+            whose queue lives in memory only.
 
     Raises:
         Exception: whatever a daemon's constructor raises, in the caller's thread.
@@ -72,6 +76,7 @@ class Level(FailureHandling):
         queue_limit: int | None = None,
         dead_letter_capacity: int = 10_000,
         runtime_name: str = "",
+        journal: Journal | None = None,
     ) -> None:
         self.number = number
         self.router = router
@@ -83,6 +88,7 @@ class Level(FailureHandling):
         self.counters = LevelCounters()
         self.dead_letters = DeadLetterBox(dead_letter_capacity)
         self.accepting = True
+        self.journal = journal
         self.runtime_name = runtime_name
         self.log = get_logger(runtime=runtime_name, level=number)
         self._debug = debug_enabled(self.log)
@@ -99,6 +105,7 @@ class Level(FailureHandling):
         with self._lock:
             for slot in self.slots.values():
                 self._start_daemon(slot, self._first_instances.pop(slot.spec.id))
+                self._dispatch(slot)  # what a durable level recovered before its daemons ran
 
     def stop_daemons(self) -> None:
         """Ask every daemon's actor to stop once it has finished what it holds."""
@@ -127,21 +134,44 @@ class Level(FailureHandling):
     ) -> None:
         """Take a message for this level: queue it, forward it, or refuse it.
 
+        On a durable level, return once the message is in the journal.
+
         Args:
             message: the message; a reply is handed to whoever waits for it here.
             reply_route: where the reply to a request goes.
             waiter: for a request made outside every daemon, who waits here
                 for its reply; the level correlates it and times it out.
+
+        Raises:
+            Rejected: a durable level could not write it to its journal.
+        """
+        commit = self.submit_nowait(message, reply_route, waiter)
+        if commit is not None:
+            commit.wait()
+
+    def submit_nowait(
+        self,
+        message: Message,
+        reply_route: ReplyRoute | None = None,
+        waiter: ReplyWaiter | None = None,
+    ) -> Commit | None:
+        """Like `submit`, but return the journal commit to wait for instead of waiting.
+
+        Returns:
+            On a durable level that accepted the message, the `Commit` that
+            confirms it is journaled; None otherwise.
         """
         later: Later = []
+        commit = None
         with self._lock:
             if message.kind == "reply":
                 self._resolve(message)
             else:
-                self._accept(
+                commit = self._accept(
                     message, REPLY_HERE if waiter is not None else reply_route, waiter, later
                 )
         run(later)
+        return commit
 
     def deliver_reply(self, reply: Message) -> None:
         """Hand over a reply to a request made from this level (the `ReplyRoute` side)."""
@@ -150,13 +180,13 @@ class Level(FailureHandling):
 
     def _accept(
         self, message: Message, route: Route, waiter: ReplyWaiter | None, later: Later
-    ) -> None:
+    ) -> Commit | None:
         if waiter is not None:
             self._await_reply(message, waiter, requester=None)
         recipient = message.recipient
         if recipient.level != self.number:
             self._forward(message, route, later)
-            return
+            return None
         if self._debug:
             self.log.debug(
                 "message_received", message_id=message.id, trace_id=message.trace_id,
@@ -168,19 +198,27 @@ class Level(FailureHandling):
         stopping = not self.accepting and not message.wait_chain
         if slot is None or slot.given_up or stopping:
             self._refuse(message, route, *self._refusal(slot, recipient, stopping=stopping), later)
-            return
+            return None
+        if self.journal is not None:
+            return self._accept_durably(message, route, slot, later)
+        self._enqueue(message, route, slot, later)
+        return None
+
+    def _enqueue(self, message: Message, route: Route, slot: DaemonSlot, later: Later) -> bool:
+        """Hand ``message`` to ``slot`` now, or queue it; False if the queue refused it."""
+        recipient = message.recipient
         now = time.monotonic()
         if slot.can_take() and not self.queue.has_waiting(recipient.daemon):
             # Nothing is ahead of it and the daemon is free: skip the queue.
             self.counters.count_received(message.kind, message.priority)
             self._hand_over(slot, self.queue.unqueued(message, route, now), now)
             slot.actor_ref.tell(message)  # type: ignore[union-attr]
-            return
+            return True
         try:
             entry = self.queue.put(message, route, now)
         except Rejected as full:
             self._refuse(message, route, full, "queue_full", later)
-            return
+            return False
         self.counters.count_received(message.kind, message.priority)
         self._set_expiry(entry, now)
         if self._debug:
@@ -188,6 +226,7 @@ class Level(FailureHandling):
                 "message_queued", message_id=message.id, trace_id=message.trace_id,
                 daemon=recipient.daemon,
             )  # fmt: skip
+        return True
 
     def _set_expiry(self, entry: QueueEntry, now: float) -> None:
         """Give a queued entry its deadline: what is left of its message's timeout."""
@@ -239,6 +278,8 @@ class Level(FailureHandling):
         message.attempts += 1
         message.status = "in_progress"
         slot.in_flight[message.id] = entry
+        if self.journal is not None:
+            self.journal.attempt(message.id, message.attempts)
         if slot.state is DaemonState.IDLE:
             slot.set_state(DaemonState.WORKING)
         self.counters.dispatched += 1
@@ -299,6 +340,8 @@ class Level(FailureHandling):
         slot.processed += 1
         self.counters.processed += 1
         message.status = "done"
+        if self.journal is not None:
+            self.journal.done(message.id)
         if self._debug:
             self.log.debug(
                 "message_handled", message_id=message.id, trace_id=message.trace_id,
