@@ -86,12 +86,12 @@ def test_recovery_skips_ids_handled_within_the_window(tmp_path):
     journal = Journal(tmp_path / "j.sqlite3", dedup_window=600, dead_letter_limit=10, level=1)
     journal.start()
     message = Message.notification(Address("runtime", 0), Address("recorder", 1), "x")
-    journal.put(journal.record(message, None)).wait(5)
+    journal.put(journal.record(message, None), 0).wait(5)
     journal.done(message.id)
-    journal.put(journal.record(message, None)).wait(5)  # the same id accepted again: a resend
+    journal.put(journal.record(message, None), 0).wait(5)  # the same id accepted again: a resend
     other = Message.notification(Address("runtime", 0), Address("recorder", 1), "y")
     journal.attempt(other.id, 0)
-    journal.put(journal.record(other, None)).wait(5)
+    journal.put(journal.record(other, None), 0).wait(5)
     journal.attempt(other.id, 3)
     journal.close()
 

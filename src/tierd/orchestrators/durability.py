@@ -71,7 +71,7 @@ class DurableHandling:
             return None
         # After the hand-over: the daemon's report that it finished needs this
         # lock, so its "done" is written after this "put", in order.
-        return journal.put(row)
+        return journal.put(row, message.attempts)  # 1 if handed over already
 
     def recover(self, recovered: Recovered, route_for: Callable[[bytes], ReplyRoute] | None) -> int:
         """Requeue what a previous run accepted and did not handle; restore its dead letters.

@@ -232,17 +232,17 @@ class Journal:
 
     @staticmethod
     def record(message: Message, route: object) -> tuple[Any, ...]:
-        """The ``messages`` row of an accepted message.
+        """The ``messages`` row of an accepted message, but for its attempts (see `put`).
 
         Raises:
             Rejected: its payload is not msgpack-able, so it cannot be journaled.
         """
         identity = route.identity if isinstance(route, ReplyToSender) else None
-        return (message.id, _to_body(message), identity, message.attempts)
+        return (message.id, _to_body(message), identity)
 
-    def put(self, row: tuple[Any, ...]) -> Commit:
+    def put(self, row: tuple[Any, ...], attempts: int) -> Commit:
         """Write an accepted message's row (from `record`); return the commit to wait for."""
-        return self._write(_PUT, row)
+        return self._write(_PUT, (*row, attempts))
 
     def attempt(self, message_id: str, attempts: int) -> None:
         """Record that a message was handed to a daemon for the ``attempts``-th time."""
