@@ -8,6 +8,7 @@ import time
 import pytest
 
 import tierd
+from tests.network import endpoint
 from tests.topology import daemon, level
 from tierd.messaging.message import Address, Message
 from tierd.orchestrators.journal import Journal
@@ -135,3 +136,18 @@ def test_a_level_that_is_not_durable_writes_nothing(tmp_path, make_runtime):
     rt.send("recorder@1", 1)
     assert rt.journals == {}
     assert not (tmp_path / "data").exists()
+
+
+def test_client_send_returns_once_the_message_is_in_the_journal(
+    tmp_path, make_runtime, make_client
+):
+    """The bridge acks a message for a durable level only after its journal commit."""
+    config = durable_config(tmp_path)
+    address = endpoint()
+    config["runtime"]["endpoint"] = address
+    rt = make_runtime(config)
+    rt.pause("recorder@1")
+    client = make_client(address)
+    ids = [client.send("recorder@1", n) for n in range(50)]
+    assert sorted(row[0] for row in journal_rows(tmp_path)) == sorted(ids)
+    assert client.request("echo@2", "still answers", timeout=5) == "still answers"
