@@ -4,6 +4,9 @@ Both servers run in a child process on 127.0.0.1; the clients run here. The
 shapes are the same for both: W1 sends notifications until the server has
 counted the last one, W2 does round trips one at a time, W3 keeps 16 requests
 in flight from 16 client threads (one client socket each) over 4 daemons.
+"W1 durable" is W1 to a recorder on a durable level of the same runtime
+(each send returns once the message is in the level's SQLite journal),
+compared with W1 to the recorder of the level that is not durable.
 """
 
 from __future__ import annotations
@@ -46,17 +49,25 @@ name = "bench"
 endpoint = "{endpoint}"
 metrics = ""
 log_level = "warning"
+data_dir = "{data_dir}"
 
 [[levels]]
 level = 1
 queue_limit = 2000000
 {daemons}
+[[levels]]
+level = 2
+queue_limit = 2000000
+durable = true
+  [[levels.daemons]]
+  id = "recorder"
+  class = "tierd.actors.builtin:Recorder"
 """
 
 
 @contextmanager
 def tierd_server() -> Iterator[str]:
-    """`tierd run` in a child process with 4 echoes and a recorder; yields its endpoint."""
+    """`tierd run`: 4 echoes and a recorder on level 1, a recorder on durable level 2."""
     endpoint = _free_endpoint()
     daemons = "".join(
         f'  [[levels.daemons]]\n  id = "echo{n}"\n  class = "tierd.actors.builtin:Echo"\n'
@@ -67,7 +78,9 @@ def tierd_server() -> Iterator[str]:
     )
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "bench.toml"
-        config.write_text(TOPOLOGY.format(endpoint=endpoint, daemons=daemons))
+        config.write_text(
+            TOPOLOGY.format(endpoint=endpoint, daemons=daemons, data_dir=Path(folder) / "data")
+        )
         child = subprocess.Popen(
             [sys.executable, "-m", "tierd.cli", "run", str(config)],
             cwd=ROOT,
@@ -185,13 +198,13 @@ def tierd_round_trips(endpoint: str, total: int, concurrency: int) -> tuple[floa
     return _concurrently(work)
 
 
-def tierd_one_way(endpoint: str, n: int) -> float:
+def tierd_one_way(endpoint: str, n: int, target: str = "recorder@1") -> float:
     with tierd.Client(endpoint) as client:
-        before = client.request("recorder@1", {"op": "count"}, timeout=60)
+        before = client.request(target, {"op": "count"}, timeout=60)
         started = time.perf_counter()
         for i in range(n):
-            client.send("recorder@1", {"id": i, "payload": PAYLOAD})
-        while client.request("recorder@1", {"op": "count"}, timeout=60) < before + n:
+            client.send(target, {"id": i, "payload": PAYLOAD})
+        while client.request(target, {"op": "count"}, timeout=60) < before + n:
             pass
         return n / (time.perf_counter() - started)
 
@@ -246,6 +259,9 @@ def rows(round_trips: int, concurrent: int, one_way: int, repeat: int) -> list[d
              lambda: raw_round_trips(raw_endpoint, round_trips, 1)),
             ("cross-process W3", lambda: tierd_round_trips(tierd_endpoint, concurrent, CONCURRENCY),
              lambda: raw_round_trips(raw_endpoint, concurrent, CONCURRENCY)),
+            ("cross-process W1 durable",
+             lambda: tierd_one_way(tierd_endpoint, one_way // 4, "recorder@2"),
+             lambda: tierd_one_way(tierd_endpoint, one_way // 4, "recorder@1")),
         ]  # fmt: skip
         for name, tierd_run, raw_run in plans:
             runs: tuple[list[Any], list[Any]] = ([], [])
@@ -264,10 +280,13 @@ def _row(name: str, tierd_runs: list[Any], raw_runs: list[Any]) -> dict[str, Any
 
     tierd_value = median([rate(r) for r in tierd_runs])
     raw_value = median([rate(r) for r in raw_runs])
+    baseline = "raw pyzmq DEALER/ROUTER + msgpack"
+    if name.endswith("durable"):
+        baseline = "tierd W1, level not durable"
     row: dict[str, Any] = {
         "workload": name,
-        "baseline": "raw pyzmq DEALER/ROUTER + msgpack",
-        "unit": "msg/s" if name.endswith("W1") else "rt/s",
+        "baseline": baseline,
+        "unit": "rt/s" if name.endswith(("W2", "W3")) else "msg/s",
         "tierd": tierd_value,
         "baseline_value": raw_value,
         "ratio": tierd_value / raw_value,

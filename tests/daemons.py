@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from typing import Any
 
 import tierd
@@ -183,3 +185,32 @@ class Hang(tierd.Daemon):
         self.entered.set()
         self.release.wait()
         return None
+
+
+class IdLog(tierd.Daemon):
+    """Appends ``"<id> <attempts> <pid>"`` to the file ``path`` for every message it handles.
+
+    A notification is logged after ``delay`` seconds, once handled; a request
+    is logged as ``"request <id> <attempts> <pid>"`` when it starts, then
+    waits ``{"sleep": s}`` and replies ``{"pid": ..., "attempts": ...}``.
+    One ``os.write`` per line on an ``O_APPEND`` file: the line is the
+    kernel's before `handle` returns, so it outlives a ``kill -9`` of the runtime.
+    """
+
+    def __init__(self, path: str, delay: float = 0.0) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.delay = delay
+
+    def handle(self, message: tierd.Message) -> Any:
+        line = f"{message.id} {message.attempts} {os.getpid()}\n"
+        if message.kind == "request":
+            os.write(self.fd, f"request {line}".encode())
+            time.sleep(message.payload.get("sleep", 0))
+            return {"pid": os.getpid(), "attempts": message.attempts}
+        if self.delay:
+            time.sleep(self.delay)
+        os.write(self.fd, line.encode())
+        return None
+
+    def on_stop(self) -> None:
+        os.close(self.fd)

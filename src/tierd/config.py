@@ -107,9 +107,11 @@ class LevelConfig(_Section):
     queue_limit: Annotated[int, Field(ge=1)] = 100_000
     dead_letter_limit: Annotated[int, Field(ge=1)] = 10_000
     waiting_room_limit: Annotated[int, Field(ge=0)] = 1000
+    """Senders that may wait for room in a full queue at once (``send --wait``)."""
     aging: Annotated[float, Field(ge=0)] = 0.0
     """Seconds of waiting that move a message up one priority step; 0 is strict priority."""
-    """Senders that may wait for room in a full queue at once (``send --wait``)."""
+    durable: bool = False
+    """Journal every accepted message in ``runtime.data_dir``, so that it survives ``kill -9``."""
 
     @pydantic.field_validator("daemons", mode="before")
     @classmethod
@@ -183,7 +185,8 @@ class RuntimeConfig(_Section):
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     sweep_interval: Annotated[float, Field(gt=0, le=60)] = 0.1
     grace_period: Annotated[float, Field(ge=0)] = 5.0
-    data_dir: str = "./tierd-data"
+    data_dir: Annotated[str, Field(min_length=1)] = "./tierd-data"
+    """Where durable levels keep their journals (relative to the working directory)."""
     max_message_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 1 << 20
     """The largest frame accepted from or sent to the network, in bytes."""
     dedup_window: Annotated[float, Field(gt=0)] = 600.0

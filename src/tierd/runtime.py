@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import structlog
@@ -21,6 +23,7 @@ from .metrics import RuntimeMetrics
 from .orchestrators.backpressure import Admission
 from .orchestrators.correlation import ReplyWaiter, unwrap_reply
 from .orchestrators.deadlock import WaitForGraph
+from .orchestrators.journal import Journal
 from .orchestrators.level import Level
 from .orchestrators.orchestrator import SWEEP, Orchestrator
 from .orchestrators.routing import Router
@@ -28,8 +31,6 @@ from .orchestrators.slot import DaemonSpec
 from .remote_control import control_operation
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import pykka
 
     from .orchestrators.dead_letters import DeadLetter
@@ -78,6 +79,8 @@ class Runtime:
         """The ZeroMQ side: clients and peers; None while the runtime serves no network."""
         self.metrics = RuntimeMetrics(self, config.runtime.name)
         """The runtime's own Prometheus registry; served on ``runtime.metrics`` while running."""
+        self.journals: dict[int, Journal] = {}
+        """The journal of each durable level, open while the runtime runs."""
         self._sweeper: threading.Thread | None = None
         self._stopping = threading.Event()
         self._started = False
@@ -106,7 +109,8 @@ class Runtime:
         Raises:
             RuntimeError: the runtime was started already.
             BindError: ``runtime.endpoint`` cannot be bound; nothing is left running.
-            ConfigError: a CURVE key cannot be read; nothing is left running.
+            ConfigError: a CURVE key cannot be read, or ``runtime.data_dir``
+                cannot hold a durable level's journal; nothing is left running.
             MetricsServerError: the metrics address is in use; nothing is left running.
             Exception: whatever a daemon's constructor raised; nothing is left running.
         """
@@ -120,6 +124,7 @@ class Runtime:
             self._make_bridge()
             for section in self.config.levels:
                 specs = [_daemon_spec(daemon) for daemon in section.daemons]
+                journal = self._open_journal(section) if section.durable else None
                 level = Level(
                     section.level,
                     specs,
@@ -130,8 +135,11 @@ class Runtime:
                     runtime_name=self.config.runtime.name,
                     waiting_room=section.waiting_room_limit,
                     aging=section.aging,
+                    journal=journal,
                 )
                 self.levels[section.level] = level
+                if journal is not None:
+                    self._recover(level, journal)
                 self.router.add_local(section.level, level, frozenset(spec.id for spec in specs))
             for number, level in self.levels.items():
                 self.orchestrators[number] = Orchestrator.start(level)
@@ -141,6 +149,7 @@ class Runtime:
             if self.bridge is not None:
                 self.bridge.stop()  # closes whatever a half-done start opened
             self._stop_orchestrators()
+            self._close_journals()
             self.metrics.close()
             raise
         self._sweeper = threading.Thread(
@@ -150,6 +159,35 @@ class Runtime:
         )
         self._sweeper.start()
         self.log.info("runtime_started", levels=self.config.local_levels)
+
+    def _open_journal(self, section: Any) -> Journal:
+        """Open the journal of a durable level: one SQLite file per runtime name and level."""
+        name = re.sub(r"[^\w.-]", "_", self.config.runtime.name)
+        path = Path(self.config.runtime.data_dir) / f"{name}-level{section.level}.sqlite3"
+        journal = Journal(
+            path,
+            dedup_window=self.config.runtime.dedup_window,
+            dead_letter_limit=section.dead_letter_limit,
+            level=section.level,
+        )
+        self.journals[section.level] = journal
+        return journal
+
+    def _recover(self, level: Level, journal: Journal) -> None:
+        """Requeue what the journal kept, remember the ids it handled, start its writer."""
+        recovered = journal.recover()
+        bridge = self.bridge
+        level.recover(recovered, bridge.recovered_reply_route if bridge is not None else None)
+        if bridge is not None:
+            # A peer that resends a message already handled (its ack was lost
+            # in the crash) gets an ack, not a second delivery.
+            now = time.time()
+            bridge.remember_ids([*recovered.handled, *((m.id, now) for m, _ in recovered.messages)])
+        journal.start()
+
+    def _close_journals(self) -> None:
+        for journal in self.journals.values():
+            journal.close()
 
     def _make_bridge(self) -> None:
         """Make the bridge, if there is an endpoint or a peer, and route remote levels to it."""
@@ -185,6 +223,7 @@ class Runtime:
         if self._sweeper is not None:
             self._sweeper.join(timeout=_STOP_TIMEOUT)
         self._stop_orchestrators()
+        self._close_journals()
         self.metrics.close()
         self.log.info("runtime_stopped", unfinished=left)
 
@@ -211,6 +250,9 @@ class Runtime:
     ) -> str:
         """Send a notification; return its id once it is handed to its level.
 
+        For a durable level, this blocks until the message is committed to the
+        level's journal (a group commit: typically well under a millisecond).
+
         Args:
             target: the recipient, ``"daemon@level"``.
             payload: any value.
@@ -221,7 +263,8 @@ class Runtime:
 
         Raises:
             Rejected: the level's queue is full (with ``wait``: it stayed full
-                for ``timeout``, or too many senders wait already).
+                for ``timeout``, or too many senders wait already), or a
+                durable level could not journal it.
             UnknownRecipient: no level or daemon answers to ``target``.
             ValueError: a bad address or priority.
         """

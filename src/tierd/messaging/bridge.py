@@ -28,7 +28,7 @@ from ..logging import get_logger
 from .codec import ControlQuery, encode_control_reply, encode_error, encode_status_reply
 from .dedup import RecentIds
 from .handoff import Handoff
-from .inbound import InboundHandler
+from .inbound import InboundHandler, ReplyToSender
 from .peer import PeerLink
 from .rejections import Rejections
 from .security import (
@@ -56,6 +56,8 @@ _STATUS_BACKLOG: Final = 8
 """Status queries computed at once at most; more are refused as busy."""
 _CLOSE_LINGER_MS: Final = 200
 """How long closing the ROUTER may wait to flush the last replies."""
+_HOLD_RECOVERED_REPLY: Final = 30.0
+"""Seconds a reply to a recovered request waits for its client to reconnect."""
 
 
 class Bridge:
@@ -112,6 +114,23 @@ class Bridge:
         self._running = False
         self.unroutable = 0
         """Frames for a client or peer that was gone; their senders time out on their side."""
+        self._held: list[tuple[bytes, bytes, float]] = []
+        """Replies to recovered requests whose client has not reconnected yet (I/O thread)."""
+
+    def recovered_reply_route(self, identity: bytes) -> ReplyToSender:
+        """The reply route of a request a durable level recovered from its journal.
+
+        Its client (a stable ZeroMQ identity) may reconnect only after the
+        reply is ready, so the reply is held and retried on every tick for
+        up to `_HOLD_RECOVERED_REPLY` seconds instead of dropped at once.
+        """
+        return ReplyToSender(identity, self._send_when_back, self.max_bytes)
+
+    def remember_ids(self, ids: list[tuple[str, float]]) -> None:
+        """Treat these message ids (with epoch seconds) as accepted; call before `start`."""
+        now, wall = time.monotonic(), time.time()
+        for message_id, at in ids:
+            self.inbound.recent.add(message_id, now - max(wall - at, 0.0))
 
     def remote_links(self) -> list[tuple[int, PeerLink]]:
         """Each remote level and the peer link that serves it, for `Router.add_remote`."""
@@ -253,6 +272,10 @@ class Bridge:
                 for peer in self.peers:
                     self._guarded(peer.tick, now)
                 self._guarded(self.inbound.tick, now)
+                if self._held:
+                    held, self._held = self._held, []
+                    for identity, frame, until in held:
+                        self._send_or_hold(identity, frame, until)
                 next_tick = now + _TICK
         self._guarded(self.handoff.run_pending)  # the last replies queued before the stop
 
@@ -284,6 +307,21 @@ class Bridge:
             self._send_now(identity, frame)
         else:
             self.handoff.call_soon(self._send_now, identity, frame)
+
+    def _send_when_back(self, identity: bytes, frame: bytes) -> None:
+        until = time.monotonic() + _HOLD_RECOVERED_REPLY
+        self.handoff.call_soon(self._send_or_hold, identity, frame, until)
+
+    def _send_or_hold(self, identity: bytes, frame: bytes, until: float) -> None:
+        if self._router_socket is None:
+            return
+        try:
+            self._router_socket.send_multipart([identity, frame], zmq.NOBLOCK)
+        except zmq.ZMQError:
+            if time.monotonic() < until:
+                self._held.append((identity, frame, until))
+            else:
+                self.unroutable += 1
 
     def _ask_status(self, identity: bytes, query_id: str) -> None:
         if self._status_pending >= _STATUS_BACKLOG:

@@ -80,12 +80,16 @@ class Client:
         self.endpoint = endpoint
         self.max_bytes = max_message_bytes
         self.ack_timeout = ack_timeout
-        self.address = Address(f"client-{os.urandom(6).hex()}", 0)
+        name = f"client-{os.urandom(8).hex()}"
+        self.address = Address(name, 0)
         """The sender address of this client's messages (level 0: outside every level)."""
         self._busy = threading.Lock()
         self._context: zmq.Context[Any] = zmq.Context()
         self._socket: zmq.Socket[Any] = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
+        # A stable identity: after the runtime restarts and this socket
+        # reconnects, the reply to a request a durable level kept still finds it.
+        self._socket.setsockopt(zmq.ROUTING_ID, name.encode())
         self._socket.setsockopt(zmq.MAXMSGSIZE, 2 * max_message_bytes + 4096)
         try:
             if server_key is not None:

@@ -18,6 +18,7 @@ never raise.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -192,13 +193,24 @@ class InboundHandler:
                 self.recent.add(message.id, self.clock())
                 link.submit_waiting(message, None, self._admission(identity, message))
                 return
-            link.submit(message, route)
+            # A durable level returns its journal commit instead of waiting for
+            # it here: this thread serves every client, it must not wait for a disk.
+            submit_nowait = getattr(link, "submit_nowait", None)
+            if submit_nowait is None:
+                link.submit(message, route)
+                commit = None
+            else:
+                commit = submit_nowait(message, route)
         except (UnknownRecipient, Rejected) as error:
             self._refuse(identity, message, error)
             return
         self.recent.add(message.id, self.clock())
         self.accepted += 1
-        if wants_ack:
+        if commit is not None:
+            # The ack goes out only once the message is in the journal.
+            ack = functools.partial(self._journaled, identity, message, wants_ack=wants_ack)
+            commit.add_done_callback(ack)
+        elif wants_ack:
             self.send_now(identity, encode_ack(message.id))
 
     def _admission(self, identity: bytes, message: Message) -> Callable[[TierdError | None], None]:
@@ -212,6 +224,19 @@ class InboundHandler:
                 self.send_any_thread(identity, encode_error(message.id, to_payload(error)))
 
         return admitted
+
+    def _journaled(
+        self, identity: bytes, message: Message, error: Rejected | None, *, wants_ack: bool
+    ) -> None:
+        """Ack a message a durable level committed, or refuse it; runs in the journal's thread."""
+        if error is not None:
+            if message.kind == "request":
+                reply = message.reply_to(to_payload(error), status="error")
+                self.send_any_thread(identity, encode_message(reply, self.max_bytes))
+            else:
+                self.send_any_thread(identity, encode_error(message.id, to_payload(error)))
+        elif wants_ack:
+            self.send_any_thread(identity, encode_ack(message.id))
 
     def _refuse(self, identity: bytes, message: Message, error: TierdError) -> None:
         """Tell the sender its message was refused: an error reply, or an error frame."""

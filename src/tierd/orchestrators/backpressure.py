@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .correlation import ReplyRoute, ReplyWaiter
     from .deadlines import DeadlineHeap
     from .failures import Due, Later
+    from .journal import Commit
     from .level import Route
     from .stats import LevelCounters
 
@@ -88,7 +89,7 @@ class Backpressure:
 
         def _accept(
             self, message: Message, route: Route, waiter: ReplyWaiter | None, later: Later
-        ) -> Rejected | None:
+        ) -> Rejected | Commit | None:
             raise NotImplementedError
 
         def _reply(self, route: Route, reply: Message, later: Later) -> None:
@@ -96,12 +97,12 @@ class Backpressure:
 
     def _accept_or_reject(
         self, message: Message, route: Route, waiter: ReplyWaiter | None, later: Later
-    ) -> Rejected | None:
+    ) -> Rejected | Commit | None:
         """`_accept`, and if the queue is full, refuse: the returned error, or an error reply."""
-        full = self._accept(message, route, waiter, later)
-        if full is not None:
-            self._reject(message, route, full, later)
-        return full
+        outcome = self._accept(message, route, waiter, later)
+        if isinstance(outcome, Rejected):
+            self._reject(message, route, outcome, later)
+        return outcome
 
     def _reject(self, message: Message, route: Route, error: TierdError, later: Later) -> None:
         """Refuse a message for lack of room; a request's sender gets an error reply."""
@@ -124,14 +125,15 @@ class Backpressure:
         """
         later: Later = []
         with self._lock:
-            if not self.waiting_room:
-                full = self._accept(message, reply_route, None, later)
-                if full is None:
-                    later.append(functools.partial(admitted, None))
+            outcome = (
+                self._accept(message, reply_route, None, later)
+                if not self.waiting_room
+                else Rejected("queue full")
+            )
+            if isinstance(outcome, Rejected):
+                self._park(RoomWaiter(message, reply_route, admitted), outcome, later)
             else:
-                full = Rejected("queue full")
-            if full is not None:
-                self._park(RoomWaiter(message, reply_route, admitted), full, later)
+                later.append(functools.partial(_admit_when_committed, outcome, admitted))
         for action in later:
             action()
 
@@ -152,7 +154,10 @@ class Backpressure:
             waiter = room.pop(next(iter(room)))
             self.deadlines.cancel(waiter.deadline)
             outcome = self._accept(waiter.message, waiter.route, None, later)
-            later.append(functools.partial(waiter.admitted, outcome))
+            if isinstance(outcome, Rejected):
+                later.append(functools.partial(waiter.admitted, outcome))
+            else:
+                later.append(functools.partial(_admit_when_committed, outcome, waiter.admitted))
 
     def _room_expired(self, waiter: RoomWaiter, later: Later) -> None:
         """A parked message's timeout passed before room was made: refuse it."""
@@ -171,3 +176,13 @@ class Backpressure:
                 self._reply(waiter.route, error_reply(waiter.message, error), later)
             later.append(functools.partial(waiter.admitted, error))
         self.waiting_room.clear()
+
+
+def _admit_when_committed(
+    commit: Commit | None, admitted: Callable[[TierdError | None], None]
+) -> None:
+    """Tell a waiting sender it got in: now, or once a durable level's journal committed."""
+    if commit is None:
+        admitted(None)
+    else:
+        commit.add_done_callback(admitted)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .correlation import PendingRequest
     from .dead_letters import DeadLetter, DeadLetterBox
     from .failures import Later
+    from .journal import Journal
     from .routing import Router
     from .slot import DaemonSlot
     from .stats import LevelCounters
@@ -39,6 +40,7 @@ class LevelControl:
     counters: LevelCounters
     dead_letters: DeadLetterBox
     waiting_room: dict[str, Any]
+    journal: Journal | None
     log: Any
 
     if TYPE_CHECKING:  # provided by Level and its other mixins
@@ -104,7 +106,10 @@ class LevelControl:
     def purge_dead_letters(self, ids: Collection[str] | None = None) -> int:
         """Forget dead letters: those whose message id is in ``ids``, or all; how many."""
         with self._lock:
-            return len(self.dead_letters.take(ids))
+            taken = self.dead_letters.take(ids)
+            if self.journal is not None:
+                self.journal.forget_dead_letters([letter.message.id for letter in taken])
+            return len(taken)
 
     def replay_dead_letters(self, ids: Collection[str] | None = None) -> dict[str, str]:
         """Send dead letters again, as new messages; remove them from the box.
@@ -139,5 +144,8 @@ class LevelControl:
                 continue
             replayed[old.id] = fresh.id
         if replayed:
+            if self.journal is not None:
+                with self._lock:
+                    self.journal.forget_dead_letters(list(replayed))
             self.log.info("dead_letters_replayed", count=len(replayed))
         return replayed

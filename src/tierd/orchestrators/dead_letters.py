@@ -57,9 +57,14 @@ class DeadLetterBox:
     def __len__(self) -> int:
         return len(self._letters)
 
-    def add(self, message: Message, reason: str, detail: str = "") -> DeadLetter:
-        """Keep ``message`` as a dead letter, dropping the oldest one if full."""
-        letter = DeadLetter(message, reason, detail, time.time())
+    def add(
+        self, message: Message, reason: str, detail: str = "", at: float | None = None
+    ) -> DeadLetter:
+        """Keep ``message`` as a dead letter, dropping the oldest one if full.
+
+        ``at`` (epoch seconds) defaults to now; a durable level restores older ones.
+        """
+        letter = DeadLetter(message, reason, detail, time.time() if at is None else at)
         self._letters.append(letter)
         return letter
 

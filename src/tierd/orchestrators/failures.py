@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from ..messaging.queue import LevelQueue
     from .dead_letters import DeadLetterBox
     from .deadlines import DeadlineHeap
+    from .journal import Journal
     from .level import Route
     from .slot import DaemonSlot
     from .stats import LevelCounters
@@ -57,6 +58,7 @@ class FailureHandling:
     counters: LevelCounters
     dead_letters: DeadLetterBox
     retrying: dict[str, RetryDue]
+    journal: Journal | None
     log: Any
 
     def _reply(self, route: Route, reply: Message, later: Later) -> None:
@@ -108,7 +110,9 @@ class FailureHandling:
         self._dead_letter(message, reason, str(error))
 
     def _dead_letter(self, message: Message, reason: str, detail: str) -> None:
-        self.dead_letters.add(message, reason, detail)
+        letter = self.dead_letters.add(message, reason, detail)
+        if self.journal is not None:
+            self.journal.dead_letter(message, reason, detail, letter.at)
         self.counters.count_dead_letter(reason)
         self.log.info(
             "message_dead_lettered", message_id=message.id, trace_id=message.trace_id,
@@ -171,6 +175,8 @@ class FailureHandling:
             self.counters.completed["error"] += 1
             if message.kind == "request":
                 self._reply(entry.reply_route, error_reply(message, remote), later)
+                if self.journal is not None:
+                    self.journal.done(message.id)
             else:
                 self._dead_letter(message, "handler_error", str(remote))
         self._crash(slot, error, later)
@@ -249,6 +255,8 @@ class FailureHandling:
             for entry in self.queue.entries():
                 self.queue.remove(entry.message.id)
                 self.deadlines.cancel(entry.deadline)
+                if self.journal is not None and entry.message.kind == "notification":
+                    continue  # stays in the journal: the next start delivers it
                 self._refuse(entry.message, entry.reply_route, stopped, "stopped", later)
             for due in self.retrying.values():
                 self.deadlines.cancel(due.entry.deadline)
@@ -281,6 +289,8 @@ class FailureHandling:
         entry = self.queue.remove(message_id) if retrying is None else retrying.entry
         if entry is not None:
             self.deadlines.cancel(entry.deadline)
+            if self.journal is not None:
+                self.journal.done(message_id)
         else:
             held = (slot.in_flight.get(message_id) for slot in self.slots.values())
             entry = next((e for e in held if e is not None), None)

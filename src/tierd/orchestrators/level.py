@@ -32,7 +32,9 @@ from .control import LevelControl
 from .correlation import PendingRequest, ReplyRoute, ReplyWaiter
 from .dead_letters import DeadLetterBox
 from .deadlines import DeadlineHeap
+from .durability import DurableHandling
 from .failures import Due, FailureHandling, Later, run
+from .journal import Commit
 from .retries import RetryDue, RetryHandling
 from .slot import DaemonSlot, DaemonSpec
 from .stats import LevelCounters
@@ -40,6 +42,7 @@ from .stats import LevelCounters
 if TYPE_CHECKING:
     from ..messaging.queue import QueueEntry
     from .deadlock import WaitForGraph
+    from .journal import Journal
     from .routing import Router
 
 REPLY_HERE: Final = "reply-here"
@@ -49,7 +52,7 @@ Route = ReplyRoute | str | None
 """Where a reply goes: a route object, `REPLY_HERE`, or None for no reply."""
 
 
-class Level(FailureHandling, RetryHandling, Backpressure, LevelControl):
+class Level(FailureHandling, RetryHandling, Backpressure, LevelControl, DurableHandling):
     """One level: queue, daemons, pending requests, deadlines and counters.
 
     Args:
@@ -62,6 +65,8 @@ class Level(FailureHandling, RetryHandling, Backpressure, LevelControl):
         waiting_room: how many senders may wait for room in a full queue at once.
         aging: seconds of waiting that move a message up one priority step; 0: strict.
         runtime_name: the runtime's name, bound into every log line of the level.
+        journal: for a durable level, its started journal; None for a level
+            whose queue lives in memory only.
 
     Raises:
         Exception: whatever a daemon's constructor raises, in the caller's thread.
@@ -78,6 +83,7 @@ class Level(FailureHandling, RetryHandling, Backpressure, LevelControl):
         runtime_name: str = "",
         waiting_room: int = DEFAULT_WAITING_ROOM,
         aging: float = 0.0,
+        journal: Journal | None = None,
     ) -> None:
         self.number = number
         self.router = router
@@ -94,6 +100,7 @@ class Level(FailureHandling, RetryHandling, Backpressure, LevelControl):
         """Senders waiting for room in the full queue, oldest first."""
         self.waiting_room_limit = waiting_room
         self.accepting = True
+        self.journal = journal
         self.runtime_name = runtime_name
         self.log = get_logger(runtime=runtime_name, level=number)
         self._debug = debug_enabled(self.log)
@@ -110,6 +117,7 @@ class Level(FailureHandling, RetryHandling, Backpressure, LevelControl):
         with self._lock:
             for slot in self.slots.values():
                 self._start_daemon(slot, self._first_instances.pop(slot.spec.id))
+                self._dispatch(slot)  # what a durable level recovered before its daemons ran
 
     def stop_daemons(self) -> None:
         """Ask every daemon's actor to stop once it has finished what it holds."""
@@ -145,21 +153,44 @@ class Level(FailureHandling, RetryHandling, Backpressure, LevelControl):
             waiter: for a request made outside every daemon, who waits here
                 for its reply; the level correlates it and times it out.
 
+        On a durable level, return once the message is in the journal.
+
         Raises:
             Rejected: the queue is full and no reply route will tell the
-                sender (a notification); a request's sender gets it as its reply.
+                sender (a notification; a request's sender gets it as its
+                reply), or a durable level could not write it to its journal.
+        """
+        commit = self.submit_nowait(message, reply_route, waiter)
+        if commit is not None:
+            commit.wait()
+
+    def submit_nowait(
+        self,
+        message: Message,
+        reply_route: ReplyRoute | None = None,
+        waiter: ReplyWaiter | None = None,
+    ) -> Commit | None:
+        """Like `submit`, but return the journal commit to wait for instead of waiting.
+
+        Returns:
+            On a durable level that accepted the message, the `Commit` that
+            confirms it is journaled; None otherwise.
+
+        Raises:
+            Rejected: as `submit`, for a full queue.
         """
         later: Later = []
-        full, route = None, reply_route  # type: Rejected | None, Route
+        outcome, route = None, reply_route  # type: Rejected | Commit | None, Route
         with self._lock:
             if message.kind == "reply":
                 self._resolve(message)
             else:
                 route = REPLY_HERE if waiter is not None else reply_route
-                full = self._accept_or_reject(message, route, waiter, later)
+                outcome = self._accept_or_reject(message, route, waiter, later)
         run(later)
-        if full is not None and route is None:  # no reply will tell anyone: raise
-            raise full
+        if isinstance(outcome, Rejected) and route is None:  # no reply will tell anyone
+            raise outcome
+        return outcome if isinstance(outcome, Commit) else None
 
     def deliver_reply(self, reply: Message) -> None:
         """Hand over a reply to a request made from this level (the `ReplyRoute` side)."""
@@ -168,8 +199,14 @@ class Level(FailureHandling, RetryHandling, Backpressure, LevelControl):
 
     def _accept(
         self, message: Message, route: Route, waiter: ReplyWaiter | None, later: Later
-    ) -> Rejected | None:
-        """Queue, hand over, forward or refuse a message; a full queue is returned, not handled."""
+    ) -> Rejected | Commit | None:
+        """Queue, hand over, forward or refuse a message.
+
+        Returns:
+            `Rejected` for a full queue (returned, not handled: the caller
+            decides); on a durable level, the journal `Commit` the caller
+            waits for once the lock is released; otherwise None.
+        """
         if waiter is not None:
             self._await_reply(message, waiter, requester=None)
         recipient = message.recipient
@@ -188,6 +225,13 @@ class Level(FailureHandling, RetryHandling, Backpressure, LevelControl):
         if slot is None or slot.given_up or stopping:
             self._refuse(message, route, *self._refusal(slot, recipient, stopping=stopping), later)
             return None
+        if self.journal is not None:
+            return self._accept_durably(message, route, slot, later)
+        return self._enqueue(message, route, slot)
+
+    def _enqueue(self, message: Message, route: Route, slot: DaemonSlot) -> Rejected | None:
+        """Hand ``message`` to ``slot`` now, or queue it; a full queue is returned."""
+        recipient = message.recipient
         now = time.monotonic()
         if slot.can_take() and not self.queue.has_waiting(recipient.daemon):
             # Nothing is ahead of it and the daemon is free: skip the queue.
@@ -258,6 +302,8 @@ class Level(FailureHandling, RetryHandling, Backpressure, LevelControl):
         message.attempts += 1
         message.status = "in_progress"
         slot.in_flight[message.id] = entry
+        if self.journal is not None:
+            self.journal.attempt(message.id, message.attempts)
         if slot.state is DaemonState.IDLE:
             slot.set_state(DaemonState.WORKING)
         self.counters.dispatched += 1
@@ -320,6 +366,8 @@ class Level(FailureHandling, RetryHandling, Backpressure, LevelControl):
         slot.processed += 1
         self.counters.processed += 1
         message.status = "done"
+        if self.journal is not None:
+            self.journal.done(message.id)
         if self._debug:
             self.log.debug(
                 "message_handled", message_id=message.id, trace_id=message.trace_id,
