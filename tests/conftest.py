@@ -71,3 +71,18 @@ def tierd_cli() -> Iterator[type[Tierd]]:
     yield Tracked
     for process in started:
         process.kill()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """After the run, list the figures tests recorded with ``record_property`` (soak latency...)."""
+    lines = [
+        f"{report.nodeid}: "
+        + ", ".join(f"{name}={value}" for name, value in report.user_properties)
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call" and getattr(report, "user_properties", None)
+    ]
+    if lines:
+        terminalreporter.section("figures recorded by tests")
+        for line in lines:
+            terminalreporter.line(line)

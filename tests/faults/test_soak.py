@@ -26,12 +26,12 @@ RSS_BOUND = 32 << 20
 
 
 @pytest.mark.timeout(DURATION + 60)
-def test_eight_clients_at_a_steady_rate(make_runtime):
+def test_eight_clients_at_a_steady_rate(make_runtime, record_property):
     """Fault: none; the load itself, sustained: 8 clients x 100 requests/s to echo@1.
 
     Nothing lost: every request is answered with its own payload (no error,
     no timeout): answered == sent, exactly; RSS grows by less than 32 MiB
-    after the first quarter (warm-up); the p99 latency is printed.
+    after the first quarter (warm-up); the p99 latency is reported at the end of the run.
     """
     address = endpoint()
     rt = make_runtime(network_config(address, echo_level(1)))
@@ -69,6 +69,11 @@ def test_eight_clients_at_a_steady_rate(make_runtime):
         f"\nsoak: {DURATION:g}s, {CLIENTS} clients, {sent} requests, "
         f"p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, RSS +{grown / 2**20:.1f} MiB"
     )
+    for name, value in [
+        ("seconds", DURATION), ("requests", sent), ("p50_ms", round(p50 * 1000, 2)),
+        ("p99_ms", round(p99 * 1000, 2)), ("rss_growth_mib", round(grown / 2**20, 1)),
+    ]:  # fmt: skip
+        record_property(name, value)  # shown at the end of the run by tests/conftest.py
     assert errors == []
     assert sent >= CLIENTS * RATE * DURATION * 0.8
     wait_until(lambda: rt.statistics()[0].completed["ok"] == sent)
