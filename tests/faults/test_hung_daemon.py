@@ -16,8 +16,9 @@ pytestmark = pytest.mark.slow
 HUNG_REQUESTS = 5
 SERVED_REQUESTS = 500
 TIMEOUT = 0.5
-LATE = 0.25
-"""How far past its timeout a request may fail: a few sweep intervals and thread wake-ups."""
+LATE = 1.0
+"""How far past its timeout a request may fail: sweep intervals and thread wake-ups,
+with room for a loaded 2-core CI machine (0.4 s late was seen under load)."""
 
 
 def test_a_hung_daemon_times_out_its_requests_and_the_level_keeps_serving(make_runtime):
@@ -26,7 +27,7 @@ def test_a_hung_daemon_times_out_its_requests_and_the_level_keeps_serving(make_r
     Load: 5 requests to the hung daemon (timeout 0.5 s) from 5 threads, while
     one thread makes 500 requests to ``echo@1`` on the same level.
     Nothing lost: the 5 hung requests each raise RequestTimeout no later than
-    0.25 s after their timeout (the first while being handled, the other four
+    1 s after their timeout (the first while being handled, the other four
     expired from the queue and dead-lettered), and all 500 echo requests are
     answered: 5 timeouts + 500 replies == 505 sent, exactly.
     """
