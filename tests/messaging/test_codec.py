@@ -137,3 +137,75 @@ def test_encoding_refuses_what_cannot_cross() -> None:
         codec.encode_message(_request(object()))
     with pytest.raises(Rejected, match="over the limit of 1000"):
         codec.encode_message(_request("x" * 2000), max_bytes=1000)
+
+
+def _valid_fields() -> dict[str, object]:
+    return {
+        "id": "m1", "created_at": 1.5, "sender": "client@0", "recipient": "echo@2",
+        "kind": "request", "priority": 5, "payload": {"x": 1}, "parent_id": None,
+        "timeout": 2.5, "trace_id": "t", "status": "pending", "attempts": 0,
+        "wait_chain": ["a@1"],
+    }  # fmt: skip
+
+
+_VARIANTS: list[dict[str, object]] = [
+    {},
+    {"created_at": 7, "timeout": 60},  # ints where floats go: pydantic converts them
+    {"created_at": "1.5"},
+    {"created_at": True},
+    {"timeout": 0.0},
+    {"timeout": float("nan")},
+    {"timeout": 8 * 24 * 3600.0},
+    {"timeout": None},
+    {"priority": 0},
+    {"priority": 21},
+    {"priority": 5.0},
+    {"priority": True},
+    {"kind": "reply"},
+    {"kind": "reply", "parent_id": "p1"},
+    {"kind": "other"},
+    {"parent_id": ""},
+    {"parent_id": "p" * 129},
+    {"id": ""},
+    {"id": 3},
+    {"id": "i" * 129},
+    {"sender": "no-level"},
+    {"sender": "a@" + "1" * 300},
+    {"recipient": b"echo@2"},
+    {"trace_id": None},
+    {"trace_id": "t" * 129},
+    {"status": "bogus"},
+    {"attempts": -1},
+    {"attempts": 2},
+    {"wait_chain": []},
+    {"wait_chain": None},
+    {"wait_chain": ["bad"]},
+    {"wait_chain": ["a@1"] * 257},
+    {"wait_chain": "a@1"},
+    {"extra": "ignored"},
+]
+
+
+@pytest.mark.parametrize("change", _VARIANTS, ids=[repr(v)[:40] for v in _VARIANTS])
+@pytest.mark.parametrize("drop", [None, "timeout", "trace_id", "wait_chain", "payload", "id"])
+def test_fast_path_agrees_with_pydantic(change: dict[str, object], drop: str | None) -> None:
+    """The hand-written check accepts only what WireMessage accepts, and makes the same Message."""
+    fields = {**_valid_fields(), **change}
+    if drop is not None:
+        fields.pop(drop, None)
+    fast = codec._common_message(fields)
+    try:
+        expected = codec.WireMessage.model_validate(fields).to_message()
+    except Exception:  # noqa: BLE001 - any refusal: the fast path must not accept it
+        assert fast is None
+        return
+    if fast is not None:  # None is allowed: pydantic then decides
+        for field in Message.__slots__:
+            mine, theirs = getattr(fast, field), getattr(expected, field)
+            assert mine == theirs or mine != mine, field  # noqa: PLR0124 - nan
+            assert type(mine) is type(theirs), field
+
+
+def test_fast_path_takes_a_plain_message() -> None:
+    """The common case does not go to pydantic at all."""
+    assert codec._common_message(_valid_fields()) is not None

@@ -5,12 +5,23 @@
 - one DEALER per ``[[peers]]`` entry reaches the levels another runtime
   serves (`PeerLink` keeps that connection's state).
 
-ZeroMQ sockets are not thread-safe, so no other thread touches them: actor
-threads hand their frames to the I/O thread through a `Handoff` (see
-``docs/networking.md``). The loop waits in one ``zmq.Poller`` on the ROUTER,
-the DEALERs and the hand-off's wake-up socket, and between waits runs the
-peers' heartbeats and expiries. A frame that makes a step raise is logged
-and skipped: nothing a client sends can stop the runtime.
+ZeroMQ sockets are not thread-safe. The DEALERs belong to the I/O thread
+alone: other threads hand their frames to it through a `Handoff` (see
+``docs/networking.md``). The ROUTER is guarded by a lock instead, so that
+the thread that makes a reply sends it itself and the I/O thread is not
+woken for it; ZeroMQ allows a socket to move between threads behind a full
+memory barrier, which a lock's acquire and release are. The I/O thread
+never waits on the ROUTER itself while it holds no lock: it polls the
+ROUTER's ``zmq.FD`` (a plain file descriptor) next to the DEALERs and the
+hand-off's wake-up socket, and between waits runs the peers' heartbeats and
+expiries. A frame that makes a step raise is logged and skipped: nothing a
+client sends can stop the runtime.
+
+``zmq.FD`` only signals *changes*, and any call on the socket may consume
+the signal. So whoever calls the ROUTER outside the I/O thread's own drain
+reads ``zmq.EVENTS`` afterwards, under the lock, and if a frame is waiting
+it makes sure the I/O thread drains again: a wake-up through the hand-off
+from another thread, a flag from the I/O thread itself.
 """
 
 from __future__ import annotations
@@ -95,7 +106,7 @@ class Bridge:
             self.rejections,
             RecentIds(runtime.dedup_window),
             send_now=self._send_now,
-            send_any_thread=self._send_any_thread,
+            send_any_thread=self._send_now,  # thread-safe: the ROUTER has a lock
             ask_status=self._ask_status,
             ask_control=self._ask_control if control is not None else None,
             max_bytes=self.max_bytes,
@@ -109,6 +120,10 @@ class Bridge:
         self._context: zmq.Context[Any] | None = None
         self._authenticator: ThreadAuthenticator | None = None
         self._router_socket: zmq.Socket[Any] | None = None
+        self._router_lock = threading.Lock()
+        """Held by any thread for every call on the ROUTER (see the module docstring)."""
+        self._recheck = False
+        """The I/O thread called the ROUTER outside its drain and saw a frame waiting."""
         self._dealers: dict[zmq.Socket[Any], PeerLink] = {}
         self._thread: threading.Thread | None = None
         self._running = False
@@ -224,9 +239,10 @@ class Bridge:
         self.log.info("bridge_stopped")
 
     def _close_sockets(self) -> None:
-        if self._router_socket is not None:
-            self._router_socket.close(linger=_CLOSE_LINGER_MS)
-            self._router_socket = None
+        with self._router_lock:  # a daemon's reply may be on its way out right now
+            router, self._router_socket = self._router_socket, None
+        if router is not None:
+            router.close(linger=_CLOSE_LINGER_MS)
         for dealer in self._dealers:
             dealer.close(linger=0)
         self._dealers.clear()
@@ -246,26 +262,30 @@ class Bridge:
     def _loop(self) -> None:
         self.handoff.claim()
         poller = zmq.Poller()
-        poller.register(self.handoff.fileno(), zmq.POLLIN)
+        wake_fd = self.handoff.fileno()
+        poller.register(wake_fd, zmq.POLLIN)
         if self._router_socket is not None:
-            poller.register(self._router_socket, zmq.POLLIN)
+            # Its descriptor, not the socket: polling the socket calls it, without the lock.
+            poller.register(self._router_socket.getsockopt(zmq.FD), zmq.POLLIN)
         for dealer in self._dealers:
             poller.register(dealer, zmq.POLLIN)
         next_tick = time.monotonic()
+        more = True  # drain once first: frames may have come before the first poll
         while self._running:
-            wait = max(next_tick - time.monotonic(), 0.0)
+            wait = 0 if more else max(int((next_tick - time.monotonic()) * 1000), 0)
             try:
-                events = dict(poller.poll(int(wait * 1000)))
+                events = poller.poll(wait)
             except zmq.ZMQError:  # never seen in practice; the thread must not die of it
                 self.log.exception("bridge_poll_failed")
                 time.sleep(_TICK)
                 continue
-            self._guarded(self.handoff.run_pending)
-            router = self._router_socket
-            if router is not None and router in events:
-                self._drain(router, self.inbound.handle)
+            readable = {fd_or_socket for fd_or_socket, _ in events} if events else ()
+            self._guarded(self.handoff.run_pending, wake_fd in readable)
+            # The ROUTER is drained on every round: its descriptor may have been
+            # consumed by a reply sent from another thread, which then woke us.
+            more = self._drain_router()
             for dealer, peer in self._dealers.items():
-                if dealer in events:
+                if dealer in readable:
                     self._drain(dealer, peer.on_frames)
             now = time.monotonic()
             if now >= next_tick:
@@ -278,6 +298,30 @@ class Bridge:
                         self._send_or_hold(identity, frame, until)
                 next_tick = now + _TICK
         self._guarded(self.handoff.run_pending)  # the last replies queued before the stop
+
+    def _drain_router(self) -> bool:
+        """Read up to `_BATCH` frames from the ROUTER under the lock, then handle them without it.
+
+        Returns:
+            Whether a frame may still be waiting: the loop must not sleep before it drains again.
+        """
+        batch: list[list[bytes]] = []
+        with self._router_lock:
+            router = self._router_socket
+            if router is None:
+                return False
+            try:
+                while len(batch) < _BATCH:
+                    batch.append(router.recv_multipart(zmq.NOBLOCK))
+            except zmq.Again:
+                pass
+            except zmq.ZMQError:  # never seen in practice; logged, and the loop goes on
+                self.log.exception("bridge_recv_failed")
+        self._recheck = False
+        handle = self.inbound.handle
+        for frames in batch:
+            self._guarded(handle, frames)
+        return len(batch) >= _BATCH or self._recheck
 
     def _drain(self, socket: zmq.Socket[Any], handle: Callable[[list[bytes]], None]) -> None:
         for _ in range(_BATCH):
@@ -294,30 +338,46 @@ class Bridge:
             self.log.exception("bridge_step_failed", step=getattr(step, "__name__", repr(step)))
 
     def _send_now(self, identity: bytes, frame: bytes) -> None:
-        if self._router_socket is None:
-            return
-        try:
-            self._router_socket.send_multipart([identity, frame], zmq.NOBLOCK)
-        except zmq.ZMQError as error:  # EHOSTUNREACH: gone; EAGAIN: not reading its replies
-            self.unroutable += 1
+        """Send ``(identity, frame)`` on the ROUTER from any thread, without blocking."""
+        error: zmq.ZMQError | None = None
+        with self._router_lock:
+            router = self._router_socket
+            if router is None:
+                return
+            try:
+                router.send_multipart([identity, frame], zmq.NOBLOCK)
+            except zmq.ZMQError as failed:  # EHOSTUNREACH: gone; EAGAIN: not reading its replies
+                error = failed
+                self.unroutable += 1
+            # The call may have consumed the descriptor's signal of a frame
+            # that came meanwhile: make sure the I/O thread looks.
+            waiting = _frame_waiting(router)
+        if waiting:
+            if self.handoff.in_owner():
+                self._recheck = True
+            else:
+                self.handoff.wake()
+        if error is not None:
             self.log.debug("frame_unroutable", to=identity.hex()[:16], error=error.strerror)
-
-    def _send_any_thread(self, identity: bytes, frame: bytes) -> None:
-        if self.handoff.in_owner():
-            self._send_now(identity, frame)
-        else:
-            self.handoff.call_soon(self._send_now, identity, frame)
 
     def _send_when_back(self, identity: bytes, frame: bytes) -> None:
         until = time.monotonic() + _HOLD_RECOVERED_REPLY
         self.handoff.call_soon(self._send_or_hold, identity, frame, until)
 
     def _send_or_hold(self, identity: bytes, frame: bytes, until: float) -> None:
-        if self._router_socket is None:
-            return
-        try:
-            self._router_socket.send_multipart([identity, frame], zmq.NOBLOCK)
-        except zmq.ZMQError:
+        """Send a recovered request's reply, or hold it for a later tick; I/O thread only."""
+        with self._router_lock:
+            router = self._router_socket
+            if router is None:
+                return
+            try:
+                router.send_multipart([identity, frame], zmq.NOBLOCK)
+                sent = True
+            except zmq.ZMQError:
+                sent = False
+            if _frame_waiting(router):
+                self._recheck = True
+        if not sent:
             if time.monotonic() < until:
                 self._held.append((identity, frame, until))
             else:
@@ -369,6 +429,11 @@ class Bridge:
     def _status_answered(self, identity: bytes, frame: bytes) -> None:
         self._status_pending -= 1
         self._send_now(identity, frame)
+
+
+def _frame_waiting(router: zmq.Socket[Any]) -> bool:
+    """Whether a frame waits on ``router``; the caller holds the ROUTER's lock."""
+    return bool(router.getsockopt(zmq.EVENTS) & zmq.POLLIN)  # type: ignore[operator, arg-type]
 
 
 def _transmitter(dealer: zmq.Socket[Any]) -> Callable[[bytes], bool]:

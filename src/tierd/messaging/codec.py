@@ -399,9 +399,17 @@ def _id(value: Any, what: str) -> str:
     raise DecodeError("invalid", f"{what} frame without a valid id")
 
 
+_KINDS: Final = frozenset(("request", "reply", "notification"))
+_STATUSES: Final = frozenset(("pending", "in_progress", "done", "timeout", "error", "cancelled"))
+_MAX_ADDRESS_LENGTH: Final = 300
+
+
 def _message(fields: Any) -> Message:
     if not isinstance(fields, dict):
         raise DecodeError("invalid", "message frame without a message map 'm'")
+    message = _common_message(fields)
+    if message is not None:
+        return message
     try:
         return WireMessage.model_validate(fields).to_message()
     except pydantic.ValidationError as invalid:
@@ -412,3 +420,71 @@ def _message(fields: Any) -> Message:
             for error in invalid.errors()[:5]
         )
         raise DecodeError("invalid", f"invalid message: {problems}", message_id) from None
+
+
+def _float(value: Any) -> float | None:
+    """``value`` as `WireMessage` reads a float, for an exact float or int; else None."""
+    kind = type(value)
+    if kind is float:
+        return value  # type: ignore[no-any-return]
+    if kind is int:
+        return float(value)
+    return None
+
+
+def _address(value: Any) -> Address | None:
+    if type(value) is not str or len(value) > _MAX_ADDRESS_LENGTH:
+        return None
+    try:
+        return Address.parse(value)
+    except ValueError:
+        return None
+
+
+def _common_message(fields: dict[Any, Any]) -> Message | None:  # noqa: PLR0911 - one per check
+    """The message, if every field is plainly valid; None sends the fields to pydantic.
+
+    A hand-written check of the common case, about ten times cheaper than
+    `WireMessage` validation. It accepts only what `WireMessage` accepts and
+    makes the same `Message` of it; anything unusual (a missing field, a
+    number as a string, a value out of range) returns None, and pydantic
+    decides, with its errors.
+    """
+    message_id, parent_id = fields.get("id"), fields.get("parent_id")
+    kind, priority = fields.get("kind"), fields.get("priority")
+    trace_id, status = fields.get("trace_id", ""), fields.get("status", "pending")
+    attempts, wait_chain = fields.get("attempts", 0), fields.get("wait_chain", ())
+    created_at, timeout = _float(fields.get("created_at")), _float(fields.get("timeout", 30.0))
+    sender, recipient = _address(fields.get("sender")), _address(fields.get("recipient"))
+    if (
+        type(message_id) is not str or not 0 < len(message_id) <= _MAX_ID_LENGTH
+        or created_at is None or sender is None or recipient is None
+        or type(kind) is not str or kind not in _KINDS
+        or type(priority) is not int or not MIN_PRIORITY <= priority <= MAX_PRIORITY
+        or timeout is None or not 0 < timeout <= _MAX_TIMEOUT
+        or type(trace_id) is not str or len(trace_id) > _MAX_ID_LENGTH
+        or type(status) is not str or status not in _STATUSES
+        or type(attempts) is not int or attempts < 0
+    ):  # fmt: skip
+        return None
+    if parent_id is None:
+        if kind == "reply":
+            return None
+    elif type(parent_id) is not str or not 0 < len(parent_id) <= _MAX_ID_LENGTH:
+        return None
+    if wait_chain:
+        if type(wait_chain) is not list or len(wait_chain) > _MAX_WAIT_CHAIN:
+            return None
+        if any(_address(hop) is None for hop in wait_chain):
+            return None
+        wait_chain = tuple(wait_chain)
+    elif type(wait_chain) is list:
+        wait_chain = ()
+    elif wait_chain != ():
+        return None
+    return Message(
+        message_id, created_at, sender, recipient, kind,  # type: ignore[arg-type] # in _KINDS
+        priority, fields.get("payload"), parent_id, timeout, trace_id,
+        status,  # type: ignore[arg-type] # in _STATUSES
+        attempts, wait_chain,
+    )  # fmt: skip

@@ -66,14 +66,21 @@ class Handoff:
                 self._writer.send(b"\0")
         return True
 
-    def run_pending(self) -> int:
+    def wake(self) -> None:
+        """Wake the owner without queueing a call; callable from any thread."""
+        self.call_soon(_nothing)
+
+    def run_pending(self, readable: bool = True) -> int:  # noqa: FBT001, FBT002 - hot path
         """Run the queued calls in the owner thread; return how many ran.
 
+        ``readable`` says whether `fileno` polled readable: if not, no byte
+        is waiting and reading for one would only cost a system call.
         A call that raises is not caught here: the I/O loop decides what to log.
         """
-        with contextlib.suppress(BlockingIOError, OSError):
-            while self._reader.recv(4096):
-                pass
+        if readable:
+            with contextlib.suppress(BlockingIOError, OSError):
+                while self._reader.recv(4096):
+                    pass
         # Reset after draining the bytes and before taking the calls: a call
         # queued from now on writes a fresh byte, so none waits unseen.
         self._signalled = False
@@ -91,3 +98,7 @@ class Handoff:
         self._calls.clear()
         self._reader.close()
         self._writer.close()
+
+
+def _nothing() -> None:
+    """The call `Handoff.wake` queues."""
