@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import RemoteError
 from .correlation import error_reply
+from .supervision import backoff
 
 if TYPE_CHECKING:
     from ..messaging.queue import LevelQueue, QueueEntry
@@ -58,7 +59,7 @@ class RetryPolicy:
 
     def delay(self, attempts: int) -> float:
         """Seconds to wait before the delivery after ``attempts`` failed ones."""
-        return min(self.initial_delay * self.multiplier ** max(attempts - 1, 0), self.max_delay)
+        return backoff(self.initial_delay, self.multiplier, self.max_delay, max(attempts - 1, 0))
 
 
 class RetryDue:

@@ -6,6 +6,14 @@ import collections
 import dataclasses
 
 
+def backoff(initial_delay: float, multiplier: float, max_delay: float, step: int) -> float:
+    """Seconds to wait before try ``step + 1``: exponential from ``initial_delay``, capped.
+
+    Restarts after a crash and retries of a failed message both back off this way.
+    """
+    return float(min(initial_delay * multiplier**step, max_delay))
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class RestartPolicy:
     """How a crashed daemon is restarted."""
@@ -42,7 +50,10 @@ class RestartTracker:
             self._restarts.popleft()
         if len(self._restarts) >= self.policy.max_restarts:
             return None
-        delay = self.policy.initial_delay * self.policy.multiplier ** len(self._restarts)
+        policy = self.policy
+        delay = backoff(
+            policy.initial_delay, policy.multiplier, policy.max_delay, len(self._restarts)
+        )
         self._restarts.append(now)
         self.total_restarts += 1
-        return min(delay, self.policy.max_delay)
+        return delay
