@@ -6,27 +6,31 @@ Cancelled deadlines stay in the heap, marked dead, and are skipped; when dead
 entries outnumber live ones the heap is rebuilt, so memory follows the live
 count and the rebuild cost is amortised over the cancellations that caused it.
 
-A deadline is a plain list ``[at, sequence, item]``: lists compare in C, by
-time and then by a unique sequence, several times faster than a class with
-``__lt__`` on the hot path where every queued message gets one.
+The heap holds plain ``(at, sequence)`` tuples and a dict maps each live
+sequence to its item; the sequence is the handle that cancels it. Tuples of a
+float and an int compare in C, several times faster than a class with
+``__lt__``, and the collector stops tracking a tuple that holds only such
+atoms after the first collection it survives: with a deep queue (every queued
+message has a deadline) a ``[at, sequence, item]`` list was one more container
+for every later collection to traverse, and the collector was a third of the
+producer's time (``benchmarks/hot_path.py``).
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 T = TypeVar("T")
 
-Deadline = list[Any]
-"""``[at, sequence, item]``; item is `_DEAD` once cancelled or expired."""
+Deadline = int
+"""The handle `DeadlineHeap.add` returns: the deadline's unique sequence number."""
 
-_AT, _SEQUENCE, _ITEM = 0, 1, 2
-_DEAD: Any = object()
+_GONE: Final[Any] = object()
 _COMPACT_FLOOR = 1024
 """Below this many dead entries a rebuild is not worth its cost."""
 
@@ -35,46 +39,43 @@ class DeadlineHeap(Generic[T]):
     """Items that expire at monotonic times."""
 
     def __init__(self) -> None:
-        self._heap: list[Deadline] = []
+        self._heap: list[tuple[float, int]] = []
+        self._items: dict[int, T] = {}
+        """Live items by sequence; a heap entry whose sequence is not here is dead."""
         self._sequence = itertools.count()
-        self._dead = 0
 
     def __len__(self) -> int:
         """How many live deadlines there are."""
-        return len(self._heap) - self._dead
+        return len(self._items)
 
     def add(self, at: float, item: T) -> Deadline:
         """Add ``item`` to expire at monotonic time ``at``; keep the result to cancel it."""
-        deadline = [at, next(self._sequence), item]
-        heapq.heappush(self._heap, deadline)
-        return deadline
+        sequence = next(self._sequence)
+        heapq.heappush(self._heap, (at, sequence))
+        self._items[sequence] = item
+        return sequence
 
     def cancel(self, deadline: Deadline) -> None:
         """Forget a deadline; cancelling twice, or after expiry, does nothing."""
-        if deadline[_ITEM] is not _DEAD:
-            deadline[_ITEM] = _DEAD
-            self._dead += 1
-            if self._dead > _COMPACT_FLOOR and self._dead > len(self._heap) // 2:
-                self._heap = [d for d in self._heap if d[_ITEM] is not _DEAD]
+        items = self._items
+        if items.pop(deadline, _GONE) is not _GONE:
+            heap = self._heap
+            dead = len(heap) - len(items)
+            if dead > _COMPACT_FLOOR and dead > len(heap) // 2:
+                self._heap = [entry for entry in heap if entry[1] in items]
                 heapq.heapify(self._heap)
-                self._dead = 0
 
     def next_at(self) -> float | None:
         """When the earliest live deadline expires, or None if there is none."""
-        heap = self._heap
-        while heap and heap[0][_ITEM] is _DEAD:
+        heap, items = self._heap, self._items
+        while heap and heap[0][1] not in items:
             heapq.heappop(heap)
-            self._dead -= 1
-        return heap[0][_AT] if heap else None
+        return heap[0][0] if heap else None
 
     def expired(self, now: float) -> Iterator[T]:
         """Pop and yield every live item whose deadline is at or before ``now``."""
-        heap = self._heap
-        while heap and heap[0][_AT] <= now:
-            deadline = heapq.heappop(heap)
-            item = deadline[_ITEM]
-            if item is _DEAD:
-                self._dead -= 1
-            else:
-                deadline[_ITEM] = _DEAD
+        heap, items = self._heap, self._items
+        while heap and heap[0][0] <= now:
+            item = items.pop(heapq.heappop(heap)[1], _GONE)
+            if item is not _GONE:
                 yield item
