@@ -243,8 +243,11 @@ class Level(FailureHandling, RetryHandling, Backpressure, LevelControl, DurableH
             entry = self.queue.put(message, route, now)
         except Rejected as full:
             return full
-        self.counters.count_received(message.kind, message.priority)
-        self._set_expiry(entry, now)
+        # `count_received` and `_set_expiry` inlined: once per queued message.
+        received, key = self.counters.received, (message.kind, message.priority)
+        received[key] = received.get(key, 0) + 1
+        remaining = message.created_at + message.timeout - time.time()
+        entry.deadline = self.deadlines.add(now + max(remaining, 0.0), entry)
         if self._debug:
             self.log.debug(
                 "message_queued", message_id=message.id, trace_id=message.trace_id,
