@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import weakref
 
 import pytest
 
@@ -42,6 +43,23 @@ def test_compaction_keeps_every_live_deadline():
             heap.cancel(deadline)
     assert len(heap._heap) < 5_000  # compacted, not just marked
     assert list(heap.expired(1e9)) == list(range(0, 10_000, 10))
+
+
+def test_a_cancelled_deadline_lets_go_of_its_item():
+    """Cancelling drops the heap's reference to the item at once, before any compaction."""
+
+    class Item:
+        pass
+
+    heap: DeadlineHeap[Item] = DeadlineHeap()
+    item = Item()
+    kept = weakref.ref(item)
+    deadline = heap.add(1.0, item)
+    del item
+    assert kept() is not None
+    heap.cancel(deadline)
+    assert kept() is None
+    assert heap.next_at() is None
 
 
 def test_restart_delays_grow_and_cap():
