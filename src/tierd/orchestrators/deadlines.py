@@ -18,6 +18,7 @@ producer's time (``benchmarks/hot_path.py``).
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
@@ -79,3 +80,98 @@ class DeadlineHeap(Generic[T]):
             item = items.pop(heapq.heappop(heap)[1], _GONE)
             if item is not _GONE:
                 yield item
+
+
+class _Fifo:
+    __slots__ = ("ats", "dead", "items")
+
+    def __init__(self) -> None:
+        self.ats: collections.deque[float] = collections.deque()
+        self.items: collections.deque[Any] = collections.deque()
+        self.dead = 0
+        """Positions whose item was cancelled, still in the deques."""
+
+
+_MAX_FIFOS = 16
+"""Distinct timeouts with a FIFO of their own; others go to the heap."""
+
+
+class FifoDeadlines:
+    """Deadlines of queued messages: one FIFO per distinct timeout, in deadline order.
+
+    Messages with the same timeout reach a level in (nearly) the order they
+    expire, so a FIFO per timeout holds them sorted with an O(1) append and
+    no allocation: no heap push, no handle object per message. `add` takes a
+    deadline only if it is not earlier than the last one of its FIFO (a
+    requeued message, or one that waited elsewhere, is refused and the caller
+    puts it in its `DeadlineHeap`), so every FIFO stays sorted and a sweep
+    stops at each FIFO's first deadline in the future: O(FIFOs + expired),
+    whatever is queued.
+
+    An item's ``deadline`` attribute is the very float object stored beside
+    it in the FIFO; cancelling sets it to None, and a position whose item's
+    ``deadline`` *is not* its stored float is dead (cancelled, or cancelled
+    and given a new deadline since: identity, because a requeued message's new
+    deadline may equal the old one). Dead heads are dropped at once, and a FIFO
+    whose dead positions outnumber its live ones is rebuilt, so memory
+    follows the live messages, not throughput times timeout.
+    """
+
+    def __init__(self) -> None:
+        self._fifos: dict[float, _Fifo] = {}
+
+    def __len__(self) -> int:
+        """How many live deadlines there are."""
+        return sum(len(fifo.items) - fifo.dead for fifo in self._fifos.values())
+
+    def add(self, timeout: float, at: float, item: Any) -> bool:
+        """Give ``item`` the deadline ``at`` in ``timeout``'s FIFO; False if it does not fit."""
+        fifo = self._fifos.get(timeout)
+        if fifo is None:
+            if len(self._fifos) >= _MAX_FIFOS:
+                return False
+            fifo = self._fifos[timeout] = _Fifo()
+        elif fifo.ats and at < fifo.ats[-1]:
+            return False
+        fifo.ats.append(at)
+        fifo.items.append(item)
+        item.deadline = at
+        return True
+
+    def cancel(self, timeout: float, item: Any) -> None:
+        """Forget ``item``'s deadline, added under ``timeout``."""
+        item.deadline = None
+        fifo = self._fifos[timeout]
+        fifo.dead += 1
+        ats, items = fifo.ats, fifo.items
+        while items and items[0].deadline is not ats[0]:
+            ats.popleft()
+            items.popleft()
+            fifo.dead -= 1
+        if fifo.dead > _COMPACT_FLOOR and fifo.dead > len(items) // 2:
+            live = [(at, it) for at, it in zip(ats, items, strict=True) if it.deadline is at]
+            fifo.ats = collections.deque(at for at, _ in live)
+            fifo.items = collections.deque(it for _, it in live)
+            fifo.dead = 0
+
+    def expired(self, now: float) -> list[Any]:
+        """Pop every live item whose deadline is at or before ``now``; drop emptied FIFOs."""
+        due: list[Any] = []
+        emptied: list[float] = []
+        for timeout, fifo in self._fifos.items():
+            ats = fifo.ats
+            if ats and ats[0] > now:
+                continue  # the usual case: one comparison per FIFO
+            items = fifo.items
+            while ats and ats[0] <= now:
+                at, item = ats.popleft(), items.popleft()
+                if item.deadline is at:
+                    item.deadline = None
+                    due.append(item)
+                else:
+                    fifo.dead -= 1
+            if not ats:
+                emptied.append(timeout)
+        for timeout in emptied:
+            del self._fifos[timeout]
+        return due
