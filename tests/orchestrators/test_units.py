@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import weakref
 
 import pytest
 
 from tierd.actors.states import DaemonState, IllegalTransition, check_transition
-from tierd.orchestrators.deadlines import DeadlineHeap
+from tierd.orchestrators.deadlines import DeadlineHeap, FifoDeadlines
 from tierd.orchestrators.deadlock import WaitForGraph
 from tierd.orchestrators.supervision import RestartPolicy, RestartTracker
 
@@ -42,6 +43,79 @@ def test_compaction_keeps_every_live_deadline():
             heap.cancel(deadline)
     assert len(heap._heap) < 5_000  # compacted, not just marked
     assert list(heap.expired(1e9)) == list(range(0, 10_000, 10))
+
+
+def test_a_cancelled_deadline_lets_go_of_its_item():
+    """Cancelling drops the heap's reference to the item at once, before any compaction."""
+
+    class Item:
+        pass
+
+    heap: DeadlineHeap[Item] = DeadlineHeap()
+    item = Item()
+    kept = weakref.ref(item)
+    deadline = heap.add(1.0, item)
+    del item
+    assert kept() is not None
+    heap.cancel(deadline)
+    assert kept() is None
+    assert heap.next_at() is None
+
+
+class _Queued:
+    """What `FifoDeadlines` holds: anything with a ``deadline`` attribute."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.deadline: object = None
+
+
+def test_fifo_deadlines_expire_in_order_and_refuse_an_earlier_deadline():
+    """Each timeout's FIFO stays sorted: a deadline earlier than its last is refused."""
+    fifos = FifoDeadlines()
+    a, b, c, early = _Queued("a"), _Queued("b"), _Queued("c"), _Queued("early")
+    assert fifos.add(30.0, 10.0, a)
+    assert fifos.add(30.0, 11.0, b)
+    assert fifos.add(5.0, 3.0, c)
+    assert not fifos.add(30.0, 10.5, early)  # the caller puts it in the heap
+    assert early.deadline is None
+    assert sorted(q.name for q in fifos.expired(10.5)) == ["a", "c"]  # by FIFO, not by time
+    assert [q.name for q in fifos.expired(100.0)] == ["b"]
+    assert len(fifos) == 0
+    assert a.deadline is None
+
+
+def test_a_cancelled_and_requeued_fifo_deadline_expires_once_at_its_new_place():
+    """A position whose item got a new deadline since is dead, even at the same time."""
+    fifos = FifoDeadlines()
+    first, second = _Queued("first"), _Queued("second")
+    assert fifos.add(30.0, 1.0, first)
+    assert fifos.add(30.0, float("2"), second)  # computed, as a level computes deadlines
+    fifos.cancel(30.0, second)  # taken by a daemon, still in the middle of the FIFO
+    assert fifos.add(30.0, float("2"), second)  # requeued after a crash, an equal deadline
+    assert len(fifos) == 2
+    assert [q.name for q in fifos.expired(5.0)] == ["first", "second"]
+    assert len(fifos) == 0
+    assert fifos._fifos == {}  # emptied FIFOs are dropped by the sweep
+
+
+def test_fifo_deadlines_memory_follows_the_live_items():
+    """Cancelled positions are dropped or compacted: memory is not throughput x timeout."""
+    fifos = FifoDeadlines()
+    items = [_Queued(str(n)) for n in range(20_000)]
+    for n, item in enumerate(items):
+        assert fifos.add(30.0, float(n), item)
+    for n, item in enumerate(items):
+        if n % 10:  # cancelled out of order: only every tenth stays
+            fifos.cancel(30.0, item)
+    held = sum(len(fifo.items) for fifo in fifos._fifos.values())
+    assert held < 5_000
+    assert len(fifos) == 2_000
+    assert [q.name for q in fifos.expired(1e9)] == [str(n) for n in range(0, 20_000, 10)]
+    for item in items[:100]:  # cancelled in arrival order (the usual case): nothing is kept
+        fifos.add(30.0, 2e9, item)
+        fifos.cancel(30.0, item)
+    assert sum(len(fifo.items) for fifo in fifos._fifos.values()) == 0
 
 
 def test_restart_delays_grow_and_cap():

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import RequestTimeout, TierdError
 from ..logging import get_logger
-from ..messaging.message import DEFAULT_TIMEOUT, Address, Message, parse_priority
+from ..messaging.message import DEFAULT_TIMEOUT, Address, Message, new_id, parse_priority
 from ..orchestrators.correlation import ReplyWaiter, unwrap_reply
 from .base import TierdActor
 
@@ -145,19 +145,19 @@ class Daemon:
             UnknownRecipient: no daemon answers to ``target``.
             ValueError: a bad address or priority.
         """
-        if self._host is None:
+        host = self._host
+        if host is None:
             raise RuntimeError("Daemon.notify() needs a running daemon")
         recipient = Address.parse(target)
-        current = self._host.current
-        message = Message.notification(
-            self.address,
-            recipient,
-            payload,
-            priority=parse_priority(priority),
-            timeout=timeout,
-            trace_id=current.trace_id if current is not None else "",
-        )
-        self._host.level.router.check(recipient).submit(message, None)
+        current = host.current
+        # `Message.notification`'s fields, built positionally: one call fewer
+        # and no keyword matching on a path taken once per notification.
+        message = Message(
+            new_id(), time.time(), self.address, recipient, "notification",
+            parse_priority(priority), payload, None, timeout,
+            current.trace_id if current is not None else "",
+        )  # fmt: skip
+        host.level.router.check(recipient).submit(message, None)
         return message.id
 
 

@@ -39,6 +39,10 @@ def parse_priority(value: int | str) -> int:
     Raises:
         ValueError: the value is neither a known name nor an int in range.
     """
+    if value.__class__ is str:  # the common case first: a name such as "normal"
+        known = PRIORITY_NAMES.get(value)
+        if known is not None:
+            return known
     if isinstance(value, bool):
         raise ValueError(f"priority must be a name or an int, not {value!r}")
     if isinstance(value, int):

@@ -141,9 +141,10 @@ class LevelQueue:
         if self.limit is not None and len(self._by_id) >= self.limit:
             raise Rejected("queue full")
         entry = QueueEntry(message, reply_route, now, next(self._sequence))
-        lane = self._lanes.get(message.recipient.daemon)
+        daemon = message.recipient.daemon
+        lane = self._lanes.get(daemon)
         if lane is None:
-            lane = self._lanes[message.recipient.daemon] = _Lane()
+            lane = self._lanes[daemon] = _Lane()
         lane.by_priority[entry.priority].append(entry)
         lane.live += 1
         self._by_id[message.id] = entry
@@ -174,17 +175,24 @@ class LevelQueue:
         lane = self._lanes.get(daemon)
         if lane is None or not lane.live:
             return None
-        if not self.aging:
-            for priority in _PRIORITIES:
-                entry = lane.head(priority)
-                if entry is not None:
-                    break
-        else:
+        if self.aging:
             entry = self._aged_head(lane)
-        assert entry is not None  # lane.live > 0
-        lane.by_priority[entry.priority].popleft()
-        self._forget(entry)
-        return entry
+            assert entry is not None  # lane.live > 0
+            lane.by_priority[entry.priority].popleft()
+            self._forget(entry)
+            return entry
+        # `_Lane.head` inlined: a pop at normal priority looks at ten deques,
+        # and ten method calls were a third of the pop's cost (cProfile).
+        for waiting in lane.by_priority:  # index 0 is never used: always empty
+            while waiting:
+                entry = waiting.popleft()
+                if entry.live:  # `_forget`, with the lane at hand
+                    entry.live = False
+                    lane.live -= 1
+                    del self._by_id[entry.message.id]
+                    self._depth[entry.priority] -= 1
+                    return entry
+        raise AssertionError("a lane with live entries has none at any priority")
 
     def _aged_head(self, lane: _Lane) -> QueueEntry | None:
         """The head with the lowest effective priority; the earlier arrival on a tie."""

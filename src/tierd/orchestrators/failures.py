@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from ..messaging.message import Message
     from ..messaging.queue import LevelQueue
     from .dead_letters import DeadLetterBox
-    from .deadlines import DeadlineHeap
+    from .deadlines import DeadlineHeap, FifoDeadlines
     from .journal import Journal
     from .level import Route
     from .slot import DaemonSlot
@@ -55,6 +55,7 @@ class FailureHandling:
     slots: dict[str, DaemonSlot]
     pending: dict[str, PendingRequest]
     deadlines: DeadlineHeap[Due]
+    queued_deadlines: FifoDeadlines
     counters: LevelCounters
     dead_letters: DeadLetterBox
     retrying: dict[str, RetryDue]
@@ -125,7 +126,11 @@ class FailureHandling:
         """Expire what is due: queued messages, waiting requests, pending restarts."""
         later: Later = []
         with self._lock:
-            for due in self.deadlines.expired(time.monotonic() if now is None else now):
+            now = time.monotonic() if now is None else now
+            for entry in self.queued_deadlines.expired(now):
+                self.queue.remove(entry.message.id)
+                self._expire(entry, later)
+            for due in self.deadlines.expired(now):
                 if isinstance(due, QueueEntry):
                     self.queue.remove(due.message.id)
                     self._expire(due, later)
@@ -140,6 +145,14 @@ class FailureHandling:
                     self._restart(due, later)
             self._admit_waiting(later)
         run(later)
+
+    def _cancel_deadline(self, entry: QueueEntry) -> None:
+        """Forget a queued or retrying entry's deadline, wherever it is kept."""
+        deadline = entry.deadline
+        if type(deadline) is float:  # see `FifoDeadlines`: the handle is its float
+            self.queued_deadlines.cancel(entry.message.timeout, entry)
+        else:
+            self.deadlines.cancel(deadline)
 
     def _expire(self, entry: QueueEntry, later: Later) -> None:
         """A message waited in the queue longer than its timeout: drop it, tell its sender."""
@@ -219,7 +232,7 @@ class FailureHandling:
             )  # fmt: skip
             given_up = self._given_up_error(slot)
             for entry in self.queue.drain(slot.spec.id):
-                self.deadlines.cancel(entry.deadline)
+                self._cancel_deadline(entry)
                 self._refuse(entry.message, entry.reply_route, given_up, "daemon_gave_up", later)
             return
         self.log.warning("daemon_crashed", daemon=slot.spec.id, error=repr(error), restart_in=delay)
@@ -254,12 +267,12 @@ class FailureHandling:
             stopped = Rejected(reason)
             for entry in self.queue.entries():
                 self.queue.remove(entry.message.id)
-                self.deadlines.cancel(entry.deadline)
+                self._cancel_deadline(entry)
                 if self.journal is not None and entry.message.kind == "notification":
                     continue  # stays in the journal: the next start delivers it
                 self._refuse(entry.message, entry.reply_route, stopped, "stopped", later)
             for due in self.retrying.values():
-                self.deadlines.cancel(due.entry.deadline)
+                self._cancel_deadline(due.entry)
                 entry = due.entry
                 self._refuse(entry.message, entry.reply_route, stopped, "stopped", later)
             self.retrying.clear()
@@ -288,7 +301,7 @@ class FailureHandling:
         retrying = self.retrying.pop(message_id, None)
         entry = self.queue.remove(message_id) if retrying is None else retrying.entry
         if entry is not None:
-            self.deadlines.cancel(entry.deadline)
+            self._cancel_deadline(entry)
             if self.journal is not None:
                 self.journal.done(message_id)
         else:

@@ -31,7 +31,7 @@ from .backpressure import DEFAULT_WAITING_ROOM, Backpressure, RoomWaiter
 from .control import LevelControl
 from .correlation import PendingRequest, ReplyRoute, ReplyWaiter
 from .dead_letters import DeadLetterBox
-from .deadlines import DeadlineHeap
+from .deadlines import DeadlineHeap, FifoDeadlines
 from .durability import DurableHandling
 from .failures import Due, FailureHandling, Later, run
 from .journal import Commit
@@ -92,6 +92,8 @@ class Level(FailureHandling, RetryHandling, Backpressure, LevelControl, DurableH
         self.slots = {spec.id: DaemonSlot(spec, Address(spec.id, number)) for spec in daemons}
         self.pending: dict[str, PendingRequest] = {}
         self.deadlines: DeadlineHeap[Due] = DeadlineHeap()
+        self.queued_deadlines = FifoDeadlines()
+        """Deadlines of queued messages that arrive in order; the rest are in `deadlines`."""
         self.counters = LevelCounters()
         self.dead_letters = DeadLetterBox(dead_letter_capacity)
         self.retrying: dict[str, RetryDue] = {}
@@ -243,8 +245,13 @@ class Level(FailureHandling, RetryHandling, Backpressure, LevelControl, DurableH
             entry = self.queue.put(message, route, now)
         except Rejected as full:
             return full
-        self.counters.count_received(message.kind, message.priority)
-        self._set_expiry(entry, now)
+        # `count_received` and `_set_expiry` inlined: once per queued message.
+        received, key = self.counters.received, (message.kind, message.priority)
+        received[key] = received.get(key, 0) + 1
+        remaining = message.created_at + message.timeout - time.time()
+        at = now + max(remaining, 0.0)
+        if not self.queued_deadlines.add(message.timeout, at, entry):
+            entry.deadline = self.deadlines.add(at, entry)
         if self._debug:
             self.log.debug(
                 "message_queued", message_id=message.id, trace_id=message.trace_id,
@@ -256,7 +263,9 @@ class Level(FailureHandling, RetryHandling, Backpressure, LevelControl, DurableH
         """Give a queued entry its deadline: what is left of its message's timeout."""
         message = entry.message
         remaining = message.created_at + message.timeout - time.time()
-        entry.deadline = self.deadlines.add(now + max(remaining, 0.0), entry)
+        at = now + max(remaining, 0.0)
+        if not self.queued_deadlines.add(message.timeout, at, entry):
+            entry.deadline = self.deadlines.add(at, entry)
 
     def _refusal(
         self, slot: DaemonSlot | None, recipient: Address, *, stopping: bool
@@ -292,7 +301,7 @@ class Level(FailureHandling, RetryHandling, Backpressure, LevelControl, DurableH
         entry = self.queue.pop(slot.spec.id)
         if entry is None:
             return None
-        self.deadlines.cancel(entry.deadline)
+        self._cancel_deadline(entry)
         self._hand_over(slot, entry, time.monotonic())
         return entry.message
 
