@@ -20,8 +20,6 @@ from tests.network import TierdProcess, echo_level, network_config, to_toml
 from tests.topology import daemon
 from tierd.messaging.security import generate_key_pair
 
-pytestmark = pytest.mark.slow
-
 REPO = Path(__file__).resolve().parents[1]
 ADDRESS_A, ADDRESS_B = "10.77.0.1", "10.77.0.2"
 
@@ -30,20 +28,35 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check, timeout=10)
 
 
+def _why_no_namespaces() -> str | None:
+    """Why this machine cannot make network namespaces (tried once, at collection), or None."""
+    if shutil.which("ip") is None:
+        return "iproute2 ('ip') is not installed"
+    probe = f"tierd-probe-{os.getpid()}"
+    result = _ip("netns", "add", probe, check=False)
+    if result.returncode != 0:
+        return f"'ip netns add' is not permitted here: {result.stderr.strip()}"
+    _ip("netns", "del", probe, check=False)
+    return None
+
+
+_NO_NAMESPACES = _why_no_namespaces()
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(_NO_NAMESPACES is not None, reason=_NO_NAMESPACES or ""),
+]
+
+
 @pytest.fixture
 def namespaces():
     """Namespaces A and B joined by a veth pair; removed afterwards even if the test fails."""
-    if shutil.which("ip") is None:
-        pytest.skip("iproute2 ('ip') is not installed")
     tag = f"{os.getpid() % 100000}"
     names = {"a": f"tierd-a-{tag}", "b": f"tierd-b-{tag}"}
     veths = {"a": f"tdva{tag}", "b": f"tdvb{tag}"}
     made: list[str] = []
     try:
         for name in names.values():
-            result = _ip("netns", "add", name, check=False)
-            if result.returncode != 0:
-                pytest.skip(f"'ip netns add' is not permitted here: {result.stderr.strip()}")
+            _ip("netns", "add", name)
             made.append(name)
         _ip("link", "add", veths["a"], "type", "veth", "peer", "name", veths["b"])
         for side, address in (("a", ADDRESS_A), ("b", ADDRESS_B)):
