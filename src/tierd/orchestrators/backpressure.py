@@ -31,11 +31,10 @@ if TYPE_CHECKING:
     from ..errors import TierdError
     from ..messaging.message import Message
     from ..messaging.queue import LevelQueue
-    from .correlation import ReplyRoute, ReplyWaiter
+    from .correlation import ReplyRoute, ReplyWaiter, Route
     from .deadlines import DeadlineHeap
     from .failures import Due, Later
     from .journal import Commit
-    from .level import Route
     from .stats import LevelCounters
 
 DEFAULT_WAITING_ROOM: Final = 1000

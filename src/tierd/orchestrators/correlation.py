@@ -9,7 +9,7 @@ levels and processes.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ..errors import TierdError, from_payload, to_payload
 
@@ -22,6 +22,13 @@ class ReplyRoute(Protocol):
 
     def deliver_reply(self, reply: Message) -> None:
         """Pass the reply on; called from the orchestrator thread that made it."""
+
+
+REPLY_HERE: Final = "reply-here"
+"""Reply route of a request whose requester waits at this very level."""
+
+Route = ReplyRoute | str | None
+"""Where a reply goes: a route object, `REPLY_HERE`, or None for no reply."""
 
 
 class ReplyWaiter:

@@ -22,11 +22,10 @@ if TYPE_CHECKING:
 
     from ..messaging.message import Message
     from ..messaging.queue import LevelQueue
-    from .correlation import ReplyRoute
+    from .correlation import ReplyRoute, Route
     from .dead_letters import DeadLetterBox
     from .failures import Later
     from .journal import Commit, Journal, Recovered
-    from .level import Route
     from .slot import DaemonSlot
     from .stats import LevelCounters
 

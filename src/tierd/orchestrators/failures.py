@@ -39,10 +39,10 @@ if TYPE_CHECKING:
 
     from ..messaging.message import Message
     from ..messaging.queue import LevelQueue
+    from .correlation import Route
     from .dead_letters import DeadLetterBox
     from .deadlines import DeadlineHeap, FifoDeadlines
     from .journal import Journal
-    from .level import Route
     from .slot import DaemonSlot
     from .stats import LevelCounters
 

@@ -19,40 +19,38 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from ..actors.daemon import DaemonActor
 from ..actors.states import DaemonState
-from ..errors import Deadlock, Rejected, TierdError, UnknownRecipient
+from ..errors import Rejected, TierdError, UnknownRecipient
 from ..logging import debug_enabled, get_logger
 from ..messaging.message import Address, Message
 from ..messaging.queue import LevelQueue
 from .backpressure import DEFAULT_WAITING_ROOM, Backpressure, RoomWaiter
 from .control import LevelControl
-from .correlation import PendingRequest, ReplyRoute, ReplyWaiter
+from .correlation import REPLY_HERE, ReplyRoute, ReplyWaiter, Route
 from .dead_letters import DeadLetterBox
 from .deadlines import DeadlineHeap, FifoDeadlines
 from .durability import DurableHandling
 from .failures import Due, FailureHandling, Later, run
 from .journal import Commit
+from .requests import RequestHandling
 from .retries import RetryDue, RetryHandling
 from .slot import DaemonSlot, DaemonSpec
 from .stats import LevelCounters
 
 if TYPE_CHECKING:
     from ..messaging.queue import QueueEntry
+    from .correlation import PendingRequest
     from .deadlock import WaitForGraph
     from .journal import Journal
     from .routing import Router
 
-REPLY_HERE: Final = "reply-here"
-"""Reply route of a request whose requester waits at this very level."""
 
-Route = ReplyRoute | str | None
-"""Where a reply goes: a route object, `REPLY_HERE`, or None for no reply."""
-
-
-class Level(FailureHandling, RetryHandling, Backpressure, LevelControl, DurableHandling):
+class Level(
+    RequestHandling, FailureHandling, RetryHandling, Backpressure, LevelControl, DurableHandling
+):
     """One level: queue, daemons, pending requests, deadlines and counters.
 
     Args:
@@ -194,11 +192,6 @@ class Level(FailureHandling, RetryHandling, Backpressure, LevelControl, DurableH
             raise outcome
         return outcome if isinstance(outcome, Commit) else None
 
-    def deliver_reply(self, reply: Message) -> None:
-        """Hand over a reply to a request made from this level (the `ReplyRoute` side)."""
-        with self._lock:
-            self._resolve(reply)
-
     def _accept(
         self, message: Message, route: Route, waiter: ReplyWaiter | None, later: Later
     ) -> Rejected | Commit | None:
@@ -285,12 +278,6 @@ class Level(FailureHandling, RetryHandling, Backpressure, LevelControl, DurableH
             return
         onward: ReplyRoute | None = self if route == REPLY_HERE else route  # type: ignore[assignment]
         later.append(lambda: link.submit(message, onward))
-
-    def _await_reply(self, request: Message, waiter: ReplyWaiter, requester: str | None) -> None:
-        """Remember that ``waiter`` waits here for the reply to ``request``."""
-        pending = PendingRequest(request, waiter, requester, None)
-        pending.deadline = self.deadlines.add(time.monotonic() + request.timeout, pending)
-        self.pending[request.id] = pending
 
     # -- dispatch ---------------------------------------------------------------
 
@@ -385,71 +372,3 @@ class Level(FailureHandling, RetryHandling, Backpressure, LevelControl, DurableH
         if message.kind == "request":
             self.counters.completed["ok"] += 1
             self._reply(entry.reply_route, message.reply_to(result), later)
-
-    # -- replies ----------------------------------------------------------------
-
-    def _reply(self, route: Route, reply: Message, later: Later) -> None:
-        if route == REPLY_HERE:
-            self._resolve(reply)
-        elif route is not None:
-            if self._debug:
-                self.log.debug(
-                    "message_replied", message_id=reply.parent_id, trace_id=reply.trace_id
-                )
-            later.append(lambda: route.deliver_reply(reply))  # type: ignore[union-attr]
-
-    def _resolve(self, reply: Message) -> None:
-        """Give a reply to whoever waits for it here; drop and count it if no one does."""
-        pending = self.pending.pop(reply.parent_id or "", None)
-        if pending is None:
-            self.counters.late_replies += 1
-            self.log.info("late_reply_dropped", parent_id=reply.parent_id, trace_id=reply.trace_id)
-            return
-        self.deadlines.cancel(pending.deadline)
-        self._unblock(pending)
-        pending.waiter.set(reply)
-
-    def _unblock(self, pending: PendingRequest) -> None:
-        if pending.requester is None:
-            return
-        slot = self.slots[pending.requester]
-        self.wait_graph.unblock(str(slot.address))
-        if slot.state is DaemonState.BLOCKED:
-            slot.set_state(DaemonState.WORKING)
-
-    def request(self, daemon: str, generation: int, request: Message, waiter: ReplyWaiter) -> None:
-        """A daemon asks, from its own thread: check for deadlock, BLOCK it, send the request.
-
-        The outcome (reply or error) is set on ``waiter``.
-        """
-        later: Later = []
-        with self._lock:
-            error = self._request_error(daemon, generation, request)
-            if error is not None:
-                waiter.set(error)
-                return
-            slot = self.slots[daemon]
-            slot.set_state(DaemonState.BLOCKED)
-            self._await_reply(request, waiter, requester=daemon)
-            if self._debug:
-                self.log.debug(
-                    "request_sent", message_id=request.id, trace_id=request.trace_id,
-                    daemon=daemon, to=str(request.recipient),
-                )  # fmt: skip
-            self._accept_or_reject(request, REPLY_HERE, None, later)
-        run(later)
-
-    def _request_error(self, daemon: str, generation: int, request: Message) -> TierdError | None:
-        """Why a daemon's request must fail at once, or None if it may go."""
-        slot = self.slots[daemon]
-        if generation != slot.generation:
-            return Rejected("the requesting daemon was replaced")
-        try:
-            self.router.check(request.recipient)
-        except UnknownRecipient as unknown:
-            return unknown
-        target, chain = str(request.recipient), request.wait_chain
-        if target in chain:  # a cycle through this request's own callers
-            return Deadlock([chain[-1], *chain[chain.index(target) : -1]])
-        cycle = self.wait_graph.block(str(slot.address), target)
-        return Deadlock(cycle) if cycle is not None else None

@@ -28,9 +28,9 @@ from .supervision import backoff
 
 if TYPE_CHECKING:
     from ..messaging.queue import LevelQueue, QueueEntry
+    from .correlation import Route
     from .deadlines import DeadlineHeap
     from .failures import Due, Later
-    from .level import Route
     from .slot import DaemonSlot
     from .stats import LevelCounters
 
