@@ -339,16 +339,25 @@ class Bridge:
 
     def _send_now(self, identity: bytes, frame: bytes) -> None:
         """Send ``(identity, frame)`` on the ROUTER from any thread, without blocking."""
+        error = self._router_send(identity, frame)
+        if error is not None:  # EHOSTUNREACH: gone; EAGAIN: not reading its replies
+            self.unroutable += 1
+            self.log.debug("frame_unroutable", to=identity.hex()[:16], error=error.strerror)
+
+    def _router_send(self, identity: bytes, frame: bytes) -> zmq.ZMQError | None:
+        """Send on the ROUTER under its lock, from any thread; the error if it could not.
+
+        Nothing is sent, and None returned, once the bridge has closed the ROUTER.
+        """
         error: zmq.ZMQError | None = None
         with self._router_lock:
             router = self._router_socket
             if router is None:
-                return
+                return None
             try:
                 router.send_multipart([identity, frame], zmq.NOBLOCK)
-            except zmq.ZMQError as failed:  # EHOSTUNREACH: gone; EAGAIN: not reading its replies
+            except zmq.ZMQError as failed:
                 error = failed
-                self.unroutable += 1
             # The call may have consumed the descriptor's signal of a frame
             # that came meanwhile: make sure the I/O thread looks.
             waiting = _frame_waiting(router)
@@ -357,8 +366,7 @@ class Bridge:
                 self._recheck = True
             else:
                 self.handoff.wake()
-        if error is not None:
-            self.log.debug("frame_unroutable", to=identity.hex()[:16], error=error.strerror)
+        return error
 
     def _send_when_back(self, identity: bytes, frame: bytes) -> None:
         until = time.monotonic() + _HOLD_RECOVERED_REPLY
@@ -366,18 +374,7 @@ class Bridge:
 
     def _send_or_hold(self, identity: bytes, frame: bytes, until: float) -> None:
         """Send a recovered request's reply, or hold it for a later tick; I/O thread only."""
-        with self._router_lock:
-            router = self._router_socket
-            if router is None:
-                return
-            try:
-                router.send_multipart([identity, frame], zmq.NOBLOCK)
-                sent = True
-            except zmq.ZMQError:
-                sent = False
-            if _frame_waiting(router):
-                self._recheck = True
-        if not sent:
+        if self._router_send(identity, frame) is not None:
             if time.monotonic() < until:
                 self._held.append((identity, frame, until))
             else:

@@ -59,8 +59,3 @@ class Router:
                 str(address), f"level {address.level} has no daemon {address.daemon!r}"
             )
         return link
-
-    @property
-    def levels(self) -> list[int]:
-        """Every level served, local or remote, in order."""
-        return sorted(self._links)
