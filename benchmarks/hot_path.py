@@ -39,9 +39,15 @@ def measure(n: int = N) -> tuple[float, float]:
         for i in range(n):
             recipient = Address.parse("sink@1")
             message = Message(
-                new_id(), time.time(), sender, recipient, "notification",
-                parse_priority("normal"), {"id": i}, None, DEFAULT_TIMEOUT, "",
-            )  # fmt: skip
+                id=new_id(),
+                created_at=time.time(),
+                sender=sender,
+                recipient=recipient,
+                kind="notification",
+                priority=parse_priority("normal"),
+                payload={"id": i},
+                timeout=DEFAULT_TIMEOUT,
+            )
             router.check(recipient).submit(message, None)
         produce = (time.thread_time() - started) / n
         with level._lock:  # noqa: SLF001 - driving the level the way a daemon thread does

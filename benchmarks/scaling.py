@@ -13,10 +13,10 @@ import tracemalloc
 from typing import Any
 
 from tierd.actors.builtin import Echo
+from tierd.messaging.link import Router
 from tierd.messaging.message import Address, Message
 from tierd.orchestrators.deadlock import WaitForGraph
 from tierd.orchestrators.level import Level
-from tierd.orchestrators.routing import Router
 from tierd.orchestrators.slot import DaemonSpec
 
 SENDER = Address("bench", 0)

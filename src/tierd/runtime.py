@@ -12,21 +12,20 @@ from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 
+from ._outcome import Outcome
 from .config import Config, load_config, resolve_class
-from .errors import Rejected, RequestTimeout, TierdError, UnknownRecipient
+from .errors import RequestTimeout, TierdError, UnknownRecipient
 from .logging import configure as configure_logging
 from .logging import get_logger
 from .messaging.bridge import Bridge
+from .messaging.link import Router, settle, unwrap_reply
 from .messaging.message import DEFAULT_TIMEOUT, Address, Message, parse_priority
 from .messaging.status import status_report
 from .metrics import RuntimeMetrics
-from .orchestrators.backpressure import Admission
-from .orchestrators.correlation import ReplyWaiter, unwrap_reply
 from .orchestrators.deadlock import WaitForGraph
 from .orchestrators.journal import Journal
 from .orchestrators.level import Level
 from .orchestrators.orchestrator import SWEEP, Orchestrator
-from .orchestrators.routing import Router
 from .orchestrators.slot import DaemonSpec
 from .remote_control import control_operation
 
@@ -272,17 +271,9 @@ class Runtime:
         message = Message.notification(
             RUNTIME_SENDER, recipient, payload, priority=parse_priority(priority), timeout=timeout
         )
-        link = self.router.check(recipient)
-        if wait and isinstance(link, Level):
-            admission = Admission()
-            link.submit_waiting(message, None, admission)
-            # The level answers by the message's timeout (its sweep); the margin guards a stop.
-            if not admission.wait(timeout + max(1.0, 10 * self.config.runtime.sweep_interval)):
-                raise Rejected("queue full: no answer while waiting for room")
-            if admission.error is not None:
-                raise admission.error
-        else:
-            link.submit(message, None)
+        accepted = self.router.check(recipient).submit(message, None, wait=wait)
+        # A level answers a wait by the message's timeout (its sweep); the margin guards a stop.
+        settle(accepted, timeout + max(1.0, 10 * self.config.runtime.sweep_interval))
         return message.id
 
     def request(
@@ -307,9 +298,9 @@ class Runtime:
         message = Message.request(
             RUNTIME_SENDER, recipient, payload, priority=parse_priority(priority), timeout=timeout
         )
-        waiter = ReplyWaiter()
+        waiter: Outcome[Message | TierdError] = Outcome()
         correlator = self.levels.get(recipient.level) or next(iter(self.levels.values()))
-        correlator.submit(message, None, waiter)
+        settle(correlator.submit(message, None, waiter=waiter))
         # The orchestrator's sweep answers on time; the margin only guards a stopped runtime.
         outcome = waiter.wait(timeout + max(1.0, 10 * self.config.runtime.sweep_interval))
         if outcome is None:

@@ -15,10 +15,10 @@ from tierd.messaging import codec
 from tierd.messaging.dedup import RecentIds
 from tierd.messaging.handoff import Handoff
 from tierd.messaging.inbound import InboundHandler
+from tierd.messaging.link import Router
 from tierd.messaging.message import Address, Message
 from tierd.messaging.peer import PeerLink
 from tierd.messaging.rejections import Rejections
-from tierd.orchestrators.routing import Router
 
 
 class Clock:
@@ -38,7 +38,7 @@ class RecordingLink:
         self.submitted: list[tuple[Message, Any]] = []
         self.refuse: tierd.TierdError | None = None
 
-    def submit(self, message: Message, reply_route: Any) -> None:
+    def submit(self, message: Message, reply_route: Any, *, wait: bool = False) -> None:
         if self.refuse is not None:
             raise self.refuse
         self.submitted.append((message, reply_route))

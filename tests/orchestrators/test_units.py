@@ -7,8 +7,8 @@ import weakref
 
 import pytest
 
+from tierd._deadlines import DeadlineHeap, FifoDeadlines
 from tierd.actors.states import DaemonState, IllegalTransition, check_transition
-from tierd.orchestrators.deadlines import DeadlineHeap, FifoDeadlines
 from tierd.orchestrators.deadlock import WaitForGraph
 from tierd.orchestrators.supervision import RestartPolicy, RestartTracker
 

@@ -13,10 +13,11 @@ import inspect
 import time
 from typing import TYPE_CHECKING, Any, Final
 
+from .._outcome import Outcome
 from ..errors import RequestTimeout, TierdError
 from ..logging import get_logger
+from ..messaging.link import settle, unwrap_reply
 from ..messaging.message import DEFAULT_TIMEOUT, Address, Message, new_id, parse_priority
-from ..orchestrators.correlation import ReplyWaiter, unwrap_reply
 from .base import TierdActor
 
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ class Daemon:
             trace_id=current.trace_id,
             wait_chain=(*inherited, str(self.address)),
         )
-        waiter = ReplyWaiter()
+        waiter: Outcome[Message | TierdError] = Outcome()
         host.level.request(host.daemon_id, host.generation, request, waiter)
         outcome = waiter.wait(timeout + _WAIT_GRACE)
         if outcome is None:
@@ -150,14 +151,12 @@ class Daemon:
             raise RuntimeError("Daemon.notify() needs a running daemon")
         recipient = Address.parse(target)
         current = host.current
-        # `Message.notification`'s fields, built positionally: one call fewer
-        # and no keyword matching on a path taken once per notification.
         message = Message(
-            new_id(), time.time(), self.address, recipient, "notification",
-            parse_priority(priority), payload, None, timeout,
-            current.trace_id if current is not None else "",
+            id=new_id(), created_at=time.time(), sender=self.address, recipient=recipient,
+            kind="notification", priority=parse_priority(priority), payload=payload,
+            timeout=timeout, trace_id=current.trace_id if current is not None else "",
         )  # fmt: skip
-        host.level.router.check(recipient).submit(message, None)
+        settle(host.level.router.check(recipient).submit(message, None))
         return message.id
 
 

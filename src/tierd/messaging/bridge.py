@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from zmq.auth.thread import ThreadAuthenticator
 
     from ..config import Config
-    from ..orchestrators.routing import Router
+    from .link import Router
 
 _TICK: Final = 0.05
 """Seconds between two rounds of heartbeats, liveness checks and expiries."""

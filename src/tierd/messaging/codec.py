@@ -115,11 +115,7 @@ class WireMessage(BaseModel):
 
     def to_message(self) -> Message:
         """The in-process `Message` this wire message describes."""
-        return Message(
-            self.id, self.created_at, Address.parse(self.sender), Address.parse(self.recipient),
-            self.kind, self.priority, self.payload, self.parent_id, self.timeout, self.trace_id,
-            self.status, self.attempts, self.wait_chain,
-        )  # fmt: skip
+        return Message.from_fields(self.model_dump())
 
 
 # -- what decode returns -------------------------------------------------------
@@ -229,22 +225,7 @@ def encode_message(
     Raises:
         Rejected: the payload is not msgpack-able, or the frame is over ``max_bytes``.
     """
-    fields = {
-        "id": message.id,
-        "created_at": message.created_at,
-        "sender": str(message.sender),
-        "recipient": str(message.recipient),
-        "kind": message.kind,
-        "priority": message.priority,
-        "payload": message.payload,
-        "parent_id": message.parent_id,
-        "timeout": message.timeout,
-        "trace_id": message.trace_id,
-        "status": message.status,
-        "attempts": message.attempts,
-        "wait_chain": list(message.wait_chain),
-    }
-    envelope: dict[str, Any] = {"v": PROTOCOL_VERSION, "t": "msg", "m": fields}
+    envelope: dict[str, Any] = {"v": PROTOCOL_VERSION, "t": "msg", "m": message.to_fields()}
     if not wants_ack:
         envelope["ack"] = False
     if wait:
@@ -483,8 +464,9 @@ def _common_message(fields: dict[Any, Any]) -> Message | None:  # noqa: PLR0911 
     elif wait_chain != ():
         return None
     return Message(
-        message_id, created_at, sender, recipient, kind,  # type: ignore[arg-type] # in _KINDS
-        priority, fields.get("payload"), parent_id, timeout, trace_id,
-        status,  # type: ignore[arg-type] # in _STATUSES
-        attempts, wait_chain,
+        id=message_id, created_at=created_at, sender=sender, recipient=recipient,
+        kind=kind,  # type: ignore[arg-type] # in _KINDS
+        priority=priority, payload=fields.get("payload"), parent_id=parent_id, timeout=timeout,
+        trace_id=trace_id, status=status,  # type: ignore[arg-type] # in _STATUSES
+        attempts=attempts, wait_chain=wait_chain,
     )  # fmt: skip

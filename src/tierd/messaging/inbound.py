@@ -41,8 +41,8 @@ from .message import Message, new_id
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ..orchestrators.routing import Router
     from .dedup import RecentIds
+    from .link import Router
     from .rejections import Rejections
 
 
@@ -63,6 +63,11 @@ class ReplyToSender:
         self.send = send
         self.max_bytes = max_bytes
 
+    @property
+    def durable_identity(self) -> bytes:
+        """The client's ZeroMQ identity: it reconnects with it after a restart."""
+        return self.identity
+
     def deliver_reply(self, reply: Message) -> None:
         """Encode the reply and send it to the identity the request came from."""
         try:
@@ -75,10 +80,9 @@ class ReplyToSender:
 def unsendable_reply(reply: Message, refused: Rejected) -> Message:
     """The error reply that stands in for a reply that cannot be encoded."""
     error = RemoteError(str(reply.sender), "Rejected", f"its reply cannot be sent: {refused}")
-    return Message(
-        new_id(), time.time(), reply.sender, reply.recipient, "reply", reply.priority,
-        to_payload(error), reply.parent_id, reply.timeout, reply.trace_id, "error",
-    )  # fmt: skip
+    return reply.replace(
+        id=new_id(), created_at=time.time(), payload=to_payload(error), status="error"
+    )
 
 
 class InboundHandler:
@@ -183,60 +187,45 @@ class InboundHandler:
         if not self.accepting:
             self._refuse(identity, message, Rejected("runtime is stopping"))
             return
+        route = None
+        if message.kind == "request":
+            route = ReplyToSender(identity, self.send_any_thread, self.max_bytes)
+        wait = wait and message.kind == "notification"
+        if wait:
+            # Seen now, so that a resend while it waits for room is not taken twice.
+            self.recent.add(message.id, self.clock())
         try:
-            link = self.router.check(message.recipient)
-            route = None
-            if message.kind == "request":
-                route = ReplyToSender(identity, self.send_any_thread, self.max_bytes)
-            elif wait and hasattr(link, "submit_waiting"):
-                # Parked in a full level: the ack (or refusal) goes out when it gets in.
-                self.recent.add(message.id, self.clock())
-                link.submit_waiting(message, None, self._admission(identity, message))
-                return
-            # A durable level returns its journal commit instead of waiting for
-            # it here: this thread serves every client, it must not wait for a disk.
-            submit_nowait = getattr(link, "submit_nowait", None)
-            if submit_nowait is None:
-                link.submit(message, route)
-                commit = None
-            else:
-                commit = submit_nowait(message, route)
+            # A link never waits here (a journal commit, room in a full queue, a
+            # peer's ack): this thread serves every client. What takes longer
+            # comes back as an outcome, and the ack goes out when it settles.
+            accepted = self.router.check(message.recipient).submit(message, route, wait=wait)
         except (UnknownRecipient, Rejected) as error:
             self._refuse(identity, message, error)
             return
-        self.recent.add(message.id, self.clock())
-        self.accepted += 1
-        if commit is not None:
-            # The ack goes out only once the message is in the journal.
-            ack = functools.partial(self._journaled, identity, message, wants_ack=wants_ack)
-            commit.add_done_callback(ack)
-        elif wants_ack:
-            self.send_now(identity, encode_ack(message.id))
+        if not wait:
+            self.recent.add(message.id, self.clock())
+        if accepted is None:
+            self.accepted += 1
+            if wants_ack:
+                self.send_now(identity, encode_ack(message.id))
+        else:
+            accepted.add_done_callback(
+                functools.partial(self._settled, identity, message, wants_ack=wants_ack)
+            )
 
-    def _admission(self, identity: bytes, message: Message) -> Callable[[TierdError | None], None]:
-        """What a level calls, from any thread, once a waiting message got in or was refused."""
-
-        def admitted(error: TierdError | None) -> None:
-            if error is None:
-                self.accepted += 1  # an int add: atomic enough under the GIL for a counter
-                self.send_any_thread(identity, encode_ack(message.id))
-            else:
-                self.send_any_thread(identity, encode_error(message.id, to_payload(error)))
-
-        return admitted
-
-    def _journaled(
-        self, identity: bytes, message: Message, error: Rejected | None, *, wants_ack: bool
+    def _settled(
+        self, identity: bytes, message: Message, error: TierdError | None, *, wants_ack: bool
     ) -> None:
-        """Ack a message a durable level committed, or refuse it; runs in the journal's thread."""
-        if error is not None:
-            if message.kind == "request":
-                reply = message.reply_to(to_payload(error), status="error")
-                self.send_any_thread(identity, encode_message(reply, self.max_bytes))
-            else:
-                self.send_any_thread(identity, encode_error(message.id, to_payload(error)))
-        elif wants_ack:
-            self.send_any_thread(identity, encode_ack(message.id))
+        """Ack a message once its link accepted it, or refuse it; runs in the settling thread."""
+        if error is None:
+            self.accepted += 1  # an int add: atomic enough under the GIL for a counter
+            if wants_ack:
+                self.send_any_thread(identity, encode_ack(message.id))
+        elif message.kind == "request":
+            reply = message.reply_to(to_payload(error), status="error")
+            self.send_any_thread(identity, encode_message(reply, self.max_bytes))
+        else:
+            self.send_any_thread(identity, encode_error(message.id, to_payload(error)))
 
     def _refuse(self, identity: bytes, message: Message, error: TierdError) -> None:
         """Tell the sender its message was refused: an error reply, or an error frame."""

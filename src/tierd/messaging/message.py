@@ -155,7 +155,10 @@ class Message:
     """One message: a request, a reply or a notification.
 
     Build new messages with `Message.request`, `Message.notification` and
-    `Message.reply_to`; the constructor takes every field and checks nothing.
+    `Message.reply_to`, and copies with `replace`; the constructor takes every
+    field by keyword and checks nothing. `to_fields` and `from_fields` are the
+    one field-level form that the wire codec and a durable level's journal
+    share.
     """
 
     __slots__ = (
@@ -206,6 +209,7 @@ class Message:
 
     def __init__(
         self,
+        *,
         id: str,  # noqa: A002 - the field is called id in the contract
         created_at: float,
         sender: Address,
@@ -248,8 +252,9 @@ class Message:
     ) -> Message:
         """Make a request; its reply will carry this message's id as parent_id."""
         return cls(
-            new_id(), time.time(), sender, recipient, "request", priority, payload,
-            None, timeout, trace_id, "pending", 0, wait_chain,
+            id=new_id(), created_at=time.time(), sender=sender, recipient=recipient,
+            kind="request", priority=priority, payload=payload, timeout=timeout,
+            trace_id=trace_id, wait_chain=wait_chain,
         )  # fmt: skip
 
     @classmethod
@@ -265,15 +270,62 @@ class Message:
     ) -> Message:
         """Make a fire-and-forget notification."""
         return cls(
-            new_id(), time.time(), sender, recipient, "notification", priority, payload,
-            None, timeout, trace_id,
+            id=new_id(), created_at=time.time(), sender=sender, recipient=recipient,
+            kind="notification", priority=priority, payload=payload, timeout=timeout,
+            trace_id=trace_id,
         )  # fmt: skip
 
     def reply_to(self, payload: Any, status: Status = "done") -> Message:
         """Make the reply to this request: sender and recipient swapped, same trace."""
         return Message(
-            new_id(), time.time(), self.recipient, self.sender, "reply", self.priority,
-            payload, self.id, self.timeout, self.trace_id, status, self.attempts,
+            id=new_id(), created_at=time.time(), sender=self.recipient, recipient=self.sender,
+            kind="reply", priority=self.priority, payload=payload, parent_id=self.id,
+            timeout=self.timeout, trace_id=self.trace_id, status=status, attempts=self.attempts,
+        )  # fmt: skip
+
+    def replace(self, **changes: Any) -> Message:
+        """A copy of this message with ``changes`` (field name to new value) applied.
+
+        Raises:
+            TypeError: a change names no field of a message.
+        """
+        fields = {name: getattr(self, name) for name in _FIELDS}
+        fields.update(changes)
+        return Message(**fields)
+
+    def to_fields(self) -> dict[str, Any]:
+        """Every field as msgpack-able data: addresses as text, the wait chain as a list."""
+        return {
+            "id": self.id,
+            "created_at": self.created_at,
+            "sender": str(self.sender),
+            "recipient": str(self.recipient),
+            "kind": self.kind,
+            "priority": self.priority,
+            "payload": self.payload,
+            "parent_id": self.parent_id,
+            "timeout": self.timeout,
+            "trace_id": self.trace_id,
+            "status": self.status,
+            "attempts": self.attempts,
+            "wait_chain": list(self.wait_chain),
+        }
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any]) -> Message:
+        """The message `to_fields` made; the fields must be valid (checked by the caller).
+
+        Raises:
+            KeyError: a field without a default is missing.
+            ValueError: an address is not ``daemon@level``.
+        """
+        return cls(
+            id=fields["id"], created_at=fields["created_at"],
+            sender=Address.parse(fields["sender"]), recipient=Address.parse(fields["recipient"]),
+            kind=fields["kind"], priority=fields["priority"], payload=fields.get("payload"),
+            parent_id=fields.get("parent_id"), timeout=fields.get("timeout", DEFAULT_TIMEOUT),
+            trace_id=fields.get("trace_id", ""), status=fields.get("status", "pending"),
+            attempts=fields.get("attempts", 0), wait_chain=tuple(fields.get("wait_chain", ())),
         )  # fmt: skip
 
     def __repr__(self) -> str:
@@ -281,3 +333,7 @@ class Message:
             f"<Message {self.kind} {self.id} {self.sender}->{self.recipient} "
             f"priority={self.priority} status={self.status}>"
         )
+
+
+_FIELDS: Final = Message.__slots__
+"""Every field of a message, for `Message.replace`."""

@@ -25,9 +25,8 @@ import collections
 import time
 from typing import TYPE_CHECKING, Any, Final
 
+from .._deadlines import DeadlineHeap
 from ..errors import Rejected, RequestTimeout, from_payload
-from ..orchestrators.correlation import error_reply
-from ..orchestrators.deadlines import DeadlineHeap
 from .codec import (
     DEFAULT_MAX_MESSAGE_BYTES,
     AckFrame,
@@ -39,13 +38,16 @@ from .codec import (
     encode_message,
     encode_ping,
 )
+from .link import error_reply
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from .._outcome import Outcome
     from ..config import PeerConfig
-    from ..orchestrators.correlation import ReplyRoute
+    from ..errors import TierdError
     from .handoff import Handoff
+    from .link import ReplyRoute
     from .message import Message
     from .rejections import Rejections
 
@@ -114,8 +116,15 @@ class PeerLink:
 
     # -- any thread --------------------------------------------------------------
 
-    def submit(self, message: Message, reply_route: ReplyRoute | None) -> None:
+    def submit(
+        self, message: Message, reply_route: ReplyRoute | None, *, wait: bool = False
+    ) -> Outcome[TierdError | None] | None:
         """Send ``message`` to the peer, or hold it until the peer can take it.
+
+        ``wait`` is not carried to the peer yet: a full queue there refuses.
+
+        Returns:
+            None: the message is held, and counts as accepted.
 
         Raises:
             Rejected: a notification that cannot be encoded, or that finds the
@@ -128,12 +137,13 @@ class PeerLink:
         except Rejected as refused:
             if message.kind == "request" and reply_route is not None:
                 reply_route.deliver_reply(error_reply(message, refused))
-                return
+                return None
             raise
         if self.handoff.in_owner():
             self._submit_now(message, frame, reply_route)
         else:
             self.handoff.call_soon(self._submit_handed_over, message, frame, reply_route)
+        return None
 
     def _full(self) -> Rejected:
         state = "is down" if not self.up else "has not acknowledged them"

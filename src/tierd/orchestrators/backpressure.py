@@ -18,23 +18,24 @@ after the lock is released (they may reach the bridge).
 from __future__ import annotations
 
 import functools
-import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import Rejected
-from .correlation import error_reply
+from ..messaging.link import error_reply
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable
 
+    from .._deadlines import DeadlineHeap
+    from .._outcome import Outcome
     from ..errors import TierdError
+    from ..messaging.link import ReplyRoute
     from ..messaging.message import Message
     from ..messaging.queue import LevelQueue
-    from .correlation import ReplyRoute, ReplyWaiter, Route
-    from .deadlines import DeadlineHeap
+    from .correlation import Route
     from .failures import Due, Later
-    from .journal import Commit
     from .stats import LevelCounters
 
 DEFAULT_WAITING_ROOM: Final = 1000
@@ -47,31 +48,12 @@ class RoomWaiter:
     __slots__ = ("admitted", "deadline", "message", "route")
 
     def __init__(
-        self, message: Message, route: Route, admitted: Callable[[TierdError | None], None]
+        self, message: Message, route: Route, admitted: Callable[[TierdError | None], object]
     ) -> None:
         self.message = message
         self.route = route
         self.admitted = admitted
         self.deadline: Any = None
-
-
-class Admission:
-    """What `Runtime.send` waits on while its message waits for room: one event, no polling."""
-
-    __slots__ = ("_event", "error")
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self.error: TierdError | None = None
-
-    def __call__(self, error: TierdError | None) -> None:
-        """Record the outcome and wake the waiting sender."""
-        self.error = error
-        self._event.set()
-
-    def wait(self, timeout: float) -> bool:
-        """Block until the outcome is known; False if ``timeout`` passed first."""
-        return self._event.wait(timeout)
 
 
 class Backpressure:
@@ -87,16 +69,24 @@ class Backpressure:
     if TYPE_CHECKING:  # provided by Level and its other mixins
 
         def _accept(
-            self, message: Message, route: Route, waiter: ReplyWaiter | None, later: Later
-        ) -> Rejected | Commit | None:
+            self,
+            message: Message,
+            route: Route,
+            waiter: Outcome[Message | TierdError] | None,
+            later: Later,
+        ) -> Rejected | Outcome[Rejected | None] | None:
             raise NotImplementedError
 
         def _reply(self, route: Route, reply: Message, later: Later) -> None:
             raise NotImplementedError
 
     def _accept_or_reject(
-        self, message: Message, route: Route, waiter: ReplyWaiter | None, later: Later
-    ) -> Rejected | Commit | None:
+        self,
+        message: Message,
+        route: Route,
+        waiter: Outcome[Message | TierdError] | None,
+        later: Later,
+    ) -> Rejected | Outcome[Rejected | None] | None:
         """`_accept`, and if the queue is full, refuse: the returned error, or an error reply."""
         outcome = self._accept(message, route, waiter, later)
         if isinstance(outcome, Rejected):
@@ -114,7 +104,7 @@ class Backpressure:
         self,
         message: Message,
         reply_route: ReplyRoute | None,
-        admitted: Callable[[TierdError | None], None],
+        admitted: Callable[[TierdError | None], object],
     ) -> None:
         """Take a message, or if the level is full, park it until there is room.
 
@@ -178,7 +168,7 @@ class Backpressure:
 
 
 def _admit_when_committed(
-    commit: Commit | None, admitted: Callable[[TierdError | None], None]
+    commit: Outcome[Rejected | None] | None, admitted: Callable[[TierdError | None], object]
 ) -> None:
     """Tell a waiting sender it got in: now, or once a durable level's journal committed."""
     if commit is None:

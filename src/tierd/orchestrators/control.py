@@ -11,19 +11,19 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TierdError
-from ..messaging.message import Message, new_id
+from ..messaging.message import new_id
 from .stats import LevelStatistics
 
 if TYPE_CHECKING:
     import threading
     from collections.abc import Collection
 
+    from ..messaging.link import Router
     from ..messaging.queue import LevelQueue
     from .correlation import PendingRequest
     from .dead_letters import DeadLetter, DeadLetterBox
     from .failures import Later
     from .journal import Journal
-    from .routing import Router
     from .slot import DaemonSlot
     from .stats import LevelCounters
 
@@ -132,10 +132,14 @@ class LevelControl:
         replayed: dict[str, str] = {}
         for letter in letters:
             old = letter.message
-            fresh = Message(
-                new_id(), time.time(), old.sender, old.recipient, old.kind, old.priority,
-                old.payload, None, old.timeout, old.trace_id,
-            )  # fmt: skip
+            fresh = old.replace(
+                id=new_id(),
+                created_at=time.time(),
+                parent_id=None,
+                status="pending",
+                attempts=0,
+                wait_chain=(),
+            )
             try:
                 self.router.check(fresh.recipient).submit(fresh, None)
             except TierdError as refused:

@@ -20,12 +20,14 @@ if TYPE_CHECKING:
     import threading
     from collections.abc import Callable
 
+    from .._outcome import Outcome
+    from ..messaging.link import ReplyRoute
     from ..messaging.message import Message
     from ..messaging.queue import LevelQueue
-    from .correlation import ReplyRoute, Route
+    from .correlation import Route
     from .dead_letters import DeadLetterBox
     from .failures import Later
-    from .journal import Commit, Journal, Recovered
+    from .journal import Journal, Recovered
     from .slot import DaemonSlot
     from .stats import LevelCounters
 
@@ -57,7 +59,7 @@ class DurableHandling:
 
     def _accept_durably(
         self, message: Message, route: Route, slot: DaemonSlot, later: Later
-    ) -> Rejected | Commit | None:
+    ) -> Rejected | Outcome[Rejected | None] | None:
         """Queue (or hand over) a message and journal it; the caller waits for the commit.
 
         A full queue is returned, as `Level._accept` does, and nothing is journaled.
@@ -65,7 +67,8 @@ class DurableHandling:
         journal = self.journal
         assert journal is not None
         try:
-            row = journal.record(message, route)
+            identity = None if route is None or isinstance(route, str) else route.durable_identity
+            row = journal.record(message, identity)
         except Rejected as unjournalable:
             self._refuse(message, route, unjournalable, "not_journalable", later)
             return None

@@ -14,16 +14,17 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ..actors.states import DaemonState
 from ..errors import Cancelled, Rejected, RemoteError, RequestTimeout, TierdError
+from ..messaging.link import error_reply
 from ..messaging.queue import QueueEntry
 from .backpressure import RoomWaiter
-from .correlation import PendingRequest, error_reply
+from .correlation import PendingRequest
 from .retries import RetryDue
 
 Due: TypeAlias = "QueueEntry | PendingRequest | DaemonSlot | RetryDue | RoomWaiter"
 """What a level's deadlines hold: a queued message, a waiting request, a due restart,
 a retry whose backoff is over, a sender waiting for room."""
 
-Later: TypeAlias = list["Callable[[], None]"]
+Later: TypeAlias = list["Callable[[], object]"]
 """Actions to run once the level's lock is released: whatever reaches another level."""
 
 
@@ -37,11 +38,11 @@ if TYPE_CHECKING:
     import threading
     from collections.abc import Callable
 
+    from .._deadlines import DeadlineHeap, FifoDeadlines
     from ..messaging.message import Message
     from ..messaging.queue import LevelQueue
     from .correlation import Route
     from .dead_letters import DeadLetterBox
-    from .deadlines import DeadlineHeap, FifoDeadlines
     from .journal import Journal
     from .slot import DaemonSlot
     from .stats import LevelCounters

@@ -9,7 +9,7 @@ The level never waits for the disk under its lock. A write is a tuple put in
 the current *batch* (a list, under the journal's own short lock); one writer
 thread takes whole batches, writes each in one transaction and commits it.
 Everything that arrived while a commit was running goes into the next one, so
-the more senders there are, the more each commit carries. A `Commit` is
+the more senders there are, the more each commit carries. An `Outcome` is
 shared by the writes of one batch: acceptances wait on it (or, in the
 bridge, hang their ack on it) outside every lock.
 
@@ -36,13 +36,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgpack
 
+from .._outcome import Outcome
 from ..errors import ConfigError, Rejected
 from ..logging import get_logger
-from ..messaging.inbound import ReplyToSender
-from ..messaging.message import Address, Message
+from ..messaging.message import Message
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from pathlib import Path
 
 BATCH_LIMIT: Final = 2048
@@ -69,59 +68,12 @@ _DEAD: Final = (
 )
 
 
-class Commit:
-    """The commit of one batch: the writes that share it wait on it, or hang a callback on it.
-
-    Like `ReplyWaiter`, a lock held from birth and released once is the
-    cheapest way to wake the threads that wait.
-    """
-
-    __slots__ = ("_callbacks", "_done", "_guard", "error")
-
-    def __init__(self) -> None:
-        self._done = threading.Lock()
-        self._done.acquire()
-        self._guard = threading.Lock()
-        self._callbacks: list[Callable[[Rejected | None], None]] | None = []
-        self.error: Rejected | None = None
-        """Why the batch could not be written; None once it is committed."""
-
-    def wait(self, timeout: float | None = None) -> None:
-        """Block until the batch is committed.
-
-        Raises:
-            Rejected: the journal could not write it, or did not within ``timeout``.
-        """
-        if not self._done.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
-            raise Rejected(f"the journal did not commit within {timeout:g}s")
-        self._done.release()
-        if self.error is not None:
-            raise self.error
-
-    def add_done_callback(self, callback: Callable[[Rejected | None], None]) -> None:
-        """Call ``callback(error)`` once committed: in the writer's thread, or now if it is."""
-        with self._guard:
-            if self._callbacks is not None:
-                self._callbacks.append(callback)
-                return
-        callback(self.error)
-
-    def finish(self, error: Rejected | None) -> None:
-        """Mark the batch written (``error`` None) or failed; the writer's thread calls it."""
-        self.error = error
-        with self._guard:
-            callbacks, self._callbacks = self._callbacks or [], None
-        self._done.release()
-        for callback in callbacks:
-            callback(error)
-
-
 class _Batch:
     __slots__ = ("commit", "writes")
 
     def __init__(self) -> None:
         self.writes: list[tuple[str, tuple[Any, ...]]] = []
-        self.commit = Commit()
+        self.commit: Outcome[Rejected | None] = Outcome()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -231,16 +183,19 @@ class Journal:
     # -- any thread, under a level's lock: no I/O --------------------------------
 
     @staticmethod
-    def record(message: Message, route: object) -> tuple[Any, ...]:
+    def record(message: Message, identity: bytes | None) -> tuple[Any, ...]:
         """The ``messages`` row of an accepted message, but for its attempts (see `put`).
+
+        Args:
+            message: the accepted message.
+            identity: the reply route's `durable_identity`, or None.
 
         Raises:
             Rejected: its payload is not msgpack-able, so it cannot be journaled.
         """
-        identity = route.identity if isinstance(route, ReplyToSender) else None
         return (message.id, _to_body(message), identity)
 
-    def put(self, row: tuple[Any, ...], attempts: int) -> Commit:
+    def put(self, row: tuple[Any, ...], attempts: int) -> Outcome[Rejected | None]:
         """Write an accepted message's row (from `record`); return the commit to wait for."""
         return self._write(_PUT, (*row, attempts))
 
@@ -258,7 +213,7 @@ class Journal:
         try:
             body = _to_body(message)
         except Rejected:
-            body = _to_body(_without_payload(message))
+            body = _to_body(message.replace(payload=None))
         self._write(_DELETE, (message.id,))
         self._write(_DEAD, (message.id, body, message.attempts, reason, detail, at))
 
@@ -269,12 +224,12 @@ class Journal:
         for message_id in message_ids or ():
             self._write("DELETE FROM dead_letters WHERE id = ?", (message_id,))
 
-    def _write(self, sql: str, params: tuple[Any, ...]) -> Commit:
+    def _write(self, sql: str, params: tuple[Any, ...]) -> Outcome[Rejected | None]:
         with self._guard:
             if self._closed:
-                closed = Commit()
-                closed.finish(Rejected(f"the journal {self.path} is closed: the runtime stopped"))
-                return closed
+                return Outcome.of(
+                    Rejected(f"the journal {self.path} is closed: the runtime stopped")
+                )
             batches = self._batches
             if not batches or len(batches[-1].writes) >= BATCH_LIMIT:
                 batches.append(_Batch())
@@ -297,7 +252,7 @@ class Journal:
                 if batch is None and self._closed:
                     return
             if batch is not None:
-                batch.commit.finish(self._commit(batch.writes))
+                batch.commit.set(self._commit(batch.writes))
             if time.monotonic() >= next_prune:
                 self._prune()
                 next_prune = time.monotonic() + _PRUNE_INTERVAL
@@ -341,39 +296,28 @@ def _unusable(path: Path, level: int, reason: str) -> ConfigError:
 
 
 def _to_body(message: Message) -> bytes:
-    fields = (
-        message.id, message.created_at, str(message.sender), str(message.recipient),
-        message.kind, message.priority, message.payload, message.parent_id,
-        message.timeout, message.trace_id, list(message.wait_chain),
-    )  # fmt: skip
     try:
-        return msgpack.packb(fields, use_bin_type=True)  # type: ignore[no-any-return]
+        return msgpack.packb(message.to_fields(), use_bin_type=True)  # type: ignore[no-any-return]
     except (TypeError, ValueError, OverflowError) as error:
         raise Rejected(
             f"a durable level takes only msgpack-able payloads, and this one is not ({error})"
         ) from error
 
 
+_OLD_ROW_FIELDS: Final = (
+    "id", "created_at", "sender", "recipient", "kind", "priority", "payload", "parent_id",
+    "timeout", "trace_id", "wait_chain",
+)  # fmt: skip
+"""The order of the fields in a row written as a list, by tierd 0.1.0 before `to_fields`."""
+
+
 def _from_body(body: bytes, attempts: int) -> Message | None:
     """The message a journal row holds; None (and skipped) if the row cannot be read."""
     try:
-        (
-            message_id, created_at, sender, recipient, kind, priority, payload, parent_id,
-            timeout, trace_id, wait_chain,
-        ) = msgpack.unpackb(body, raw=False)  # fmt: skip
-        return Message(
-            message_id, created_at, Address.parse(sender), Address.parse(recipient), kind,
-            priority, payload, parent_id, timeout, trace_id, "pending", attempts,
-            tuple(wait_chain),
-        )  # fmt: skip
-    except (ValueError, TypeError):
+        fields = msgpack.unpackb(body, raw=False)
+        if isinstance(fields, list):
+            fields = dict(zip(_OLD_ROW_FIELDS, fields, strict=True))
+        return Message.from_fields({**fields, "status": "pending", "attempts": attempts})
+    except (ValueError, TypeError, KeyError):
         get_logger(component="journal").error("journal_row_unreadable", size=len(body))
         return None
-
-
-def _without_payload(message: Message) -> Message:
-    return Message(
-        message.id, message.created_at, message.sender, message.recipient, message.kind,
-        message.priority, None, message.parent_id, message.timeout, message.trace_id,
-        message.status, message.attempts, message.wait_chain,
-    )  # fmt: skip

@@ -21,31 +21,32 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from .._deadlines import DeadlineHeap, FifoDeadlines
+from .._outcome import Outcome
 from ..actors.daemon import DaemonActor
 from ..actors.states import DaemonState
 from ..errors import Rejected, TierdError, UnknownRecipient
 from ..logging import debug_enabled, get_logger
+from ..messaging.link import error_reply, settle
 from ..messaging.message import Address, Message
 from ..messaging.queue import LevelQueue
 from .backpressure import DEFAULT_WAITING_ROOM, Backpressure, RoomWaiter
 from .control import LevelControl
-from .correlation import REPLY_HERE, ReplyRoute, ReplyWaiter, Route
+from .correlation import REPLY_HERE, Route
 from .dead_letters import DeadLetterBox
-from .deadlines import DeadlineHeap, FifoDeadlines
 from .durability import DurableHandling
 from .failures import Due, FailureHandling, Later, run
-from .journal import Commit
 from .requests import RequestHandling
 from .retries import RetryDue, RetryHandling
 from .slot import DaemonSlot, DaemonSpec
 from .stats import LevelCounters
 
 if TYPE_CHECKING:
+    from ..messaging.link import Link, ReplyRoute, Router
     from ..messaging.queue import QueueEntry
     from .correlation import PendingRequest
     from .deadlock import WaitForGraph
     from .journal import Journal
-    from .routing import Router
 
 
 class Level(
@@ -139,48 +140,40 @@ class Level(
 
     # -- messages in (any thread) ---------------------------------------------
 
+    durable_identity = None
+    """A level is the reply route of its own requests; none survives a restart."""
+
     def submit(
         self,
         message: Message,
-        reply_route: ReplyRoute | None = None,
-        waiter: ReplyWaiter | None = None,
-    ) -> None:
-        """Take a message for this level: queue it, forward it, or refuse it.
+        reply_route: ReplyRoute | None,
+        *,
+        wait: bool = False,
+        waiter: Outcome[Message | TierdError] | None = None,
+    ) -> Outcome[TierdError | None] | None:
+        """Take a message for this level: queue it, forward it, or refuse it (see `Link`).
 
         Args:
             message: the message; a reply is handed to whoever waits for it here.
             reply_route: where the reply to a request goes.
+            wait: if the queue is full, park the message until there is room.
             waiter: for a request made outside every daemon, who waits here
                 for its reply; the level correlates it and times it out.
 
-        On a durable level, return once the message is in the journal.
+        Returns:
+            None once accepted; on a durable level, the journal commit's
+            outcome; with ``wait``, the outcome of the wait for room.
 
         Raises:
             Rejected: the queue is full and no reply route will tell the
-                sender (a notification; a request's sender gets it as its
-                reply), or a durable level could not write it to its journal.
+                sender (a notification; a request's sender gets it as its reply).
         """
-        commit = self.submit_nowait(message, reply_route, waiter)
-        if commit is not None:
-            commit.wait()
-
-    def submit_nowait(
-        self,
-        message: Message,
-        reply_route: ReplyRoute | None = None,
-        waiter: ReplyWaiter | None = None,
-    ) -> Commit | None:
-        """Like `submit`, but return the journal commit to wait for instead of waiting.
-
-        Returns:
-            On a durable level that accepted the message, the `Commit` that
-            confirms it is journaled; None otherwise.
-
-        Raises:
-            Rejected: as `submit`, for a full queue.
-        """
+        if wait:
+            admission: Outcome[TierdError | None] = Outcome()
+            self.submit_waiting(message, reply_route, admission.set)
+            return admission
         later: Later = []
-        outcome, route = None, reply_route  # type: Rejected | Commit | None, Route
+        outcome, route = None, reply_route  # type: Rejected | Outcome[Rejected | None] | None, Route
         with self._lock:
             if message.kind == "reply":
                 self._resolve(message)
@@ -188,13 +181,19 @@ class Level(
                 route = REPLY_HERE if waiter is not None else reply_route
                 outcome = self._accept_or_reject(message, route, waiter, later)
         run(later)
-        if isinstance(outcome, Rejected) and route is None:  # no reply will tell anyone
-            raise outcome
-        return outcome if isinstance(outcome, Commit) else None
+        if isinstance(outcome, Rejected):
+            if route is None:  # no reply will tell anyone
+                raise outcome
+            return None
+        return outcome  # type: ignore[return-value]
 
     def _accept(
-        self, message: Message, route: Route, waiter: ReplyWaiter | None, later: Later
-    ) -> Rejected | Commit | None:
+        self,
+        message: Message,
+        route: Route,
+        waiter: Outcome[Message | TierdError] | None,
+        later: Later,
+    ) -> Rejected | Outcome[Rejected | None] | None:
         """Queue, hand over, forward or refuse a message.
 
         Returns:
@@ -277,7 +276,7 @@ class Level(
             self._refuse(message, route, error, "unknown_recipient", later)
             return
         onward: ReplyRoute | None = self if route == REPLY_HERE else route  # type: ignore[assignment]
-        later.append(lambda: link.submit(message, onward))
+        later.append(lambda: _forward_now(link, message, onward))
 
     # -- dispatch ---------------------------------------------------------------
 
@@ -372,3 +371,15 @@ class Level(
         if message.kind == "request":
             self.counters.completed["ok"] += 1
             self._reply(entry.reply_route, message.reply_to(result), later)
+
+
+def _forward_now(link: Link, message: Message, route: ReplyRoute | None) -> None:
+    """Hand a message to another level's link; a request's sender hears of a refusal."""
+    try:
+        accepted = link.submit(message, route)
+        if accepted is not None:
+            settle(accepted)
+    except TierdError as refused:
+        if message.kind != "request" or route is None:
+            raise
+        route.deliver_reply(error_reply(message, refused))

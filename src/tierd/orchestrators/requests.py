@@ -21,12 +21,13 @@ from .failures import run
 if TYPE_CHECKING:
     import threading
 
+    from .._deadlines import DeadlineHeap
+    from .._outcome import Outcome
+    from ..messaging.link import Router
     from ..messaging.message import Message
-    from .correlation import ReplyWaiter, Route
-    from .deadlines import DeadlineHeap
+    from .correlation import Route
     from .deadlock import WaitForGraph
     from .failures import Due, Later
-    from .routing import Router
     from .slot import DaemonSlot
     from .stats import LevelCounters
 
@@ -47,7 +48,11 @@ class RequestHandling:
     if TYPE_CHECKING:  # provided by Level and its other mixins
 
         def _accept_or_reject(
-            self, message: Message, route: Route, waiter: ReplyWaiter | None, later: Later
+            self,
+            message: Message,
+            route: Route,
+            waiter: Outcome[Message | TierdError] | None,
+            later: Later,
         ) -> Any:
             raise NotImplementedError
 
@@ -56,7 +61,9 @@ class RequestHandling:
         with self._lock:
             self._resolve(reply)
 
-    def _await_reply(self, request: Message, waiter: ReplyWaiter, requester: str | None) -> None:
+    def _await_reply(
+        self, request: Message, waiter: Outcome[Message | TierdError], requester: str | None
+    ) -> None:
         """Remember that ``waiter`` waits here for the reply to ``request``."""
         pending = PendingRequest(request, waiter, requester, None)
         pending.deadline = self.deadlines.add(time.monotonic() + request.timeout, pending)
@@ -91,7 +98,9 @@ class RequestHandling:
         if slot.state is DaemonState.BLOCKED:
             slot.set_state(DaemonState.WORKING)
 
-    def request(self, daemon: str, generation: int, request: Message, waiter: ReplyWaiter) -> None:
+    def request(
+        self, daemon: str, generation: int, request: Message, waiter: Outcome[Message | TierdError]
+    ) -> None:
         """A daemon asks, from its own thread: check for deadlock, BLOCK it, send the request.
 
         The outcome (reply or error) is set on ``waiter``.

@@ -23,13 +23,13 @@ import time
 from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import RemoteError
-from .correlation import error_reply
+from ..messaging.link import error_reply
 from .supervision import backoff
 
 if TYPE_CHECKING:
+    from .._deadlines import DeadlineHeap
     from ..messaging.queue import LevelQueue, QueueEntry
     from .correlation import Route
-    from .deadlines import DeadlineHeap
     from .failures import Due, Later
     from .slot import DaemonSlot
     from .stats import LevelCounters
