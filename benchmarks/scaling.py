@@ -15,9 +15,9 @@ from typing import Any
 from tierd.actors.builtin import Echo
 from tierd.messaging.link import Router
 from tierd.messaging.message import Address, Message
-from tierd.orchestrators.deadlock import WaitForGraph
-from tierd.orchestrators.level import Level
-from tierd.orchestrators.slot import DaemonSpec
+from tierd.orchestrators._deadlock import WaitForGraph
+from tierd.orchestrators._level import Level
+from tierd.orchestrators._slot import DaemonSpec
 
 SENDER = Address("bench", 0)
 SINK = Address("sink", 1)
@@ -36,7 +36,8 @@ def _filled_level(queued: int, payload_size: int = 64) -> Level:
     priorities = random.Random(1).choices(range(1, 21), k=queued)
     for i, priority in enumerate(priorities):
         level.submit(
-            Message.notification(SENDER, SINK, {"id": i, "payload": payload}, priority=priority)
+            Message.notification(SENDER, SINK, {"id": i, "payload": payload}, priority=priority),
+            None,
         )
     return level
 

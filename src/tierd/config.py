@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .actors.daemon import Daemon
 from .errors import ConfigError
-from .orchestrators.retries import DEFAULT_POISON_AFTER, RetryPolicy
-from .orchestrators.supervision import RestartPolicy
+from .orchestrators._retries import DEFAULT_POISON_AFTER, RetryPolicy
+from .orchestrators._supervision import RestartPolicy
 
 DEFAULT_TOPOLOGY = Path(__file__).with_name("default.toml")
 """The topology `tierd run` runs when it is given no config."""

@@ -1,7 +1,7 @@
 """Prometheus metrics of one runtime: every ``tierd_*`` family, and the HTTP exporter.
 
 The orchestrators count in plain ints in their own threads (see
-`tierd.orchestrators.stats`), so nothing on the hot path takes a lock or
+`tierd.orchestrators._stats`), so nothing on the hot path takes a lock or
 touches prometheus-client. At scrape time `RuntimeCollector` asks the runtime
 for its statistics snapshots and turns them into metric families. Each
 runtime has its own `CollectorRegistry`, so two runtimes in one process never
@@ -35,14 +35,14 @@ from .actors.states import DaemonState
 from .errors import MetricsServerError
 from .logging import get_logger
 from .messaging.message import PRIORITY_NAMES
-from .orchestrators.stats import LATENCY_BUCKETS
+from .orchestrators._stats import LATENCY_BUCKETS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from prometheus_client.metrics_core import Metric
 
-    from .orchestrators.stats import HistogramSnapshot, LevelStatistics
+    from .orchestrators._stats import HistogramSnapshot, LevelStatistics
     from .runtime import NetworkStatistics
 
 KINDS: Final = ("request", "notification")

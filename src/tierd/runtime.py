@@ -22,18 +22,18 @@ from .messaging.link import Router, settle, unwrap_reply
 from .messaging.message import DEFAULT_TIMEOUT, Address, Message, parse_priority
 from .messaging.status import status_report
 from .metrics import RuntimeMetrics
-from .orchestrators.deadlock import WaitForGraph
-from .orchestrators.journal import Journal
-from .orchestrators.level import Level
-from .orchestrators.orchestrator import SWEEP, Orchestrator
-from .orchestrators.slot import DaemonSpec
+from .orchestrators._deadlock import WaitForGraph
+from .orchestrators._journal import Journal
+from .orchestrators._level import Level
+from .orchestrators._orchestrator import SWEEP, Orchestrator
+from .orchestrators._slot import DaemonSpec
 from .remote_control import control_operation
 
 if TYPE_CHECKING:
     import pykka
 
-    from .orchestrators.dead_letters import DeadLetter
-    from .orchestrators.stats import LevelStatistics
+    from .orchestrators._dead_letters import DeadLetter
+    from .orchestrators._stats import LevelStatistics
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -134,7 +134,7 @@ class Runtime:
                     runtime_name=self.config.runtime.name,
                     waiting_room=section.waiting_room_limit,
                     aging=section.aging,
-                    journal=journal,
+                    store=journal,
                 )
                 self.levels[section.level] = level
                 if journal is not None:

@@ -11,7 +11,7 @@ import tierd
 from tests.network import endpoint
 from tests.topology import daemon, level
 from tierd.messaging.message import Address, Message
-from tierd.orchestrators.journal import Journal
+from tierd.orchestrators._journal import Journal
 from tierd.testing import runtime_from_dict, wait_until
 
 

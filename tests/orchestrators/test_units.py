@@ -9,8 +9,8 @@ import pytest
 
 from tierd._deadlines import DeadlineHeap, FifoDeadlines
 from tierd.actors.states import DaemonState, IllegalTransition, check_transition
-from tierd.orchestrators.deadlock import WaitForGraph
-from tierd.orchestrators.supervision import RestartPolicy, RestartTracker
+from tierd.orchestrators._deadlock import WaitForGraph
+from tierd.orchestrators._supervision import RestartPolicy, RestartTracker
 
 
 def test_deadlines_expire_in_time_order():

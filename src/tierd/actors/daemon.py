@@ -1,30 +1,44 @@
-"""`Daemon`, the class users subclass, and `DaemonActor`, the Pykka actor that runs one.
+"""`Daemon`: the class users subclass.
 
 A `Daemon` is a plain object: its constructor takes the options from the
 config, and `handle` is called for each message in the daemon's own thread.
-`DaemonActor` is the `pykka.ThreadingActor` that owns that thread; when a
-daemon crashes its level starts a fresh `DaemonActor` with a fresh
-`Daemon`, so no state survives a crash.
+What runs it (a Pykka actor, see `tierd.actors._executor`) gives it a small
+`DaemonContext` while it runs, and that is all a daemon knows of tierd: the
+message being handled, a way to ask, and a way to send.
 """
 
 from __future__ import annotations
 
 import inspect
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from .._outcome import Outcome
 from ..errors import RequestTimeout, TierdError
-from ..logging import get_logger
 from ..messaging.link import settle, unwrap_reply
 from ..messaging.message import DEFAULT_TIMEOUT, Address, Message, new_id, parse_priority
-from .base import TierdActor
-
-if TYPE_CHECKING:
-    from ..orchestrators.level import Level
 
 _WAIT_GRACE: Final = 5.0
 """Seconds a blocked daemon waits past its timeout if no sweep answers (a stopped runtime)."""
+
+
+class DaemonContext(Protocol):
+    """What a running daemon gets from whatever runs it."""
+
+    @property
+    def current(self) -> Message | None:
+        """The message being handled, or None between messages."""
+
+    def request(self, request: Message, waiter: Outcome[Message | TierdError]) -> None:
+        """Send ``request`` on the daemon's behalf; its reply or error is set on ``waiter``."""
+
+    def submit(self, message: Message) -> Outcome[TierdError | None] | None:
+        """Hand a notification to its recipient's level (see `Link.submit`).
+
+        Raises:
+            UnknownRecipient: no daemon answers to its recipient.
+            Rejected: the level refused it.
+        """
 
 
 class Daemon:
@@ -41,7 +55,7 @@ class Daemon:
 
     address: Address
     log: Any
-    _host: DaemonActor | None = None
+    _host: DaemonContext | None = None
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
@@ -120,7 +134,7 @@ class Daemon:
             wait_chain=(*inherited, str(self.address)),
         )
         waiter: Outcome[Message | TierdError] = Outcome()
-        host.level.request(host.daemon_id, host.generation, request, waiter)
+        host.request(request, waiter)
         outcome = waiter.wait(timeout + _WAIT_GRACE)
         if outcome is None:
             raise RequestTimeout(request.id, str(recipient), timeout)
@@ -156,67 +170,5 @@ class Daemon:
             kind="notification", priority=parse_priority(priority), payload=payload,
             timeout=timeout, trace_id=current.trace_id if current is not None else "",
         )  # fmt: skip
-        settle(host.level.router.check(recipient).submit(message, None))
+        settle(host.submit(message))
         return message.id
-
-
-class DaemonActor(TierdActor):
-    """The Pykka actor that runs one `Daemon` instance for its level.
-
-    Its level tells it a message when it is idle; after each message it
-    reports to the level, which hands it the next one at once if it has one,
-    so a busy daemon goes from message to message in its own thread. After
-    its daemon raised it handles nothing more: the level requeues what it had
-    prefetched and starts a replacement.
-    """
-
-    def __init__(self, daemon: Daemon, address: Address, level: Level, generation: int) -> None:
-        super().__init__()
-        self.daemon = daemon
-        self.daemon_id = address.daemon
-        self.level = level
-        self.generation = generation
-        self.current: Message | None = None
-        self._failed = False
-        daemon.address = address
-        daemon.log = get_logger(
-            runtime=level.runtime_name, level=address.level, daemon=address.daemon
-        )
-        daemon._host = self  # noqa: SLF001 - the host is the daemon's one link to tierd
-
-    def on_start(self) -> None:
-        """Run the daemon's ``on_start``; a raise is reported to the level as a crash."""
-        try:
-            self.daemon.on_start()
-        except Exception as error:  # noqa: BLE001 - any crash is the daemon's, reported
-            self._failed = True
-            self.level.start_failed(self.daemon_id, self.generation, error)
-
-    def on_stop(self) -> None:
-        """Run the daemon's ``on_stop``; a raise is logged and otherwise ignored."""
-        try:
-            self.daemon.on_stop()
-        except Exception:
-            self.daemon.log.exception("daemon_on_stop_failed")
-
-    def on_receive(self, message: Any) -> None:
-        """Handle a message from the level, then every next one it hands back."""
-        handle, finished = self.daemon.handle, self.level.finished
-        while message is not None and not self._failed:
-            self.current = message
-            started = time.perf_counter()
-            try:
-                result = handle(message)
-                error = None
-            except Exception as raised:  # noqa: BLE001 - a crash in a daemon is reported
-                result, error = None, raised
-                self._failed = True
-            self.current = None
-            message = finished(
-                self.daemon_id,
-                self.generation,
-                message.id,
-                result,
-                error,
-                time.perf_counter() - started,
-            )

@@ -1,24 +1,23 @@
-"""`DaemonSlot`: everything an orchestrator knows about one of its daemons."""
+"""`DaemonSlot`: everything a level knows about one of its daemons."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..actors.states import DaemonState, check_transition
-from .retries import DEFAULT_POISON_AFTER
-from .stats import DaemonStatistics, Histogram
-from .supervision import RestartPolicy, RestartTracker
+from ._retries import DEFAULT_POISON_AFTER
+from ._stats import DaemonStatistics, Histogram
+from ._supervision import RestartPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    import pykka
-
+    from ..actors._executor import DaemonExecutor
     from ..actors.daemon import Daemon
     from ..messaging.message import Address
-    from ..messaging.queue import QueueEntry
-    from .retries import RetryPolicy
+    from ._queue import QueueEntry
+    from ._retries import RetryPolicy
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -48,13 +47,13 @@ class DaemonSlot:
         self.spec = spec
         self.address = address
         self.state = DaemonState.IDLE
-        self.actor_ref: pykka.ActorRef[Any] | None = None
+        self.executor: DaemonExecutor | None = None
+        """What runs the daemon's current instance; None while it is not running."""
         self.generation = 0
         """Bumped on every (re)start; reports from an older actor are stale."""
         self.in_flight: dict[str, QueueEntry] = {}
         self.paused = False
         self.given_up = False
-        self.restart_tracker = RestartTracker(spec.restart)
         self.processed = 0
         self.errors = 0
         self.handle_duration = Histogram()
@@ -72,8 +71,8 @@ class DaemonSlot:
             return True
         return self.state is DaemonState.WORKING and len(self.in_flight) < self.spec.prefetch
 
-    def statistics(self, queued: int) -> DaemonStatistics:
-        """A snapshot of the daemon; ``queued`` comes from the level's queue."""
+    def statistics(self, queued: int, restarts: int) -> DaemonStatistics:
+        """A snapshot of the daemon; ``queued`` and ``restarts`` come from the level."""
         return DaemonStatistics(
             daemon=self.spec.id,
             daemon_class=self.spec.class_path,
@@ -84,6 +83,6 @@ class DaemonSlot:
             in_flight=len(self.in_flight),
             processed=self.processed,
             errors=self.errors,
-            restarts=self.restart_tracker.total_restarts,
+            restarts=restarts,
             handle_duration=self.handle_duration.snapshot(),
         )

@@ -1,9 +1,21 @@
-"""Restart policy: exponential backoff, and giving up after N restarts in a window."""
+"""Supervision: when a crashed daemon is restarted, and when it is given up.
+
+`RestartTracker` decides for one daemon, crash after crash: exponential
+backoff from ``initial_delay``, and giving up after ``max_restarts`` within
+``window`` seconds. `Supervisor` holds a level's trackers and the restarts
+that are due; the level asks it after a crash and on every sweep, and acts.
+"""
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+from typing import TYPE_CHECKING
+
+from .._deadlines import DeadlineHeap
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 def backoff(initial_delay: float, multiplier: float, max_delay: float, step: int) -> float:
@@ -57,3 +69,39 @@ class RestartTracker:
         self._restarts.append(now)
         self.total_restarts += 1
         return delay
+
+
+class Supervisor:
+    """The restart decisions of one level's daemons, and the restarts that are due.
+
+    Args:
+        policies: each daemon's restart policy, by daemon id.
+    """
+
+    def __init__(self, policies: Mapping[str, RestartPolicy]) -> None:
+        self._trackers = {daemon: RestartTracker(policy) for daemon, policy in policies.items()}
+        self._due: DeadlineHeap[str] = DeadlineHeap()
+
+    def crashed(self, daemon: str, now: float) -> float | None:
+        """Record a crash of ``daemon`` at monotonic ``now``.
+
+        Returns:
+            The seconds until its restart, which `due` then reports; or None:
+            it crashed too often and is given up.
+        """
+        delay = self._trackers[daemon].next_delay(now)
+        if delay is not None:
+            self._due.add(now + delay, daemon)
+        return delay
+
+    def due(self, now: float) -> list[str]:
+        """The daemons whose restart is due at ``now``, each reported once."""
+        return list(self._due.expired(now))
+
+    def restarts(self, daemon: str) -> int:
+        """How many times ``daemon`` was restarted in all."""
+        return self._trackers[daemon].total_restarts
+
+    def policy(self, daemon: str) -> RestartPolicy:
+        """The restart policy of ``daemon``."""
+        return self._trackers[daemon].policy

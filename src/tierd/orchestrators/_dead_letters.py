@@ -1,4 +1,9 @@
-"""Dead letters: messages that could not be delivered, kept per level, bounded."""
+"""Dead letters: messages that could not be delivered, kept per level, bounded.
+
+`DeadLetters` is a level's box of dead letters with its counts by reason; it
+writes each letter to the level's store (a durable level keeps them across
+restarts) and forgets them there when they are replayed or purged.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
+    from collections.abc import Callable, Collection
 
     from ..messaging.message import Message
+    from ._store import Store
 
 DEFAULT_CAPACITY = 10_000
 
@@ -48,25 +54,57 @@ class DeadLetter:
         }
 
 
-class DeadLetterBox:
-    """The newest `capacity` dead letters of one level; older ones fall out."""
+class DeadLetters:
+    """The newest `capacity` dead letters of one level, older ones falling out, and counts.
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+    Args:
+        capacity: how many letters are kept.
+        store: where letters are kept across restarts (a no-op for a level in memory).
+        clock: epoch seconds, for each letter's time.
+    """
+
+    def __init__(
+        self,
+        capacity: int = DEFAULT_CAPACITY,
+        store: Store | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._letters: collections.deque[DeadLetter] = collections.deque(maxlen=capacity)
+        self._store = store
+        self._clock = clock
+        self.counts: dict[str, int] = {}
+        """Messages dead-lettered since the level started, by reason."""
 
     def __len__(self) -> int:
         return len(self._letters)
 
-    def add(
-        self, message: Message, reason: str, detail: str = "", at: float | None = None
-    ) -> DeadLetter:
-        """Keep ``message`` as a dead letter, dropping the oldest one if full.
-
-        ``at`` (epoch seconds) defaults to now; a durable level restores older ones.
-        """
-        letter = DeadLetter(message, reason, detail, time.time() if at is None else at)
+    def add(self, message: Message, reason: str, detail: str = "") -> DeadLetter:
+        """Dead-letter ``message`` now: keep it (the oldest falls out if full), count, store it."""
+        letter = DeadLetter(message, reason, detail, self._clock())
         self._letters.append(letter)
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        if self._store is not None:
+            self._store.dead_letter(message, reason, detail, letter.at)
         return letter
+
+    def restore(self, message: Message, reason: str, detail: str, at: float) -> None:
+        """Keep a letter a previous run stored, as it was: not counted or stored again."""
+        self._letters.append(DeadLetter(message, reason, detail, at))
+
+    def put_back(self, letter: DeadLetter, detail: str) -> None:
+        """Keep a letter again whose replay was refused, with why in its detail."""
+        self._letters.append(dataclasses.replace(letter, detail=detail))
+
+    def purge(self, ids: Collection[str] | None = None) -> int:
+        """Forget the letters whose message id is in ``ids`` (all if None); how many."""
+        taken = self.take(ids)
+        self.forget_stored([letter.message.id for letter in taken])
+        return len(taken)
+
+    def forget_stored(self, ids: list[str]) -> None:
+        """Remove letters from the store: replayed or purged ones."""
+        if self._store is not None and ids:
+            self._store.forget_dead_letters(ids)
 
     def letters(self) -> list[DeadLetter]:
         """Every dead letter kept, oldest first."""

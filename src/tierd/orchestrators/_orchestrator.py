@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..actors.base import TierdActor
+from ..actors._base import TierdActor
 
 if TYPE_CHECKING:
-    from .level import Level
+    from ._level import Level
 
 
 class Sweep:

@@ -1,8 +1,8 @@
-"""Counters an orchestrator keeps, and the frozen snapshots it hands out.
+"""Counters a level keeps, and the frozen snapshots it hands out.
 
-Only the orchestrator's own thread writes these, so they are plain ints with
-no lock on the hot path; `tierd status` and the Prometheus collector read
-snapshots taken by the orchestrator itself.
+The counters are written only under the level's lock, by whichever thread
+holds it, so they are plain ints with no lock of their own; `tierd status`
+and the Prometheus collector read snapshots the level takes under its lock.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ LATENCY_BUCKETS: Final = (
 
 
 class Histogram:
-    """A cumulative-at-read histogram with one writer and no lock."""
+    """A cumulative-at-read histogram; its owner serialises the writes."""
 
     __slots__ = ("counts", "sum")
 
@@ -115,6 +115,8 @@ class LevelStatistics:
     """Failed deliveries scheduled for another attempt by a retry policy."""
     waiting_for_room: int = 0
     """Senders waiting for room in the full queue right now."""
+    dead_letters_kept: int = 0
+    """Dead letters the level holds now (purged and replayed ones are gone)."""
 
     @property
     def queued(self) -> int:
@@ -123,7 +125,7 @@ class LevelStatistics:
 
 
 class LevelCounters:
-    """The mutable counters behind `LevelStatistics`, written by one thread."""
+    """The mutable counters behind `LevelStatistics`, written under the level's lock."""
 
     def __init__(self) -> None:
         self.received: dict[tuple[str, int], int] = {}
@@ -132,7 +134,6 @@ class LevelCounters:
         self.processed = 0
         self.timeouts = 0
         self.late_replies = 0
-        self.dead_letters: dict[str, int] = {}
         self.rejected: dict[str, int] = {}
         self.retries = 0
         self.dispatch_latency = Histogram()
@@ -145,7 +146,3 @@ class LevelCounters:
     def count_rejected(self, reason: str) -> None:
         """Count one message refused on arrival."""
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
-
-    def count_dead_letter(self, reason: str) -> None:
-        """Count one dead letter."""
-        self.dead_letters[reason] = self.dead_letters.get(reason, 0) + 1

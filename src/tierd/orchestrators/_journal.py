@@ -90,7 +90,7 @@ class Recovered:
 
 
 class Journal:
-    """The journal of one durable level: a SQLite file, one writer thread.
+    """The journal of one durable level: a SQLite file, one writer thread; a `Store`.
 
     Args:
         path: the database file; its folder is made if missing.
@@ -105,6 +105,8 @@ class Journal:
     def __init__(
         self, path: Path, *, dedup_window: float, dead_letter_limit: int, level: int
     ) -> None:
+        self.durable = True
+        """A journal's messages outlive the process: see `Store.durable`."""
         self.path = path
         self.dedup_window = dedup_window
         self.dead_letter_limit = dead_letter_limit

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from tierd.errors import Rejected
 from tierd.messaging.message import Address, Message
-from tierd.messaging.queue import LevelQueue
+from tierd.orchestrators._queue import LevelQueue
 
 SENDER = Address("sender", 0)
 

@@ -24,12 +24,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Rejected
-from .message import MAX_PRIORITY, MIN_PRIORITY
+from ..messaging.message import MAX_PRIORITY, MIN_PRIORITY
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from .message import Message
+    from ..messaging.message import Message
 
 
 class QueueEntry:

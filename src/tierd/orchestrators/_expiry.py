@@ -1,0 +1,53 @@
+"""`QueueExpiry`: the deadlines of a level's queued messages.
+
+A queued message may wait at most what is left of its timeout. Messages with
+the same timeout reach a level in (nearly) the order they expire, so most
+deadlines go in one FIFO per distinct timeout (`FifoDeadlines`, no heap push
+and no handle per message); the few that do not fit (a requeued message, one
+that waited elsewhere, a seventeenth distinct timeout) go in a heap. A sweep
+looks at the head of each, whatever is queued.
+
+An entry's ``deadline`` attribute says where its deadline is kept: the float
+of its FIFO position, or the heap's integer handle.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._deadlines import DeadlineHeap, FifoDeadlines
+
+if TYPE_CHECKING:
+    from ._queue import QueueEntry
+
+
+class QueueExpiry:
+    """When each queued entry of one level expires."""
+
+    __slots__ = ("_fifos", "_heap")
+
+    def __init__(self) -> None:
+        self._fifos = FifoDeadlines()
+        self._heap: DeadlineHeap[QueueEntry] = DeadlineHeap()
+
+    def __len__(self) -> int:
+        return len(self._fifos) + len(self._heap)
+
+    def add(self, entry: QueueEntry, at: float) -> None:
+        """Expire ``entry`` at monotonic ``at`` unless it is cancelled first."""
+        if not self._fifos.add(entry.message.timeout, at, entry):
+            entry.deadline = self._heap.add(at, entry)
+
+    def cancel(self, entry: QueueEntry) -> None:
+        """Forget ``entry``'s deadline, wherever it is kept."""
+        deadline = entry.deadline
+        if type(deadline) is float:  # see `FifoDeadlines`: the handle is its float
+            self._fifos.cancel(entry.message.timeout, entry)
+        else:
+            self._heap.cancel(deadline)
+
+    def expired(self, now: float) -> list[QueueEntry]:
+        """Take every entry whose deadline is at or before ``now``."""
+        due: list[QueueEntry] = self._fifos.expired(now)
+        due.extend(self._heap.expired(now))
+        return due
