@@ -13,7 +13,7 @@ import sys
 import time
 
 from tierd.logging import configure as configure_logging
-from tierd.messaging.message import DEFAULT_TIMEOUT, Address, Message, new_id, parse_priority
+from tierd.messaging.message import DEFAULT_TIMEOUT, Address, Message, parse_priority
 from tierd.testing import runtime_from_dict
 
 N = 100_000
@@ -38,16 +38,9 @@ def measure(n: int = N) -> tuple[float, float]:
         started = time.thread_time()
         for i in range(n):
             recipient = Address.parse("sink@1")
-            message = Message(
-                id=new_id(),
-                created_at=time.time(),
-                sender=sender,
-                recipient=recipient,
-                kind="notification",
-                priority=parse_priority("normal"),
-                payload={"id": i},
-                timeout=DEFAULT_TIMEOUT,
-            )
+            message = Message.notification(
+                sender, recipient, {"id": i}, parse_priority("normal"), DEFAULT_TIMEOUT, ""
+            )  # as `Daemon.notify` makes it
             router.check(recipient).submit(message, None)
         produce = (time.thread_time() - started) / n
         with level._lock:  # noqa: SLF001 - driving the level the way a daemon thread does

@@ -10,13 +10,12 @@ message being handled, a way to ask, and a way to send.
 from __future__ import annotations
 
 import inspect
-import time
 from typing import Any, Final, Protocol
 
 from .._outcome import Outcome
 from ..errors import RequestTimeout, TierdError
 from ..messaging.link import settle, unwrap_reply
-from ..messaging.message import DEFAULT_TIMEOUT, Address, Message, new_id, parse_priority
+from ..messaging.message import DEFAULT_TIMEOUT, Address, Message, parse_priority
 
 _WAIT_GRACE: Final = 5.0
 """Seconds a blocked daemon waits past its timeout if no sweep answers (a stopped runtime)."""
@@ -165,10 +164,10 @@ class Daemon:
             raise RuntimeError("Daemon.notify() needs a running daemon")
         recipient = Address.parse(target)
         current = host.current
-        message = Message(
-            id=new_id(), created_at=time.time(), sender=self.address, recipient=recipient,
-            kind="notification", priority=parse_priority(priority), payload=payload,
-            timeout=timeout, trace_id=current.trace_id if current is not None else "",
-        )  # fmt: skip
+        trace_id = current.trace_id if current is not None else ""
+        # By position: a path taken once per notification (see `Message`).
+        message = Message.notification(
+            self.address, recipient, payload, parse_priority(priority), timeout, trace_id
+        )
         settle(host.submit(message))
         return message.id

@@ -45,32 +45,36 @@ class RoomWaiter:
 class WaitingRoom:
     """Parked messages, oldest first, at most ``limit`` of them."""
 
-    __slots__ = ("_deadlines", "_waiters", "limit")
+    __slots__ = ("_deadlines", "limit", "parked")
 
     def __init__(self, limit: int = DEFAULT_WAITING_ROOM) -> None:
         self.limit = limit
-        self._waiters: dict[str, RoomWaiter] = {}
+        self.parked: dict[str, RoomWaiter] = {}
+        """The parked messages by id, oldest first; read only outside this class.
+
+        A level asks ``if room.parked`` after every message it finishes: a
+        dict's truth is tested in C, where ``__bool__`` or a property would
+        be a Python call on that path.
+        """
         self._deadlines: DeadlineHeap[RoomWaiter] = DeadlineHeap()
 
     def __len__(self) -> int:
-        return len(self._waiters)
+        return len(self.parked)
 
-    def __bool__(self) -> bool:
-        return bool(self._waiters)
 
     def park(self, waiter: RoomWaiter, until: float) -> bool:
         """Park ``waiter`` until monotonic ``until``; False if the room is full."""
-        if len(self._waiters) >= self.limit:
+        if len(self.parked) >= self.limit:
             return False
         waiter.deadline = self._deadlines.add(until, waiter)
-        self._waiters[waiter.message.id] = waiter
+        self.parked[waiter.message.id] = waiter
         return True
 
     def next(self) -> RoomWaiter | None:
         """Take the oldest parked message, or None if the room is empty."""
-        if not self._waiters:
+        if not self.parked:
             return None
-        waiter = self._waiters.pop(next(iter(self._waiters)))
+        waiter = self.parked.pop(next(iter(self.parked)))
         self._deadlines.cancel(waiter.deadline)
         return waiter
 
@@ -78,12 +82,12 @@ class WaitingRoom:
         """Take every parked message whose wait ended at or before ``now``."""
         due = list(self._deadlines.expired(now))
         for waiter in due:
-            del self._waiters[waiter.message.id]
+            del self.parked[waiter.message.id]
         return due
 
     def drain(self) -> list[RoomWaiter]:
         """Take every parked message, oldest first."""
-        waiters = list(self._waiters.values())
-        self._waiters.clear()
+        waiters = list(self.parked.values())
+        self.parked.clear()
         self._deadlines = DeadlineHeap()
         return waiters
