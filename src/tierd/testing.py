@@ -39,6 +39,43 @@ def wait_until(condition: Callable[[], Any], timeout: float = 5.0, interval: flo
         time.sleep(interval)
 
 
+class FakeClock:
+    """A `Clock` that moves only when a test says so, like trio's ``MockClock``.
+
+    Give it to code that decides by time (a level, its deadlines, restarts,
+    retries) and call `advance` instead of sleeping: a timeout test then
+    takes no time and cannot flake on a loaded machine. Both readings move
+    together.
+
+    Args:
+        monotonic: where the monotonic reading starts.
+        wall: where the epoch reading starts.
+    """
+
+    def __init__(self, monotonic: float = 1000.0, wall: float = 1_800_000_000.0) -> None:
+        self._monotonic = monotonic
+        self._wall = wall
+
+    def monotonic(self) -> float:
+        """The monotonic reading, in seconds."""
+        return self._monotonic
+
+    def time(self) -> float:
+        """The epoch reading, in seconds."""
+        return self._wall
+
+    def advance(self, seconds: float) -> None:
+        """Move both readings ``seconds`` forward.
+
+        Raises:
+            ValueError: ``seconds`` is negative: a monotonic clock never goes back.
+        """
+        if seconds < 0:
+            raise ValueError(f"a clock only moves forward, not by {seconds!r}s")
+        self._monotonic += seconds
+        self._wall += seconds
+
+
 def runtime_from_dict(config: dict[str, Any], *, sweep_interval: float = 0.01) -> Runtime:
     """Make a `Runtime` from a config dict, with no network and a fast sweep.
 

@@ -61,7 +61,6 @@ class WaitingRoom:
     def __len__(self) -> int:
         return len(self.parked)
 
-
     def park(self, waiter: RoomWaiter, until: float) -> bool:
         """Park ``waiter`` until monotonic ``until``; False if the room is full."""
         if len(self.parked) >= self.limit:

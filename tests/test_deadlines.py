@@ -1,16 +1,10 @@
-"""Unit tests of the orchestrator's pure parts: deadlines, restart policy, wait-for graph."""
+"""The deadline heap and the per-timeout FIFOs: expiry order, cancellation, memory."""
 
 from __future__ import annotations
 
-import itertools
 import weakref
 
-import pytest
-
 from tierd._deadlines import DeadlineHeap, FifoDeadlines
-from tierd.actors.states import DaemonState, IllegalTransition, check_transition
-from tierd.orchestrators._deadlock import WaitForGraph
-from tierd.orchestrators._supervision import RestartPolicy, RestartTracker
 
 
 def test_deadlines_expire_in_time_order():
@@ -116,61 +110,3 @@ def test_fifo_deadlines_memory_follows_the_live_items():
         fifos.add(30.0, 2e9, item)
         fifos.cancel(30.0, item)
     assert sum(len(fifo.items) for fifo in fifos._fifos.values()) == 0
-
-
-def test_restart_delays_grow_and_cap():
-    """Delays grow by the multiplier up to max_delay, then the tracker gives up."""
-    tracker = RestartTracker(
-        RestartPolicy(initial_delay=0.1, multiplier=2, max_delay=0.3, max_restarts=4, window=60)
-    )
-    delays = [tracker.next_delay(float(t)) for t in range(5)]
-    assert delays == [0.1, 0.2, 0.3, 0.3, None]
-
-
-def test_restarts_outside_the_window_are_forgotten():
-    """Crashes older than the window no longer count towards giving up."""
-    tracker = RestartTracker(RestartPolicy(initial_delay=1, max_restarts=2, window=10))
-    assert tracker.next_delay(0.0) == 1
-    assert tracker.next_delay(1.0) == 2
-    assert tracker.next_delay(2.0) is None
-    assert tracker.next_delay(30.0) == 1
-
-
-def test_wait_for_graph_finds_cycles():
-    """Blocking closes no cycle until the chain leads back to the waiter."""
-    graph = WaitForGraph()
-    assert graph.block("a@1", "b@1") is None
-    assert graph.block("b@1", "c@2") is None
-    assert graph.block("c@2", "a@1") == ["c@2", "a@1", "b@1"]
-    graph.unblock("b@1")
-    assert graph.block("c@2", "a@1") is None
-
-
-@pytest.mark.parametrize(
-    ("current", "new"),
-    [
-        (DaemonState.IDLE, DaemonState.BLOCKED),
-        (DaemonState.BLOCKED, DaemonState.IDLE),
-        (DaemonState.BLOCKED, DaemonState.ERROR),
-        (DaemonState.ERROR, DaemonState.WORKING),
-        (DaemonState.IDLE, DaemonState.IDLE),
-    ],
-)
-def test_illegal_transitions_raise(current, new):
-    """A transition outside the table raises IllegalTransition."""
-    with pytest.raises(IllegalTransition, match=f"{current.name} -> {new.name}"):
-        check_transition(current, new)
-
-
-def test_legal_transitions_pass():
-    """The lifecycle IDLE, WORKING, BLOCKED, WORKING, ERROR, IDLE is allowed."""
-    path = [
-        DaemonState.IDLE,
-        DaemonState.WORKING,
-        DaemonState.BLOCKED,
-        DaemonState.WORKING,
-        DaemonState.ERROR,
-        DaemonState.IDLE,
-    ]
-    for current, new in itertools.pairwise(path):
-        check_transition(current, new)
