@@ -4,6 +4,7 @@ Daemons are Pykka actors grouped into levels; each level's orchestrator
 queues messages by priority and hands one to a daemon only when it is IDLE.
 """
 
+from ._version import __version__ as __version__
 from .actors.daemon import Daemon
 from .actors.states import DaemonState
 from .config import Config, load_config
@@ -43,5 +44,3 @@ __all__ = [
     "UnknownRecipient",
     "load_config",
 ]
-
-__version__ = "0.1.0"

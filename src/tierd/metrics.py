@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import socketserver
 import threading
@@ -31,6 +32,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from ._version import __version__
 from .actors.states import DaemonState
 from .errors import MetricsServerError
 from .logging import get_logger
@@ -43,7 +45,6 @@ if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
     from .orchestrators._stats import HistogramSnapshot, LevelStatistics
-    from .runtime import NetworkStatistics
 
 KINDS: Final = ("request", "notification")
 """Kinds given ``tierd_messages_received_total`` series from the start (replies are not queued)."""
@@ -61,6 +62,16 @@ DEAD_LETTER_REASONS: Final = (
 """Reasons given a ``tierd_dead_letters_total`` series from the start; others appear when seen."""
 REJECTION_REASONS: Final = ("queue_full",)
 """Reasons given a ``tierd_messages_rejected_total`` series from the start."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NetworkStatistics:
+    """What the runtime's ZeroMQ side has seen."""
+
+    rejected_frames: dict[str, int]
+    """Inbound frames refused, by reason (malformed, oversized, bad_version...)."""
+    peers_up: dict[str, bool]
+    """Each peer's endpoint, and whether its heartbeats arrive."""
 
 
 class StatisticsSource(Protocol):
@@ -257,7 +268,6 @@ class RuntimeMetrics:
     """
 
     def __init__(self, source: StatisticsSource, name: str) -> None:
-        from . import __version__  # noqa: PLC0415 - the package imports this module first
 
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(RuntimeCollector(source, name, __version__))

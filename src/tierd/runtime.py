@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
 import threading
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 
+from ._control import control_operation
 from ._outcome import Outcome
 from .config import Config, load_config, resolve_class
 from .errors import RequestTimeout, TierdError, UnknownRecipient
@@ -21,29 +21,18 @@ from .messaging.bridge import Bridge
 from .messaging.link import Router, settle, unwrap_reply
 from .messaging.message import DEFAULT_TIMEOUT, Address, Message, parse_priority
 from .messaging.status import status_report
-from .metrics import RuntimeMetrics
+from .metrics import NetworkStatistics, RuntimeMetrics
 from .orchestrators._deadlock import WaitForGraph
 from .orchestrators._journal import Journal
 from .orchestrators._level import Level
 from .orchestrators._orchestrator import SWEEP, Orchestrator
 from .orchestrators._slot import DaemonSpec
-from .remote_control import control_operation
 
 if TYPE_CHECKING:
     import pykka
 
     from .orchestrators._dead_letters import DeadLetter
     from .orchestrators._stats import LevelStatistics
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class NetworkStatistics:
-    """What the runtime's ZeroMQ side has seen."""
-
-    rejected_frames: dict[str, int]
-    """Inbound frames refused, by reason (malformed, oversized, bad_version...)."""
-    peers_up: dict[str, bool]
-    """Each peer's endpoint, and whether its heartbeats arrive."""
 
 
 RUNTIME_SENDER: Final = Address("runtime", 0)

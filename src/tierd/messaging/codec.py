@@ -174,7 +174,7 @@ class StatusReply:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ControlQuery:
-    """A client asks for a control operation (see `tierd.remote_control`)."""
+    """A client asks for a control operation (see `tierd._control`)."""
 
     query_id: str
     operation: str

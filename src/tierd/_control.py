@@ -19,13 +19,51 @@ operation                  arguments                   result
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from .errors import UnknownRecipient
 from .messaging.message import Address
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from collections.abc import Sequence
+
+    from .orchestrators._dead_letters import DeadLetter
+
+
+class LevelLetters(Protocol):
+    """One local level, as far as listing its dead letters goes."""
+
+    @property
+    def number(self) -> int:
+        """The level number."""
+
+    def dead_letter_list(self) -> list[DeadLetter]:
+        """Its dead letters, oldest first."""
+
+
+class Controllable(Protocol):
+    """What a control operation runs on: a `tierd.Runtime`."""
+
+    def cancel(self, message_id: str) -> bool:
+        """Cancel a queued message; False if no level holds it."""
+
+    def pause(self, target: str | Address) -> bool:
+        """Pause a local daemon; False if there is none."""
+
+    def resume(self, target: str | Address) -> bool:
+        """Resume a local daemon; False if there is none."""
+
+    def levels_for(self, level: int | None) -> Sequence[LevelLetters]:
+        """One local level, or all of them."""
+
+    def replay_dead_letters(
+        self, level: int | None = None, ids: list[str] | None = None
+    ) -> dict[str, str]:
+        """Send dead letters again as new messages."""
+
+    def purge_dead_letters(self, level: int | None = None, ids: list[str] | None = None) -> int:
+        """Forget dead letters."""
+
 
 OPERATIONS: Final = (
     "cancel",
@@ -42,7 +80,7 @@ DEFAULT_LIST_LIMIT: Final = 100
 _MAX_IDS: Final = 10_000
 
 
-def control_operation(runtime: Runtime, operation: str, arguments: dict[str, Any]) -> Any:
+def control_operation(runtime: Controllable, operation: str, arguments: dict[str, Any]) -> Any:
     """Check the arguments of ``operation`` and run it on ``runtime``.
 
     Raises:
