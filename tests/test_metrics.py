@@ -26,7 +26,12 @@ TOPOLOGY = {
         level(
             2,
             daemon("echo", "Echo"),
-            daemon("crasher", "Crasher", restart={"initial_delay": 0.01}),
+            daemon(
+                "crasher",
+                "Crasher",
+                restart={"initial_delay": 0.01},
+                supervision={"restart": ["RuntimeError"]},
+            ),
         ),
     ],
 }

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .actors.daemon import Daemon
 from .errors import ConfigError
 from .orchestrators._retries import DEFAULT_POISON_AFTER, RetryPolicy
-from .orchestrators._supervision import RestartPolicy
+from .orchestrators._supervision import RestartPolicy, SupervisionPolicy
 
 DEFAULT_TOPOLOGY = Path(__file__).with_name("default.toml")
 """The topology `tierd run` runs when it is given no config."""
@@ -70,6 +70,29 @@ class RetryConfig(_Section):
         )
 
 
+class SupervisionConfig(_Section):
+    """``supervision = {...}`` of a daemon: see `SupervisionPolicy`.
+
+    Exception class names (a subclass of one matches) whose raise restarts
+    the daemon or gives it up; any other exception resumes it, keeping its
+    instance and its state. tierd's own errors always resume.
+    """
+
+    restart: list[Annotated[str, Field(pattern=r"^\w+$")]] = Field(default_factory=list)
+    stop: list[Annotated[str, Field(pattern=r"^\w+$")]] = Field(default_factory=list)
+
+    @pydantic.model_validator(mode="after")
+    def _not_both(self) -> SupervisionConfig:
+        both = sorted(set(self.restart) & set(self.stop))
+        if both:
+            raise ValueError(f"{', '.join(both)} cannot be both in restart and in stop")
+        return self
+
+    def policy(self) -> SupervisionPolicy:
+        """The `SupervisionPolicy` these values describe."""
+        return SupervisionPolicy(tuple(self.restart), tuple(self.stop))
+
+
 class DaemonConfig(_Section):
     """One ``[[levels.daemons]]`` table; in Python, pass ``class_path=`` for ``class``."""
 
@@ -80,6 +103,7 @@ class DaemonConfig(_Section):
     options: dict[str, Any] = Field(default_factory=dict)
     prefetch: Annotated[int, Field(ge=1)] = 1
     restart: RestartConfig = RestartConfig()
+    supervision: SupervisionConfig = SupervisionConfig()
     retry: RetryConfig | None = None
     poison_after: Annotated[int, Field(ge=1)] = DEFAULT_POISON_AFTER
 

@@ -25,7 +25,16 @@ from typing import Any
 
 
 class TierdError(Exception):
-    """Base class of every error tierd raises on purpose."""
+    """Base class of every error tierd raises on purpose.
+
+    Attributes:
+        via: the daemons an error passed through on its way back to the
+            requester, nearest to where it arose first: a `RequestTimeout`
+            that ``b@2`` met and that failed ``a@1``'s request too reaches
+            the client with ``via == ("b@2", "a@1")``.
+    """
+
+    via: tuple[str, ...] = ()
 
 
 class ConfigError(TierdError, ValueError):
@@ -163,6 +172,8 @@ class MetricsServerError(TierdError, OSError):
 def to_payload(error: TierdError) -> dict[str, Any]:
     """Describe an error as a msgpack-able dict, for an error reply."""
     payload: dict[str, Any] = {"error": type(error).__name__, "text": str(error)}
+    if error.via:
+        payload["via"] = list(error.via)
     match error:
         case RequestTimeout():
             payload.update(
@@ -188,10 +199,18 @@ def to_payload(error: TierdError) -> dict[str, Any]:
     return payload
 
 
-def from_payload(payload: Any) -> TierdError:  # noqa: PLR0911 - one return per error type
+def from_payload(payload: Any) -> TierdError:
     """Rebuild the error an error reply describes; unknown shapes become `RemoteError`."""
     if not isinstance(payload, dict):
         return RemoteError("?", "TierdError", repr(payload))
+    error = _error_of(payload)
+    via = payload.get("via")
+    if isinstance(via, list) and all(isinstance(hop, str) for hop in via):
+        error.via = tuple(via)
+    return error
+
+
+def _error_of(payload: dict[str, Any]) -> TierdError:  # noqa: PLR0911 - one return per type
     kind = payload.get("error")
     text = str(payload.get("text", ""))
     try:

@@ -55,14 +55,22 @@ def configure(
     ]
     if runtime_name is not None:
         processors.insert(0, _DefaultRuntime(runtime_name))
+    # Tracebacks without local variables: a handler's locals hold message
+    # payloads, which do not belong in logs, and rendering them takes milliseconds.
     if log_format == "json":
         processors += [
-            structlog.processors.dict_tracebacks,
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            ),
             structlog.processors.JSONRenderer(),
         ]
     elif log_format == "console":
         colors = hasattr(out, "isatty") and out.isatty()
-        processors.append(structlog.dev.ConsoleRenderer(colors=colors))
+        processors.append(
+            structlog.dev.ConsoleRenderer(
+                colors=colors, exception_formatter=structlog.dev.plain_traceback
+            )
+        )
     else:
         raise ValueError(f"unknown log format {log_format!r}: use 'console' or 'json'")
     structlog.configure(

@@ -407,6 +407,7 @@ def _daemon_spec(daemon: Any) -> DaemonSpec:
         class_path=daemon.class_path,
         prefetch=daemon.prefetch,
         restart=daemon.restart.policy(),
+        supervision=daemon.supervision.policy(),
         retry=daemon.retry.policy() if daemon.retry is not None else None,
         poison_after=daemon.poison_after,
     )

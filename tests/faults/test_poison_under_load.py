@@ -17,6 +17,8 @@ POISON_AFTER = 3
 def test_one_message_in_ten_crashes_its_daemon(make_runtime):
     """Fault: every tenth message raises ValueError in its handler (retryable, max 5 attempts).
 
+    ValueError restarts the daemon (``supervision.restart``), so each raise is a crash.
+
     Load: 1,000 notifications sent as fast as one thread can, to one daemon.
     Nothing lost: handled (900) + dead-lettered as poison (100, each after
     exactly poison_after = 3 deliveries) == sent, exactly; every crash is one
@@ -32,7 +34,8 @@ def test_one_message_in_ten_crashes_its_daemon(make_runtime):
                     1,
                     daemon(
                         "crashy", "TenthCrasher", options={"name": "load"}, retry=retry,
-                        restart=restart, poison_after=POISON_AFTER,
+                        restart=restart, supervision={"restart": ["ValueError"]},
+                        poison_after=POISON_AFTER,
                     ),
                 )
             ]

@@ -10,8 +10,9 @@ from tierd._outcome import Outcome
 from tierd.actors.states import DaemonState
 from tierd.messaging.message import Address, Message
 from tierd.orchestrators._retries import RetryPolicy
-from tierd.orchestrators._supervision import RestartPolicy
+from tierd.orchestrators._supervision import RestartPolicy, SupervisionPolicy
 
+RESTART_ON_RUNTIME_ERROR = SupervisionPolicy(restart=("RuntimeError",))
 CLIENT = Address("client", 0)
 WORKER = Address("worker", 1)
 
@@ -79,7 +80,7 @@ def test_a_request_from_outside_times_out_on_the_clock_and_its_late_reply_is_cou
 def test_a_crashed_daemon_restarts_after_its_backoff_and_not_before():
     """Crash -> ERROR; the restart happens at initial_delay on the clock, then it takes work."""
     policy = RestartPolicy(initial_delay=0.5, multiplier=2.0, max_delay=5.0)
-    manual = ManualLevel([spec(restart=policy)])
+    manual = ManualLevel([spec(restart=policy, supervision=RESTART_ON_RUNTIME_ERROR)])
     manual.level.submit(note(manual, "boom"), None)
     manual.handle_next("worker", _raise)
     assert state(manual) is DaemonState.ERROR
@@ -96,7 +97,7 @@ def test_a_crashed_daemon_restarts_after_its_backoff_and_not_before():
 def test_restart_delays_grow_and_the_daemon_is_given_up_after_the_limit():
     """Three restarts at 0.1, 0.2, 0.4 s; the fourth crash in the window gives it up for good."""
     policy = RestartPolicy(initial_delay=0.1, multiplier=2.0, max_restarts=3, window=60.0)
-    manual = ManualLevel([spec(restart=policy)])
+    manual = ManualLevel([spec(restart=policy, supervision=RESTART_ON_RUNTIME_ERROR)])
     for delay in (0.1, 0.2, 0.4):
         manual.level.submit(note(manual), None)
         manual.handle_next("worker", _raise)

@@ -14,7 +14,10 @@ from tierd.testing import runtime_from_dict, wait_until
 
 def _fragile(make_runtime, **restart):
     policy = {"initial_delay": 0.05, "multiplier": 2.0, "max_restarts": 3, "window": 60, **restart}
-    return make_runtime({"levels": [level(1, daemon("fragile", "Fragile", restart=policy))]})
+    restarted = {"restart": ["ValueError"]}
+    return make_runtime(
+        {"levels": [level(1, daemon("fragile", "Fragile", restart=policy, supervision=restarted))]}
+    )
 
 
 def _daemon_stats(rt):
@@ -118,7 +121,13 @@ def test_prefetched_messages_of_a_crashed_daemon_are_not_lost(make_runtime):
             "levels": [
                 level(
                     1,
-                    daemon("fragile", "Fragile", prefetch=4, restart=policy),
+                    daemon(
+                        "fragile",
+                        "Fragile",
+                        prefetch=4,
+                        restart=policy,
+                        supervision={"restart": ["ValueError"]},
+                    ),
                     daemon("recorder", "Recorder"),
                 )
             ]

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from tierd.orchestrators._supervision import RestartPolicy, RestartTracker, Supervisor, backoff
+from tierd.orchestrators._supervision import (
+    Restart,
+    RestartPolicy,
+    RestartTracker,
+    Stop,
+    Supervisor,
+    backoff,
+)
 
 
 def test_restart_delays_grow_and_cap():
@@ -31,7 +38,7 @@ def test_backoff_is_exponential_and_capped():
 def test_the_supervisor_reports_a_restart_as_due_once_its_delay_has_passed():
     """A crash schedules the restart; `due` names the daemon at that time, once."""
     supervisor = Supervisor({"a": RestartPolicy(initial_delay=0.5), "b": RestartPolicy()})
-    assert supervisor.crashed("a", now=10.0) == 0.5
+    assert supervisor.crashed("a", now=10.0) == Restart(0.5)
     assert supervisor.due(10.49) == []
     assert supervisor.due(10.5) == ["a"]
     assert supervisor.due(99.0) == []
@@ -40,10 +47,10 @@ def test_the_supervisor_reports_a_restart_as_due_once_its_delay_has_passed():
 
 
 def test_the_supervisor_gives_up_and_schedules_nothing():
-    """Past max_restarts in the window, `crashed` says None and no restart becomes due."""
+    """Past max_restarts in the window, `crashed` says Stop and no restart becomes due."""
     supervisor = Supervisor({"a": RestartPolicy(initial_delay=0.1, max_restarts=1)})
-    assert supervisor.crashed("a", now=0.0) == 0.1
+    assert supervisor.crashed("a", now=0.0) == Restart(0.1)
     assert supervisor.due(1.0) == ["a"]
-    assert supervisor.crashed("a", now=2.0) is None
+    assert supervisor.crashed("a", now=2.0) == Stop("it crashed more than 1 times in 60s")
     assert supervisor.due(100.0) == []
     assert supervisor.policy("a").max_restarts == 1

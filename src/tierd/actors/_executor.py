@@ -82,19 +82,29 @@ def start_actor(
         generation: bumped on every (re)start; the level ignores reports of older ones.
         log: the level's logger; the daemon's is bound to its id.
     """
-    return _ActorExecutor(DaemonActor.start(daemon, address, host, generation, log))
+    executor = _ActorExecutor()
+    executor.start(DaemonActor.start(daemon, address, host, generation, log, executor))
+    return executor
 
 
 class _ActorExecutor:
     """A `DaemonActor`'s reference as a `DaemonExecutor`."""
 
-    __slots__ = ("_ref", "tell")
+    __slots__ = ("_ref", "retired", "tell")
 
-    def __init__(self, ref: pykka.ActorRef[Any]) -> None:
+    def __init__(self) -> None:
+        self.retired = False
+        """Set by `stop`: the actor handles nothing more, not even what is in its inbox."""
+
+    def start(self, ref: pykka.ActorRef[Any]) -> None:
         self._ref = ref
         self.tell: Callable[[Message], None] = ref.tell
 
     def stop(self) -> None:
+        # The level calls this under its lock, often from the actor's own thread
+        # (it just reported a crash): the flag keeps the messages already in the
+        # inbox from being handled by this instance; the level requeued them.
+        self.retired = True
         self._ref.stop(block=False)
 
 
@@ -103,15 +113,22 @@ class DaemonActor(TierdActor):
 
     Its level tells it a message when it is idle; after each message it
     reports to the level, which hands it the next one at once if it has one,
-    so a busy daemon goes from message to message in its own thread. After
-    its daemon raised it handles nothing more: the level requeues what it had
-    prefetched and starts a replacement.
+    so a busy daemon goes from message to message in its own thread. When
+    its handler raises, the level's supervision decides: the daemon resumes
+    (it goes on with its next message), or its executor is stopped and it
+    handles nothing more while the level requeues what it had prefetched.
 
     It is also the daemon's `DaemonContext`.
     """
 
     def __init__(
-        self, daemon: Daemon, address: Address, host: DaemonHost, generation: int, log: Any
+        self,
+        daemon: Daemon,
+        address: Address,
+        host: DaemonHost,
+        generation: int,
+        log: Any,
+        executor: _ActorExecutor,
     ) -> None:
         super().__init__()
         self.daemon = daemon
@@ -119,9 +136,9 @@ class DaemonActor(TierdActor):
         self.host = host
         self.generation = generation
         self.current: Message | None = None
-        self._failed = False
+        self._executor = executor
         daemon.address = address
-        daemon.log = log.bind(daemon=address.daemon)
+        daemon._log = log.bind(daemon=address.daemon)  # noqa: SLF001 - see `Daemon.log`
         daemon._host = self  # noqa: SLF001 - the context is the daemon's one link to tierd
 
     # -- the daemon's context ------------------------------------------------------
@@ -141,7 +158,6 @@ class DaemonActor(TierdActor):
         try:
             self.daemon.on_start()
         except Exception as error:  # noqa: BLE001 - any crash is the daemon's, reported
-            self._failed = True
             self.host.start_failed(self.daemon_id, self.generation, error)
 
     def on_stop(self) -> None:
@@ -153,16 +169,15 @@ class DaemonActor(TierdActor):
 
     def on_receive(self, message: Any) -> None:
         """Handle a message from the level, then every next one it hands back."""
-        handle, finished = self.daemon.handle, self.host.finished
-        while message is not None and not self._failed:
+        handle, finished, executor = self.daemon.handle, self.host.finished, self._executor
+        while message is not None and not executor.retired:
             self.current = message
             started = time.perf_counter()
             try:
                 result = handle(message)
                 error = None
-            except Exception as raised:  # noqa: BLE001 - a crash in a daemon is reported
+            except Exception as raised:  # noqa: BLE001 - the level decides what a raise means
                 result, error = None, raised
-                self._failed = True
             self.current = None
             message = finished(
                 self.daemon_id,

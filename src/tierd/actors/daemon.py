@@ -10,10 +10,12 @@ message being handled, a way to ask, and a way to send.
 from __future__ import annotations
 
 import inspect
+import time
 from typing import Any, Final, Protocol
 
 from .._outcome import Outcome
 from ..errors import RequestTimeout, TierdError
+from ..logging import get_logger
 from ..messaging.link import settle, unwrap_reply
 from ..messaging.message import DEFAULT_TIMEOUT, Address, Message, parse_priority
 
@@ -49,12 +51,27 @@ class Daemon:
 
     Attributes:
         address: where this daemon lives, e.g. ``echo@2``.
-        log: a structlog logger bound to the daemon's level and id.
+        log: a structlog logger bound to the runtime, the daemon's level and
+            id, and, while `handle` runs, the message's ``message_id`` and
+            ``trace_id``.
     """
 
     address: Address
-    log: Any
+    _log: Any = None
     _host: DaemonContext | None = None
+
+    @property
+    def log(self) -> Any:
+        """The daemon's logger; inside `handle`, bound to the message's ids too."""
+        base = self._log if self._log is not None else get_logger(daemon=type(self).__name__)
+        current = self._host.current if self._host is not None else None
+        if current is None:
+            return base
+        return base.bind(message_id=current.id, trace_id=current.trace_id)
+
+    @log.setter
+    def log(self, logger: Any) -> None:
+        self._log = logger
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
@@ -70,9 +87,13 @@ class Daemon:
     def handle(self, message: Message) -> Any:
         """Handle one message.
 
-        For a request, the return value is the reply's payload; raising marks
-        the daemon ERROR and the requester gets `RemoteError`. For a
-        notification the return value is ignored.
+        For a request, the return value is the reply's payload. Raising fails
+        the message: the requester gets `RemoteError` (or, for tierd's own
+        errors such as a `RequestTimeout` from `request`, that error with
+        this daemon added to its ``via``), and a notification goes to the
+        retry policy and the dead letters. The daemon itself resumes with
+        its state unless its ``supervision`` restarts or stops it for that
+        exception type. For a notification the return value is ignored.
         """
         raise NotImplementedError(f"{type(self).__name__} must implement handle()")
 
@@ -98,12 +119,14 @@ class Daemon:
         """Send a request and wait, BLOCKED, for its reply.
 
         Call it only from `handle`. The request carries the trace id of the
-        message being handled.
+        message being handled, and while handling a request it inherits the
+        time its caller has left: its timeout is at most what remains of the
+        request being handled.
 
         Args:
             target: the recipient, ``"daemon@level"``.
             payload: any msgpack-able value.
-            timeout: seconds to wait for the reply.
+            timeout: seconds to wait for the reply (capped as above).
             priority: a name (critical, high, normal, low, background) or 1..20.
 
         Returns:
@@ -122,7 +145,13 @@ class Daemon:
         if host is None or current is None:
             raise RuntimeError("Daemon.request() may only be called from handle()")
         recipient = Address.parse(target)
-        inherited = current.wait_chain if current.kind == "request" else ()
+        inherited: tuple[str, ...] = ()
+        if current.kind == "request":
+            inherited = current.wait_chain
+            left = current.created_at + current.timeout - time.time()
+            if left <= 0:
+                raise RequestTimeout(current.id, str(self.address), current.timeout)
+            timeout = min(timeout, left)
         request = Message.request(
             self.address,
             recipient,

@@ -9,6 +9,11 @@ looks at the head of each, whatever is queued.
 
 An entry's ``deadline`` attribute says where its deadline is kept: the float
 of its FIFO position, or the heap's integer handle.
+
+`HandlingDeadlines` keeps the deadlines of requests *being handled* for a
+caller outside this runtime (a network client, a peer): the runtime owns
+their timeout, so it is counted and the caller told even while the handler
+runs on.
 """
 
 from __future__ import annotations
@@ -50,4 +55,34 @@ class QueueExpiry:
         """Take every entry whose deadline is at or before ``now``."""
         due: list[QueueEntry] = self._fifos.expired(now)
         due.extend(self._heap.expired(now))
+        return due
+
+
+class HandlingDeadlines:
+    """When requests handed to a daemon for a caller outside the runtime run out of time."""
+
+    __slots__ = ("_handles", "_heap")
+
+    def __init__(self) -> None:
+        self._heap: DeadlineHeap[tuple[str, QueueEntry]] = DeadlineHeap()
+        self._handles: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._handles)
+
+    def add(self, daemon: str, entry: QueueEntry, at: float) -> None:
+        """Time out ``entry``, held by ``daemon``, at monotonic ``at`` unless it finishes first."""
+        self._handles[entry.message.id] = self._heap.add(at, (daemon, entry))
+
+    def finished(self, message_id: str) -> None:
+        """The request was answered (or failed) in time: forget its deadline, if it has one."""
+        handle = self._handles.pop(message_id, None)
+        if handle is not None:
+            self._heap.cancel(handle)
+
+    def expired(self, now: float) -> list[tuple[str, QueueEntry]]:
+        """Take every (daemon, entry) whose deadline is at or before ``now``."""
+        due = list(self._heap.expired(now))
+        for _, entry in due:
+            del self._handles[entry.message.id]
         return due

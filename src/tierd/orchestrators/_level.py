@@ -50,13 +50,13 @@ from ..messaging.link import error_reply, settle
 from ..messaging.message import Address, Message, new_id
 from ._correlation import REPLY_HERE, PendingRequests
 from ._dead_letters import DEFAULT_CAPACITY, DeadLetters
-from ._expiry import QueueExpiry
+from ._expiry import HandlingDeadlines, QueueExpiry
 from ._queue import LevelQueue, QueueEntry
 from ._retries import GiveUp, Retry, RetryWaits, decide_retry, poisoned
 from ._slot import DaemonSlot
 from ._stats import LevelCounters, LevelStatistics
 from ._store import MemoryStore
-from ._supervision import Supervisor
+from ._supervision import Restart, Resume, Stop, Supervisor
 from ._waiting_room import DEFAULT_WAITING_ROOM, RoomWaiter, WaitingRoom
 
 if TYPE_CHECKING:
@@ -150,7 +150,11 @@ class Level:
         self._pending = PendingRequests()
         self._retries = RetryWaits()
         self._room = WaitingRoom(waiting_room)
-        self._supervisor = Supervisor({spec.id: spec.restart for spec in daemons})
+        self._supervisor = Supervisor(
+            {spec.id: spec.restart for spec in daemons},
+            {spec.id: spec.supervision for spec in daemons},
+        )
+        self._handling = HandlingDeadlines()
         self._dead_letters = DeadLetters(dead_letter_capacity, self._store, clock.time)
         self._counters = LevelCounters()
         self._accepting = True
@@ -386,6 +390,12 @@ class Level:
         message.status = "in_progress"
         slot.in_flight[message.id] = entry
         self._store.attempt(message.id, message.attempts)
+        if message.kind == "request":
+            route = entry.reply_route
+            if route is not None and route is not REPLY_HERE and route.durable_identity is not None:
+                # Its caller is outside the runtime: the runtime owns its timeout.
+                left = message.created_at + message.timeout - self._time()
+                self._handling.add(slot.spec.id, entry, now + max(left, 0.0))
         if slot.state is DaemonState.IDLE:
             slot.set_state(DaemonState.WORKING)
         counters = self._counters
@@ -426,11 +436,15 @@ class Level:
                 return None  # an executor replaced after a crash
             entry = slot.in_flight.pop(message_id)
             slot.handle_duration.observe(duration)
-            if error is not None:
-                self._handler_failed(slot, entry, error, later)
-                next_message = None
-            else:
+            next_message = None
+            if error is None:
                 self._handler_succeeded(slot, entry, result, later)
+                goes_on = True
+            else:
+                goes_on = self._handler_failed(slot, entry, error, later)
+            if goes_on and slot.restart_requested and not slot.in_flight:
+                self._replace(slot)
+            elif goes_on:
                 # Take the next one in this thread, still WORKING; but with
                 # messages in the executor's inbox (prefetch > 1) it must queue
                 # behind them.
@@ -450,7 +464,6 @@ class Level:
         message = entry.message
         slot.processed += 1
         self._counters.processed += 1
-        message.status = "done"
         self._store.done(message.id)
         if self._debug:
             self.log.debug(
@@ -458,8 +471,13 @@ class Level:
                 daemon=slot.spec.id,
             )  # fmt: skip
         if message.kind == "request":
-            self._counters.completed["ok"] += 1
-            self._reply(entry.reply_route, message.reply_to(result), later)
+            self._handling.finished(message.id)
+            if message.status == "timeout":  # its caller was told already
+                self._counters.late_replies += 1
+            else:
+                self._counters.completed["ok"] += 1
+                self._reply(entry.reply_route, message.reply_to(result), later)
+        message.status = "done"
 
     def request(
         self, daemon: str, generation: int, request: Message, waiter: Outcome[Message | TierdError]
@@ -506,7 +524,9 @@ class Level:
         with self._lock:
             slot = self.slots[daemon]
             if generation == slot.generation:
-                self._crash(slot, error, later)
+                self.log.error("daemon_start_failed", daemon=daemon, exc_info=error)
+                decision = self._supervisor.crashed(daemon, self._monotonic())
+                self._crash(slot, decision, error, later)
         run(later)
 
     # -- replies (the `ReplyRoute`; any thread) ---------------------------------------
@@ -612,6 +632,8 @@ class Level:
                 self._expire(entry, later)
             for pending in self._pending.expired(now):
                 self._time_out(pending)
+            for daemon, entry in self._handling.expired(now):
+                self._time_out_in_hand(daemon, entry, later)
             for due in self._retries.expired(now):
                 self._retry_due(due, later)
             for waiter in self._room.expired(now):
@@ -640,31 +662,85 @@ class Level:
         self._unblock(pending)
         pending.waiter.set(RequestTimeout(request.id, str(request.recipient), request.timeout))
 
+    def _time_out_in_hand(self, daemon: str, entry: QueueEntry, later: Later) -> None:
+        """A request from outside the runtime is still being handled at its deadline.
+
+        Its caller is told `RequestTimeout` now, and the handler's reply,
+        when it comes, is dropped and counted as late.
+        """
+        request = entry.message
+        if request.status != "in_progress" or entry.reply_route is None:
+            return  # cancelled meanwhile
+        request.status = "timeout"
+        self._counters.timeouts += 1
+        self._counters.completed["timeout"] += 1
+        self.log.info(
+            "request_timed_out", message_id=request.id, trace_id=request.trace_id,
+            daemon=daemon, timeout=request.timeout, handling=True,
+        )  # fmt: skip
+        timeout = RequestTimeout(request.id, str(request.recipient), request.timeout)
+        self._reply(entry.reply_route, error_reply(request, timeout), later)
+
     # -- crashes, retries and restarts -------------------------------------------------------
 
     def _handler_failed(
         self, slot: DaemonSlot, entry: QueueEntry, error: BaseException, later: Later
-    ) -> None:
+    ) -> bool:
+        """Fail or retry the message, then supervise the daemon; whether it goes on at once."""
         message = entry.message
         slot.errors += 1
+        if message.kind == "request":
+            self._handling.finished(message.id)
+        decision = self._supervisor.failed(slot.spec.id, error, self._monotonic())
+        # Logged once the lock is released: formatting a traceback takes a while.
+        later.append(
+            functools.partial(
+                self.log.error, "handler_failed", daemon=slot.spec.id, message_id=message.id,
+                trace_id=message.trace_id, attempts=message.attempts,
+                directive=type(decision).__name__.lower(), exc_info=error,
+            )
+        )  # fmt: skip
+        self._fail_message(slot, entry, error, later)
+        if isinstance(decision, Resume):
+            slot.set_state(DaemonState.ERROR)
+            slot.set_state(DaemonState.IDLE)
+            if slot.in_flight:
+                slot.set_state(DaemonState.WORKING)
+            return True
+        self._crash(slot, decision, error, later)
+        return False
+
+    def _fail_message(
+        self, slot: DaemonSlot, entry: QueueEntry, error: BaseException, later: Later
+    ) -> None:
+        """The message's handler raised: retry it, give it up, or fail it for its sender."""
+        message = entry.message
         decision = decide_retry(slot.spec.retry, slot.spec.poison_after, message.attempts, error)
         if isinstance(decision, Retry):
             self._schedule_retry(slot, entry, decision.delay)
+            return
+        failure = self._failure(slot, message, error)
+        if isinstance(decision, GiveUp):
+            self._give_up(entry, failure, decision.reason, later)
+            return
+        self._counters.completed["error"] += 1
+        if message.status == "timeout":  # its caller was told already
+            message.status = "error"
+            return
+        message.status = "error"
+        if message.kind == "request":
+            self._reply(entry.reply_route, error_reply(message, failure), later)
+            self._store.done(message.id)
         else:
-            remote = RemoteError(
-                str(slot.address), type(error).__name__, str(error), message.attempts
-            )
-            if isinstance(decision, GiveUp):
-                self._give_up(entry, remote, decision.reason, later)
-            else:
-                message.status = "error"
-                self._counters.completed["error"] += 1
-                if message.kind == "request":
-                    self._reply(entry.reply_route, error_reply(message, remote), later)
-                    self._store.done(message.id)
-                else:
-                    self._dead_letter(message, "handler_error", str(remote))
-        self._crash(slot, error, later)
+            self._dead_letter(message, "handler_error", str(failure))
+
+    @staticmethod
+    def _failure(slot: DaemonSlot, message: Message, error: BaseException) -> TierdError:
+        """What the sender is told: tierd errors as they are, plus this hop; others wrapped."""
+        if isinstance(error, TierdError):
+            error.via = (*error.via, str(slot.address))
+            return error
+        return RemoteError(str(slot.address), type(error).__name__, str(error), message.attempts)
 
     def _schedule_retry(self, slot: DaemonSlot, entry: QueueEntry, delay: float) -> None:
         message = entry.message
@@ -676,7 +752,7 @@ class Level:
         )  # fmt: skip
         self._retries.schedule(slot.spec.id, entry, self._monotonic() + delay)
 
-    def _give_up(self, entry: QueueEntry, error: RemoteError, reason: str, later: Later) -> None:
+    def _give_up(self, entry: QueueEntry, error: TierdError, reason: str, later: Later) -> None:
         """Dead-letter a message for good; its requester gets ``error`` (with the attempts)."""
         message = entry.message
         message.status = "error"
@@ -698,9 +774,22 @@ class Level:
         self._set_expiry(entry, self._monotonic())
         self._dispatch(slot)
 
-    def _crash(self, slot: DaemonSlot, error: BaseException, later: Later) -> None:
-        """Put a crashed daemon in ERROR, requeue what it held, schedule its restart."""
+    def _crash(
+        self, slot: DaemonSlot, decision: Restart | Stop, error: BaseException, later: Later
+    ) -> None:
+        """Put a daemon in ERROR, stop its executor, requeue what it held; restart or give up."""
         slot.set_state(DaemonState.ERROR)
+        self._retire(slot, later)
+        if isinstance(decision, Restart):
+            self.log.warning(
+                "daemon_crashed", daemon=slot.spec.id, error=repr(error),
+                restart_in=decision.delay,
+            )  # fmt: skip
+        else:
+            self._give_up_daemon(slot, decision.reason, error, later)
+
+    def _retire(self, slot: DaemonSlot, later: Later) -> None:
+        """Stop a daemon's executor; what it held and never handled is queued again."""
         if slot.executor is not None:
             slot.executor.stop()
             slot.executor = None
@@ -721,21 +810,15 @@ class Level:
             self.queue.requeue(entry)
             self._set_expiry(entry, now)
         slot.in_flight.clear()
-        self._schedule_restart(slot, error, now, later)
 
-    def _schedule_restart(
-        self, slot: DaemonSlot, error: BaseException, now: float, later: Later
+    def _give_up_daemon(
+        self, slot: DaemonSlot, reason: str, error: BaseException, later: Later
     ) -> None:
-        """Restart an ERROR daemon after its backoff, or give it up for good."""
-        delay = self._supervisor.crashed(slot.spec.id, now)
-        if delay is not None:
-            self.log.warning(
-                "daemon_crashed", daemon=slot.spec.id, error=repr(error), restart_in=delay
-            )
-            return
+        """Give a daemon up: it takes nothing until an operator restarts it."""
         slot.given_up = True
+        slot.given_up_reason = reason
         self.log.error(
-            "daemon_given_up", daemon=slot.spec.id, error=repr(error),
+            "daemon_given_up", daemon=slot.spec.id, error=repr(error), reason=reason,
             restarts=self._supervisor.restarts(slot.spec.id),
         )  # fmt: skip
         given_up = self._given_up_error(slot)
@@ -743,25 +826,73 @@ class Level:
             self._expiry.cancel(entry)
             self._refuse(entry.message, entry.reply_route, given_up, "daemon_gave_up", later)
 
-    def _given_up_error(self, slot: DaemonSlot) -> RemoteError:
-        policy = self._supervisor.policy(slot.spec.id)
+    @staticmethod
+    def _given_up_error(slot: DaemonSlot) -> RemoteError:
         return RemoteError(
             str(slot.address),
             "DaemonGivenUp",
-            f"the daemon crashed more than {policy.max_restarts} times in "
-            f"{policy.window:g}s and is no longer restarted; fix it and restart the runtime",
+            f"the daemon was given up and is no longer restarted ({slot.given_up_reason}); "
+            f"fix it, then run `tierd restart {slot.address}`",
         )
 
     def _restart(self, slot: DaemonSlot, later: Later) -> None:
+        """A due restart: a fresh instance, or one more crash if its constructor raises."""
         try:
             instance = slot.spec.factory()
-        except Exception as error:  # noqa: BLE001 - a failing constructor is one more crash
-            self._schedule_restart(slot, error, self._monotonic(), later)
+        except Exception as error:
+            self.log.error("daemon_constructor_failed", daemon=slot.spec.id, exc_info=error)
+            decision = self._supervisor.crashed(slot.spec.id, self._monotonic())
+            if isinstance(decision, Stop):
+                self._give_up_daemon(slot, decision.reason, error, later)
             return
         self._start_daemon(slot, instance)
         slot.set_state(DaemonState.IDLE)
         self.log.info("daemon_restarted", daemon=slot.spec.id, generation=slot.generation)
         self._dispatch(slot)
+
+    def _replace(self, slot: DaemonSlot) -> None:
+        """An operator's restart of a live daemon, now that it holds nothing: a fresh instance."""
+        slot.restart_requested = False
+        try:
+            instance = slot.spec.factory()
+        except Exception as error:
+            self.log.error("daemon_constructor_failed", daemon=slot.spec.id, exc_info=error)
+            return
+        if slot.executor is not None:
+            slot.executor.stop()
+        self._start_daemon(slot, instance)
+        if slot.state is not DaemonState.IDLE:
+            slot.set_state(DaemonState.IDLE)
+        self.log.info("daemon_restarted", daemon=slot.spec.id, generation=slot.generation)
+        self._dispatch(slot)
+
+    def restart_daemon(self, daemon: str) -> bool:
+        """Give ``daemon`` a fresh instance: at once if it is idle or given up, else when done.
+
+        A given-up daemon comes back with its crash window cleared; a live one
+        finishes the message in hand first. Its queue is kept.
+
+        Returns:
+            False if the level has no such daemon.
+        """
+        later: Later = []
+        with self._lock:
+            slot = self.slots.get(daemon)
+            if slot is None:
+                return False
+            self.log.info("daemon_restart_requested", daemon=daemon, given_up=slot.given_up)
+            if slot.given_up:
+                slot.given_up = False
+                self._supervisor.reset(daemon)
+                self._restart(slot, later)
+            elif slot.executor is None:
+                pass  # its restart is due already, after its backoff
+            elif slot.in_flight:
+                slot.restart_requested = True
+            else:
+                self._replace(slot)
+        run(later)
+        return True
 
     # -- stopping and cancelling (any thread) ---------------------------------------------
 
@@ -788,7 +919,19 @@ class Level:
             for pending in self._pending.drain():
                 self._unblock(pending)
                 pending.waiter.set(stopped)
+            for slot in self.slots.values():
+                for entry in slot.in_flight.values():  # still being handled past the grace
+                    self._tell_stopped(entry, stopped, later)
         run(later)
+
+    def _tell_stopped(self, entry: QueueEntry, stopped: Rejected, later: Later) -> None:
+        """Tell the caller of a request still in hand that it will get no reply."""
+        message, route = entry.message, entry.reply_route
+        if message.kind != "request" or route is None or route is REPLY_HERE:
+            return  # a waiter here was told with the pending requests
+        entry.reply_route = None
+        message.status = "error"
+        self._reply(route, error_reply(message, stopped), later)
 
     def cancel(self, message_id: str) -> bool:
         """Cancel a queued message, or discard the reply of one in progress.

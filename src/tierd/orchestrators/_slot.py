@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ..actors.states import DaemonState, check_transition
 from ._retries import DEFAULT_POISON_AFTER
 from ._stats import DaemonStatistics, Histogram
-from ._supervision import RestartPolicy
+from ._supervision import RestartPolicy, SupervisionPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -34,6 +34,8 @@ class DaemonSpec:
     """How many messages it may hold at once; 1 means only when IDLE."""
     restart: RestartPolicy = dataclasses.field(default_factory=RestartPolicy)
     """How it is restarted after a crash."""
+    supervision: SupervisionPolicy = dataclasses.field(default_factory=SupervisionPolicy)
+    """Which exceptions restart or stop it; the others resume it."""
     retry: RetryPolicy | None = None
     """How a message whose handler raised is delivered again; None: never."""
     poison_after: int = DEFAULT_POISON_AFTER
@@ -54,6 +56,10 @@ class DaemonSlot:
         self.in_flight: dict[str, QueueEntry] = {}
         self.paused = False
         self.given_up = False
+        self.given_up_reason = ""
+        """Why it was given up, for its error and the status."""
+        self.restart_requested = False
+        """An operator asked for a fresh instance: it is made once the message in hand is done."""
         self.processed = 0
         self.errors = 0
         self.handle_duration = Histogram()
