@@ -11,14 +11,14 @@ import structlog
 import tierd
 from tierd.config import PeerConfig
 from tierd.logging import get_logger
-from tierd.messaging import codec
-from tierd.messaging.dedup import RecentIds
-from tierd.messaging.handoff import Handoff
-from tierd.messaging.inbound import InboundHandler
+from tierd.messaging._transport import codec
+from tierd.messaging._transport.dedup import RecentIds
+from tierd.messaging._transport.handoff import Handoff
+from tierd.messaging._transport.inbound import InboundHandler
+from tierd.messaging._transport.peer import PeerLink
+from tierd.messaging._transport.rejections import Rejections
 from tierd.messaging.link import Router
 from tierd.messaging.message import Address, Message
-from tierd.messaging.peer import PeerLink
-from tierd.messaging.rejections import Rejections
 
 
 class Clock:

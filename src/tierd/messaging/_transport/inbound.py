@@ -22,7 +22,8 @@ import functools
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Rejected, RemoteError, TierdError, UnknownRecipient, to_payload
+from ...errors import Rejected, RemoteError, TierdError, UnknownRecipient, to_payload
+from ..message import Message, new_id
 from .codec import (
     DEFAULT_MAX_MESSAGE_BYTES,
     ControlQuery,
@@ -36,13 +37,12 @@ from .codec import (
     encode_message,
     encode_pong,
 )
-from .message import Message, new_id
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ..link import Router
     from .dedup import RecentIds
-    from .link import Router
     from .rejections import Rejections
 
 

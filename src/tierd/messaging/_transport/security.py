@@ -18,10 +18,10 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 if TYPE_CHECKING:
-    from ..config import RuntimeConfig
+    from ...config import RuntimeConfig
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

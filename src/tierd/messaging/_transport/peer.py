@@ -25,8 +25,9 @@ import collections
 import time
 from typing import TYPE_CHECKING, Any, Final
 
-from .._deadlines import DeadlineHeap
-from ..errors import Rejected, RequestTimeout, from_payload
+from ..._deadlines import DeadlineHeap
+from ...errors import Rejected, RequestTimeout, from_payload
+from ..link import error_reply
 from .codec import (
     DEFAULT_MAX_MESSAGE_BYTES,
     AckFrame,
@@ -38,17 +39,16 @@ from .codec import (
     encode_message,
     encode_ping,
 )
-from .link import error_reply
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .._outcome import Outcome
-    from ..config import PeerConfig
-    from ..errors import TierdError
+    from ..._outcome import Outcome
+    from ...config import PeerConfig
+    from ...errors import TierdError
+    from ..link import ReplyRoute
+    from ..message import Message
     from .handoff import Handoff
-    from .link import ReplyRoute
-    from .message import Message
     from .rejections import Rejections
 
 _REPLY_GRACE: Final = 1.0

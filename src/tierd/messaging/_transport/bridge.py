@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import zmq
 
-from ..errors import BindError, Rejected, TierdError, to_payload
-from ..logging import get_logger
+from ...errors import BindError, Rejected, TierdError, to_payload
+from ...logging import get_logger
 from .codec import ControlQuery, encode_control_reply, encode_error, encode_status_reply
 from .dedup import RecentIds
 from .handoff import Handoff
@@ -56,8 +56,8 @@ if TYPE_CHECKING:
 
     from zmq.auth.thread import ThreadAuthenticator
 
-    from ..config import Config
-    from .link import Router
+    from ...config import Config
+    from ..link import Router
 
 _TICK: Final = 0.05
 """Seconds between two rounds of heartbeats, liveness checks and expiries."""
