@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import collections
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ..._deadlines import DeadlineHeap
 from ...errors import Rejected, RequestTimeout, from_payload
@@ -41,10 +41,9 @@ from .codec import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from ..._outcome import Outcome
-    from ...config import PeerConfig
     from ...errors import TierdError
     from ..link import ReplyRoute
     from ..message import Message
@@ -53,6 +52,47 @@ if TYPE_CHECKING:
 
 _REPLY_GRACE: Final = 1.0
 """Seconds a reply route is kept past its request's deadline, for a reply already on its way."""
+
+
+class PeerSettings(Protocol):
+    """One ``[[peers]]`` table as the transport reads it (`tierd.config.PeerConfig` is one).
+
+    The peer link reads the endpoint, the heartbeat settings and the buffer
+    limit; the bridge reads the levels to route, and the key and the
+    reconnection intervals when it connects the peer's DEALER.
+    """
+
+    @property
+    def endpoint(self) -> str:
+        """The peer's ``runtime.endpoint``."""
+
+    @property
+    def levels(self) -> Sequence[int]:
+        """The levels the peer serves."""
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between heartbeats sent to the peer."""
+
+    @property
+    def heartbeat_liveness(self) -> int:
+        """Heartbeat intervals without a word from the peer before it is marked down."""
+
+    @property
+    def buffer_limit(self) -> int:
+        """Messages held for the peer while it is down or has not acknowledged them."""
+
+    @property
+    def server_key(self) -> str:
+        """The peer's CURVE public key file; "" talks to it in the clear."""
+
+    @property
+    def reconnect_interval(self) -> float:
+        """Seconds before the first reconnection attempt."""
+
+    @property
+    def reconnect_interval_max(self) -> float:
+        """The longest wait between reconnection attempts."""
 
 
 class _Held:
@@ -81,7 +121,7 @@ class PeerLink:
 
     def __init__(
         self,
-        config: PeerConfig,
+        config: PeerSettings,
         handoff: Handoff,
         rejections: Rejections,
         log: Any,
