@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgpack
 import pytest
 import structlog
 
+import tierd
 from tests.messaging._transport.fakes import Clock, make_request
+from tierd._outcome import Outcome
 from tierd.logging import get_logger
 from tierd.messaging._transport import codec
 from tierd.messaging._transport.dedup import RecentIds
@@ -17,21 +19,30 @@ from tierd.messaging._transport.rejections import Rejections
 from tierd.messaging.link import Router
 from tierd.messaging.message import Address, Message
 
-if TYPE_CHECKING:
-    import tierd
-
 
 class RecordingLink:
-    """An in-memory link: remembers what was submitted, refuses when told to."""
+    """An in-memory link: remembers what was submitted, refuses when told to.
+
+    A message submitted with ``wait`` gets an outcome the test settles, as a
+    full level's waiting room would.
+    """
 
     def __init__(self) -> None:
         self.submitted: list[tuple[Message, Any]] = []
         self.refuse: tierd.TierdError | None = None
+        self.waits: list[Outcome[tierd.TierdError | None]] = []
 
-    def submit(self, message: Message, reply_route: Any, *, wait: bool = False) -> None:
+    def submit(
+        self, message: Message, reply_route: Any, *, wait: bool = False
+    ) -> Outcome[tierd.TierdError | None] | None:
         if self.refuse is not None:
             raise self.refuse
         self.submitted.append((message, reply_route))
+        if not wait:
+            return None
+        admission: Outcome[tierd.TierdError | None] = Outcome()
+        self.waits.append(admission)
+        return admission
 
 
 def _frames(sent: list[tuple[bytes, bytes]]) -> list[codec.Frame]:
@@ -81,6 +92,36 @@ def test_a_resent_message_is_acked_but_not_handed_on_twice(inbound):
     assert len(link.submitted) == 1
     assert [type(f) for f in _frames(sent)] == [codec.AckFrame, codec.AckFrame]
     assert handler.duplicates == 1
+
+
+def test_a_waiting_message_is_acked_once_in_and_its_resends_meanwhile_are_not(inbound):
+    """A resend of a message still waiting for room gets no ack; the one ack comes when it is in."""
+    handler, link, sent = inbound
+    note = Message.notification(Address("peer", 1), Address("recorder", 2), 1)
+    data = codec.encode_message(note, wait=True)
+    handler.handle([b"peer", data])
+    handler.handle([b"peer", data])
+    assert len(link.submitted) == 1
+    assert sent == []
+    link.waits[0].set(None)
+    handler.handle([b"peer", data])
+    assert _frames(sent) == [codec.AckFrame(note.id), codec.AckFrame(note.id)]
+    assert handler.duplicates == 2
+    assert handler.waiting == set()
+
+
+def test_a_waiting_message_that_finds_no_room_is_refused_and_not_acked(inbound):
+    """A message whose wait for room ends in a refusal gets an error frame, and no ack before it."""
+    handler, link, sent = inbound
+    note = Message.notification(Address("peer", 1), Address("recorder", 2), 1)
+    data = codec.encode_message(note, wait=True)
+    handler.handle([b"peer", data])
+    handler.handle([b"peer", data])
+    link.waits[0].set(tierd.Rejected("queue full: no room within the message's 30s timeout"))
+    (refusal,) = _frames(sent)
+    assert isinstance(refusal, codec.ErrorFrame)
+    assert refusal.message_id == note.id
+    assert refusal.error["reason"].startswith("queue full")
 
 
 def test_a_refused_request_gets_an_error_reply_and_a_notification_an_error_frame(inbound):
