@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import msgpack
 import pytest
 import zmq
 
 import tierd
+from tests import daemons
 from tests.network import FAST_PEER, echo_level, endpoint, network_config
 from tests.topology import daemon, level
 from tierd.testing import runtime_from_dict, wait_until
@@ -303,3 +305,61 @@ def test_a_failing_daemon_leaves_no_network_behind(make_runtime, make_client):
         broken.start()
     make_runtime(network_config(address, LEVEL_2))
     assert make_client(address).request("echo@2", "free", timeout=5) == "free"
+
+
+@pytest.fixture
+def full_peer_level(make_runtime, make_client):
+    """A front runtime whose level 2 is served by a peer where that level is full.
+
+    Returns the front, the back, the sender under test (``Runtime.send`` of the
+    front, or ``Client.send`` to the front's endpoint) and the gate's release.
+    """
+    back_address, front_address = endpoint(), endpoint()
+    back = make_runtime(network_config(
+        back_address,
+        level(2, daemon("gate", "Gate", options={"name": "peer-wait"}), queue_limit=1),
+        name="back",
+    ))  # fmt: skip
+    peer = {"endpoint": back_address, "levels": [2], **FAST_PEER}
+    front = make_runtime(
+        network_config(front_address, level(1, daemon("echo", "Echo")), peers=[peer], name="front")
+    )
+    entered, release = daemons.gate("peer-wait")
+    back.send("gate@2", "busy")
+    assert entered.wait(5)
+    back.send("gate@2", "queued")  # queue_limit 1: the level is full now
+    return front, back, make_client(front_address), release
+
+
+@pytest.mark.parametrize("sender", ["runtime", "client"])
+def test_a_send_that_waits_for_room_at_a_peer_returns_once_room_is_made(full_peer_level, sender):
+    """send(wait=True) to a full level of a peer blocks while it is full and returns once in."""
+    front, back, client, release = full_peer_level
+    send = front.send if sender == "runtime" else client.send
+    sent: list[str] = []
+    waiting = threading.Thread(
+        target=lambda: sent.append(send("gate@2", "waited", wait=True, timeout=10))
+    )
+    waiting.start()
+    wait_until(lambda: back.statistics()[0].waiting_for_room == 1)
+    assert sent == []
+    release.set()
+    waiting.join(5)
+    assert len(sent) == 1
+    assert wait_until(lambda: back.statistics()[0].daemons[0].processed == 3)
+    assert front.bridge.peers[0].held_count == 0
+
+
+@pytest.mark.parametrize("sender", ["runtime", "client"])
+def test_a_send_that_waits_for_room_at_a_peer_is_rejected_when_none_is_made(
+    full_peer_level, sender
+):
+    """send(wait=True) to a peer's level that stays full raises Rejected once its timeout passes."""
+    front, back, client, _release = full_peer_level
+    send = front.send if sender == "runtime" else client.send
+    started = time.monotonic()
+    with pytest.raises(tierd.Rejected, match="queue full"):
+        send("gate@2", "never", wait=True, timeout=0.5)
+    assert time.monotonic() - started >= 0.45  # it waited, and was not refused at once
+    assert back.statistics()[0].waiting_for_room == 0
+    assert wait_until(lambda: front.bridge.peers[0].held_count == 0)

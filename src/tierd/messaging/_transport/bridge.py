@@ -337,6 +337,9 @@ class Bridge:
                         self._send_or_hold(identity, frame, until)
                 next_tick = now + _TICK
         self._guarded(self.handoff.run_pending)  # the last replies queued before the stop
+        stopping = Rejected("runtime is stopping")
+        for peer in self.peers:
+            self._guarded(peer.fail_waiting, stopping)  # no peer's answer can reach them now
 
     def _drain_router(self) -> bool:
         """Read up to `_BATCH` frames from the ROUTER under the lock, then handle them without it.
