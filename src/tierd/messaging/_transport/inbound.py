@@ -215,8 +215,9 @@ class InboundHandler:
             return
         if not wait:
             self.recent.add(message.id, self.clock())
-        if accepted is None:
+        elif accepted is None:  # the link took it at once
             self.waiting.discard(message.id)
+        if accepted is None:
             self.accepted += 1
             if wants_ack:
                 self.send_now(identity, encode_ack(message.id))
