@@ -18,7 +18,7 @@ import pytest
 
 from tests.network import TierdProcess, echo_level, network_config, to_toml
 from tests.topology import daemon
-from tierd.messaging.security import generate_key_pair
+from tierd.messaging._transport.security import generate_key_pair
 
 REPO = Path(__file__).resolve().parents[1]
 ADDRESS_A, ADDRESS_B = "10.77.0.1", "10.77.0.2"

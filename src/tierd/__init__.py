@@ -20,7 +20,7 @@ from .errors import (
     TierdError,
     UnknownRecipient,
 )
-from .messaging.client import Client
+from .messaging._transport.client import Client
 from .messaging.message import Address, Message
 from .runtime import Runtime
 

@@ -1,7 +1,7 @@
 """Control operations a client asks for over the wire, checked and run on a `Runtime`.
 
 A control frame names an operation and carries its arguments as a map (see
-`tierd.messaging.codec`). The arguments come from the network: each one is
+`tierd.messaging._transport.codec`). The arguments come from the network: each one is
 checked here before the runtime sees it, and a bad one raises `ValueError`,
 which the bridge answers as ``Rejected``. The result is plain msgpack-able
 data.

@@ -15,14 +15,14 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
+from ._status import format_status
 from .config import DEFAULT_TOPOLOGY, load_config, override_runtime
 from .errors import ConfigError, TierdError
 from .logging import LEVELS
 from .logging import configure as configure_logging
-from .messaging.client import DEFAULT_ENDPOINT, Client
+from .messaging._transport.client import DEFAULT_ENDPOINT, Client
+from .messaging._transport.security import generate_key_pair
 from .messaging.message import DEFAULT_TIMEOUT, PRIORITY_NAMES
-from .messaging.security import generate_key_pair
-from .messaging.status import format_status
 from .runtime import Runtime
 
 if TYPE_CHECKING:

@@ -13,14 +13,14 @@ import structlog
 
 from ._control import control_operation
 from ._outcome import Outcome
+from ._status import status_report
 from .config import Config, load_config, resolve_class
 from .errors import RequestTimeout, TierdError, UnknownRecipient
 from .logging import configure as configure_logging
 from .logging import get_logger
-from .messaging.bridge import Bridge
+from .messaging._transport.bridge import Bridge
 from .messaging.link import Router, settle, unwrap_reply
 from .messaging.message import DEFAULT_TIMEOUT, Address, Message, parse_priority
-from .messaging.status import status_report
 from .metrics import NetworkStatistics, RuntimeMetrics
 from .orchestrators._deadlock import WaitForGraph
 from .orchestrators._journal import Journal

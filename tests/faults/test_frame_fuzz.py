@@ -11,7 +11,7 @@ import zmq
 
 from tests.faults.measure import rss_bytes
 from tests.network import echo_level, endpoint, network_config
-from tierd.messaging.codec import encode_message, encode_ping
+from tierd.messaging._transport.codec import encode_message, encode_ping
 from tierd.messaging.message import Address, Message
 from tierd.testing import wait_until
 

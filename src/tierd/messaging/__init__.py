@@ -1,1 +1,5 @@
-"""Messages, the priority queue, and (with the network work) codec, bridge and client."""
+"""The message model (`message`) and the link contract (`link`).
+
+The ZeroMQ transport is the private subpackage `_transport`. `queue`, the
+level's priority queue, still lives here until it moves to the orchestrators.
+"""

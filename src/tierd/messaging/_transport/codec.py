@@ -41,8 +41,8 @@ import msgpack
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import Rejected
-from .message import MAX_PRIORITY, MIN_PRIORITY, Address, Message
+from ...errors import Rejected
+from ..message import MAX_PRIORITY, MIN_PRIORITY, Address, Message
 
 PROTOCOL_VERSION: Final = 1
 """The version every envelope carries; frames with another version are refused."""

@@ -11,7 +11,10 @@ route, so that its reply retraces the path to the ZeroMQ identity it came
 from. Every accepted request and notification is acknowledged with its id
 (a client's ``send`` returns once it sees the ack; a peer stops resending),
 unless the sender asked for no ack: a client's request waits for its reply,
-and an ack would only cost both sides a frame.
+and an ack would only cost both sides a frame. A notification sent with
+``wait`` is acked once its level let it in, which may be long after it
+arrived; a resend of it meanwhile (a peer resends what is not acked) gets
+no answer of its own, since its ack or its refusal is still to come.
 Bad frames are counted by reason, answered where the sender can be, and
 never raise.
 """
@@ -22,7 +25,8 @@ import functools
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Rejected, RemoteError, TierdError, UnknownRecipient, to_payload
+from ...errors import Rejected, RemoteError, TierdError, UnknownRecipient, to_payload
+from ..message import Message, new_id
 from .codec import (
     DEFAULT_MAX_MESSAGE_BYTES,
     ControlQuery,
@@ -36,13 +40,12 @@ from .codec import (
     encode_message,
     encode_pong,
 )
-from .message import Message, new_id
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ..link import Router
     from .dedup import RecentIds
-    from .link import Router
     from .rejections import Rejections
 
 
@@ -136,6 +139,11 @@ class InboundHandler:
         """Well-formed messages refused (unknown recipient, queue full, stopping)."""
         self.queries = 0
         """Pings, status and control queries answered or passed on."""
+        self.waiting: set[str] = set()
+        """Ids of messages waiting for room; added by this thread, removed by the settling one.
+
+        A set's add and discard are atomic, so it needs no lock.
+        """
 
     def handle(self, frames: list[bytes]) -> None:
         """Act on one multipart frame from the ROUTER: ``[identity, body]``."""
@@ -182,7 +190,8 @@ class InboundHandler:
             return
         if message.id in self.recent:
             self.duplicates += 1
-            self.send_now(identity, encode_ack(message.id))
+            if message.id not in self.waiting:
+                self.send_now(identity, encode_ack(message.id))
             return
         if not self.accepting:
             self._refuse(identity, message, Rejected("runtime is stopping"))
@@ -194,16 +203,20 @@ class InboundHandler:
         if wait:
             # Seen now, so that a resend while it waits for room is not taken twice.
             self.recent.add(message.id, self.clock())
+            self.waiting.add(message.id)
         try:
             # A link never waits here (a journal commit, room in a full queue, a
             # peer's ack): this thread serves every client. What takes longer
             # comes back as an outcome, and the ack goes out when it settles.
             accepted = self.router.check(message.recipient).submit(message, route, wait=wait)
         except (UnknownRecipient, Rejected) as error:
+            self.waiting.discard(message.id)
             self._refuse(identity, message, error)
             return
         if not wait:
             self.recent.add(message.id, self.clock())
+        elif accepted is None:  # the link took it at once
+            self.waiting.discard(message.id)
         if accepted is None:
             self.accepted += 1
             if wants_ack:
@@ -226,6 +239,8 @@ class InboundHandler:
             self.send_any_thread(identity, encode_message(reply, self.max_bytes))
         else:
             self.send_any_thread(identity, encode_error(message.id, to_payload(error)))
+        # Only now: a resend that came meanwhile must not be acked ahead of a refusal.
+        self.waiting.discard(message.id)
 
     def _refuse(self, identity: bytes, message: Message, error: TierdError) -> None:
         """Tell the sender its message was refused: an error reply, or an error frame."""

@@ -1,4 +1,7 @@
-"""Backpressure and control over the wire: Client and ``tierd`` commands against a real ROUTER."""
+"""`tierd.Client` against a real ROUTER: requests, sends, status, backpressure, control.
+
+The ``tierd`` commands that drive the same calls are checked here too.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +14,82 @@ import zmq
 
 import tierd
 from tests import daemons
-from tests.network import endpoint, network_config
+from tests.network import echo_level, endpoint, network_config
 from tests.topology import daemon, level
 from tierd.cli import main
 from tierd.testing import wait_until
 
 FAST_RESTART = {"initial_delay": 0.01}
+LEVEL_2 = level(
+    2, daemon("echo", "Echo"), daemon("sleeper", "Sleeper"), daemon("crasher", "Crasher")
+)
+
+
+def test_client_request_send_and_status(make_runtime, make_client):
+    """A client gets replies, ids of accepted notifications, errors and the status."""
+    address = endpoint()
+    make_runtime(network_config(address, echo_level(1), LEVEL_2))
+    client = make_client(address)
+    assert client.request("echo@2", {"x": 1}, timeout=5) == {"x": 1}
+    message_id = client.send("recorder@1", "hello", priority="high")
+    assert isinstance(message_id, str)
+    assert len(message_id) > 0
+    assert wait_until(lambda: client.request("recorder@1", {"op": "dump"}, timeout=5) == ["hello"])
+    with pytest.raises(tierd.UnknownRecipient):
+        client.send("nope@1", "x")
+    with pytest.raises(tierd.RemoteError, match="RuntimeError"):
+        client.request("crasher@2", None, timeout=5)
+    status = client.status()
+    assert [entry["level"] for entry in status["levels"]] == [1, 2]
+    daemons = {d["daemon"]: d for d in status["levels"][1]["daemons"]}
+    assert daemons["echo"]["processed"] == 1
+    assert daemons["echo"]["state"] == "IDLE"
+    assert status["levels"][0]["queue_depth"] == {}
+
+
+def test_eight_concurrent_clients_get_only_their_own_replies(make_runtime, make_client):
+    """Eight clients in eight threads each get exactly their own replies."""
+    address = endpoint()
+    make_runtime(network_config(address, echo_level(1), LEVEL_2))
+    clients = [make_client(address) for _ in range(8)]
+    results: dict[int, list[object]] = {}
+
+    def ask(worker: int) -> None:
+        results[worker] = [
+            clients[worker].request("echo@2", {"w": worker, "n": n}, timeout=10) for n in range(40)
+        ]
+
+    threads = [threading.Thread(target=ask, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {w: [{"w": w, "n": n} for n in range(40)] for w in range(8)}
+
+
+def test_a_client_shared_by_two_threads_at_once_is_refused(make_runtime, make_client):
+    """Using one Client from a second thread while a call is in progress raises a clear error."""
+    address = endpoint()
+    make_runtime(network_config(address, LEVEL_2))
+    client = make_client(address)
+    errors: list[BaseException] = []
+    started = threading.Event()
+
+    def slow() -> None:
+        started.set()
+        client.request("sleeper@2", {"seconds": 0.5}, timeout=5)
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    started.wait()
+    try:
+        wait_until(client._busy.locked, timeout=2)
+        client.request("echo@2", 1, timeout=1)
+    except RuntimeError as error:
+        errors.append(error)
+    thread.join()
+    assert len(errors) == 1
+    assert "one Client" in str(errors[0]) or "its own Client" in str(errors[0])
 
 
 @pytest.fixture

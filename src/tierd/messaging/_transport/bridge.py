@@ -30,17 +30,17 @@ import concurrent.futures
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import zmq
 
-from ..errors import BindError, Rejected, TierdError, to_payload
-from ..logging import get_logger
+from ...errors import BindError, Rejected, TierdError, to_payload
+from ...logging import get_logger
 from .codec import ControlQuery, encode_control_reply, encode_error, encode_status_reply
 from .dedup import RecentIds
 from .handoff import Handoff
 from .inbound import InboundHandler, ReplyToSender
-from .peer import PeerLink
+from .peer import PeerLink, PeerSettings
 from .rejections import Rejections
 from .security import (
     KeyPair,
@@ -52,12 +52,11 @@ from .security import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from zmq.auth.thread import ThreadAuthenticator
 
-    from ..config import Config
-    from .link import Router
+    from ..link import Router
 
 _TICK: Final = 0.05
 """Seconds between two rounds of heartbeats, liveness checks and expiries."""
@@ -69,6 +68,46 @@ _CLOSE_LINGER_MS: Final = 200
 """How long closing the ROUTER may wait to flush the last replies."""
 _HOLD_RECOVERED_REPLY: Final = 30.0
 """Seconds a reply to a recovered request waits for its client to reconnect."""
+
+
+class RuntimeSettings(Protocol):
+    """The ``[runtime]`` table as the bridge reads it (`tierd.config.RuntimeConfig` is one)."""
+
+    @property
+    def name(self) -> str:
+        """The runtime's name, in logs and thread names."""
+
+    @property
+    def endpoint(self) -> str:
+        """Where the ROUTER binds; "" binds none (peers only)."""
+
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest frame accepted or sent."""
+
+    @property
+    def dedup_window(self) -> float:
+        """Seconds a network message id is remembered."""
+
+    @property
+    def curve_secret_key(self) -> str:
+        """This runtime's CURVE key pair file; "" talks in the clear."""
+
+    @property
+    def curve_allowed_clients(self) -> str:
+        """The directory of public keys allowed to connect, under CURVE."""
+
+
+class BridgeSettings(Protocol):
+    """What the bridge reads of a runtime's config (`tierd.config.Config` is one)."""
+
+    @property
+    def runtime(self) -> RuntimeSettings:
+        """The ``[runtime]`` table."""
+
+    @property
+    def peers(self) -> Sequence[PeerSettings]:
+        """The ``[[peers]]`` tables."""
 
 
 class Bridge:
@@ -85,7 +124,7 @@ class Bridge:
 
     def __init__(
         self,
-        config: Config,
+        config: BridgeSettings,
         router: Router,
         status: Callable[[], dict[str, Any]],
         control: Callable[[str, dict[str, Any]], Any] | None = None,
@@ -186,7 +225,7 @@ class Bridge:
         keys = load_key_pair(runtime.curve_secret_key)
         if self.endpoint:
             assert self._context is not None
-            self._authenticator = start_authenticator(self._context, runtime)
+            self._authenticator = start_authenticator(self._context, runtime.curve_allowed_clients)
         return keys
 
     def _bind(self, keys: KeyPair | None) -> zmq.Socket[Any]:
@@ -298,6 +337,9 @@ class Bridge:
                         self._send_or_hold(identity, frame, until)
                 next_tick = now + _TICK
         self._guarded(self.handoff.run_pending)  # the last replies queued before the stop
+        stopping = Rejected("runtime is stopping")
+        for peer in self.peers:
+            self._guarded(peer.fail_waiting, stopping)  # no peer's answer can reach them now
 
     def _drain_router(self) -> bool:
         """Read up to `_BATCH` frames from the ROUTER under the lock, then handle them without it.

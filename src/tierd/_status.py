@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..orchestrators._stats import LevelStatistics
+    from .orchestrators._stats import LevelStatistics
 
 
 def status_report(

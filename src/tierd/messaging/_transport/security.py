@@ -12,16 +12,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from ..errors import ConfigError
-
-if TYPE_CHECKING:
-    from ..config import RuntimeConfig
+from ...errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -64,18 +60,23 @@ def load_public_key(path: str | Path, key: str = "peers.server_key") -> bytes:
 
 
 def start_authenticator(
-    context: zmq.Context[zmq.Socket[bytes]], runtime: RuntimeConfig
+    context: zmq.Context[zmq.Socket[bytes]],
+    allowed_clients: str | Path,
+    key: str = "runtime.curve_allowed_clients",
 ) -> ThreadAuthenticator:
-    """Start pyzmq's ZAP authenticator: only the keys in ``curve_allowed_clients`` get in.
+    """Start pyzmq's ZAP authenticator: only the public keys in ``allowed_clients`` get in.
+
+    Args:
+        context: the context whose sockets the authenticator guards.
+        allowed_clients: a directory of ``.key`` public key files.
+        key: the config key that named the directory, for the error.
 
     Raises:
-        ConfigError: the directory does not exist.
+        ConfigError: the directory does not exist; names ``key``.
     """
-    allowed = Path(runtime.curve_allowed_clients)
+    allowed = Path(allowed_clients)
     if not allowed.is_dir():
-        raise ConfigError(
-            f"runtime.curve_allowed_clients: {allowed} is not a directory of .key files"
-        )
+        raise ConfigError(f"{key}: {allowed} is not a directory of .key files")
     authenticator = ThreadAuthenticator(context, log=logging.getLogger("tierd.zap"))
     authenticator.start()
     authenticator.configure_curve(domain="*", location=str(allowed))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import msgpack
 import pytest
 import zmq
 
 import tierd
+from tests import daemons
 from tests.network import FAST_PEER, echo_level, endpoint, network_config
 from tests.topology import daemon, level
 from tierd.testing import runtime_from_dict, wait_until
@@ -121,73 +123,6 @@ def test_deadlock_across_runtimes_is_detected(make_runtime):
     reply = a.request("hop@1", {"path": ["hop@2", "hop@1"], "timeout": 20}, timeout=5)
     assert reply["error"] == "Deadlock"
     assert "hop@2 -> hop@1 -> hop@2" in reply["text"]
-
-
-def test_client_request_send_and_status(make_runtime, make_client):
-    """A client gets replies, ids of accepted notifications, errors and the status."""
-    address = endpoint()
-    make_runtime(network_config(address, echo_level(1), LEVEL_2))
-    client = make_client(address)
-    assert client.request("echo@2", {"x": 1}, timeout=5) == {"x": 1}
-    message_id = client.send("recorder@1", "hello", priority="high")
-    assert isinstance(message_id, str)
-    assert len(message_id) > 0
-    assert wait_until(lambda: client.request("recorder@1", {"op": "dump"}, timeout=5) == ["hello"])
-    with pytest.raises(tierd.UnknownRecipient):
-        client.send("nope@1", "x")
-    with pytest.raises(tierd.RemoteError, match="RuntimeError"):
-        client.request("crasher@2", None, timeout=5)
-    status = client.status()
-    assert [entry["level"] for entry in status["levels"]] == [1, 2]
-    daemons = {d["daemon"]: d for d in status["levels"][1]["daemons"]}
-    assert daemons["echo"]["processed"] == 1
-    assert daemons["echo"]["state"] == "IDLE"
-    assert status["levels"][0]["queue_depth"] == {}
-
-
-def test_eight_concurrent_clients_get_only_their_own_replies(make_runtime, make_client):
-    """Eight clients in eight threads each get exactly their own replies."""
-    address = endpoint()
-    make_runtime(network_config(address, echo_level(1), LEVEL_2))
-    clients = [make_client(address) for _ in range(8)]
-    results: dict[int, list[object]] = {}
-
-    def ask(worker: int) -> None:
-        results[worker] = [
-            clients[worker].request("echo@2", {"w": worker, "n": n}, timeout=10) for n in range(40)
-        ]
-
-    threads = [threading.Thread(target=ask, args=(w,)) for w in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert results == {w: [{"w": w, "n": n} for n in range(40)] for w in range(8)}
-
-
-def test_a_client_shared_by_two_threads_at_once_is_refused(make_runtime, make_client):
-    """Using one Client from a second thread while a call is in progress raises a clear error."""
-    address = endpoint()
-    make_runtime(network_config(address, LEVEL_2))
-    client = make_client(address)
-    errors: list[BaseException] = []
-    started = threading.Event()
-
-    def slow() -> None:
-        started.set()
-        client.request("sleeper@2", {"seconds": 0.5}, timeout=5)
-
-    thread = threading.Thread(target=slow)
-    thread.start()
-    started.wait()
-    try:
-        wait_until(client._busy.locked, timeout=2)
-        client.request("echo@2", 1, timeout=1)
-    except RuntimeError as error:
-        errors.append(error)
-    thread.join()
-    assert len(errors) == 1
-    assert "one Client" in str(errors[0]) or "its own Client" in str(errors[0])
 
 
 def _answer(dealer: zmq.Socket) -> dict:
@@ -303,3 +238,61 @@ def test_a_failing_daemon_leaves_no_network_behind(make_runtime, make_client):
         broken.start()
     make_runtime(network_config(address, LEVEL_2))
     assert make_client(address).request("echo@2", "free", timeout=5) == "free"
+
+
+@pytest.fixture
+def full_peer_level(make_runtime, make_client):
+    """A front runtime whose level 2 is served by a peer where that level is full.
+
+    Returns the front, the back, the sender under test (``Runtime.send`` of the
+    front, or ``Client.send`` to the front's endpoint) and the gate's release.
+    """
+    back_address, front_address = endpoint(), endpoint()
+    back = make_runtime(network_config(
+        back_address,
+        level(2, daemon("gate", "Gate", options={"name": "peer-wait"}), queue_limit=1),
+        name="back",
+    ))  # fmt: skip
+    peer = {"endpoint": back_address, "levels": [2], **FAST_PEER}
+    front = make_runtime(
+        network_config(front_address, level(1, daemon("echo", "Echo")), peers=[peer], name="front")
+    )
+    entered, release = daemons.gate("peer-wait")
+    back.send("gate@2", "busy")
+    assert entered.wait(5)
+    back.send("gate@2", "queued")  # queue_limit 1: the level is full now
+    return front, back, make_client(front_address), release
+
+
+@pytest.mark.parametrize("sender", ["runtime", "client"])
+def test_a_send_that_waits_for_room_at_a_peer_returns_once_room_is_made(full_peer_level, sender):
+    """send(wait=True) to a full level of a peer blocks while it is full and returns once in."""
+    front, back, client, release = full_peer_level
+    send = front.send if sender == "runtime" else client.send
+    sent: list[str] = []
+    waiting = threading.Thread(
+        target=lambda: sent.append(send("gate@2", "waited", wait=True, timeout=10))
+    )
+    waiting.start()
+    wait_until(lambda: back.statistics()[0].waiting_for_room == 1)
+    assert sent == []
+    release.set()
+    waiting.join(5)
+    assert len(sent) == 1
+    assert wait_until(lambda: back.statistics()[0].daemons[0].processed == 3)
+    assert front.bridge.peers[0].held_count == 0
+
+
+@pytest.mark.parametrize("sender", ["runtime", "client"])
+def test_a_send_that_waits_for_room_at_a_peer_is_rejected_when_none_is_made(
+    full_peer_level, sender
+):
+    """send(wait=True) to a peer's level that stays full raises Rejected once its timeout passes."""
+    front, back, client, _release = full_peer_level
+    send = front.send if sender == "runtime" else client.send
+    started = time.monotonic()
+    with pytest.raises(tierd.Rejected, match="queue full"):
+        send("gate@2", "never", wait=True, timeout=0.5)
+    assert time.monotonic() - started >= 0.45  # it waited, and was not refused at once
+    assert back.statistics()[0].waiting_for_room == 0
+    assert wait_until(lambda: front.bridge.peers[0].held_count == 0)

@@ -13,7 +13,14 @@ bridge's I/O thread) and everything the runtime remembers about the peer:
   the repeat by id, so a daemon never sees it twice;
 - **reply routes**: for each request, where its reply goes, until the reply
   arrives or the request's deadline passes (the requester times out on its
-  own side; this side only forgets).
+  own side; this side only forgets);
+- **waiting senders**: a notification submitted with ``wait`` goes out with
+  the wire's ``wait`` flag, so that a full level at the peer parks it until
+  there is room instead of refusing it. Its sender gets an `Outcome` that
+  settles when the peer answers: None with the ack (the message got in), the
+  error with an error frame (no room within its timeout, or any refusal).
+  If the peer does not answer by the message's deadline, a little grace
+  included, the outcome settles with `Rejected`.
 
 Only the I/O thread touches that state. `submit` may be called from any
 thread: it encodes in the caller's thread and hands the rest over.
@@ -23,10 +30,12 @@ from __future__ import annotations
 
 import collections
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from .._deadlines import DeadlineHeap
-from ..errors import Rejected, RequestTimeout, from_payload
+from ..._deadlines import DeadlineHeap
+from ..._outcome import Outcome
+from ...errors import Rejected, RequestTimeout, from_payload
+from ..link import error_reply
 from .codec import (
     DEFAULT_MAX_MESSAGE_BYTES,
     AckFrame,
@@ -38,32 +47,88 @@ from .codec import (
     encode_message,
     encode_ping,
 )
-from .link import error_reply
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
-    from .._outcome import Outcome
-    from ..config import PeerConfig
-    from ..errors import TierdError
+    from ...errors import TierdError
+    from ..link import ReplyRoute
+    from ..message import Message
     from .handoff import Handoff
-    from .link import ReplyRoute
-    from .message import Message
     from .rejections import Rejections
 
 _REPLY_GRACE: Final = 1.0
 """Seconds a reply route is kept past its request's deadline, for a reply already on its way."""
+_ANSWER_GRACE: Final = 0.5
+"""Seconds a waiting sender's message is kept past its deadline, for the peer's answer.
+
+The peer refuses a message that found no room by its own sweep, a moment after
+the deadline; its refusal says more than a timeout here. Well under the margin
+`Runtime.send` waits past the deadline (at least one second).
+"""
+
+
+class PeerSettings(Protocol):
+    """One ``[[peers]]`` table as the transport reads it (`tierd.config.PeerConfig` is one).
+
+    The peer link reads the endpoint, the heartbeat settings and the buffer
+    limit; the bridge reads the levels to route, and the key and the
+    reconnection intervals when it connects the peer's DEALER.
+    """
+
+    @property
+    def endpoint(self) -> str:
+        """The peer's ``runtime.endpoint``."""
+
+    @property
+    def levels(self) -> Sequence[int]:
+        """The levels the peer serves."""
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between heartbeats sent to the peer."""
+
+    @property
+    def heartbeat_liveness(self) -> int:
+        """Heartbeat intervals without a word from the peer before it is marked down."""
+
+    @property
+    def buffer_limit(self) -> int:
+        """Messages held for the peer while it is down or has not acknowledged them."""
+
+    @property
+    def server_key(self) -> str:
+        """The peer's CURVE public key file; "" talks to it in the clear."""
+
+    @property
+    def reconnect_interval(self) -> float:
+        """Seconds before the first reconnection attempt."""
+
+    @property
+    def reconnect_interval_max(self) -> float:
+        """The longest wait between reconnection attempts."""
 
 
 class _Held:
     """A message sent, or to be sent, to the peer and not yet acknowledged."""
 
-    __slots__ = ("deadline", "frame", "message", "sent_at")
+    __slots__ = ("accepted", "deadline", "expires", "frame", "message", "sent_at")
 
-    def __init__(self, message: Message, frame: bytes, deadline: float) -> None:
+    def __init__(
+        self,
+        message: Message,
+        frame: bytes,
+        deadline: float,
+        accepted: Outcome[TierdError | None] | None,
+    ) -> None:
         self.message = message
         self.frame = frame
         self.deadline = deadline
+        """Monotonic seconds when the message's timeout passes."""
+        self.expires = deadline
+        """When it is given up: the deadline, plus `_ANSWER_GRACE` once a waiting one is sent."""
+        self.accepted = accepted
+        """A waiting sender's outcome, settled by the peer's answer; None for the others."""
         self.sent_at: float | None = None
 
 
@@ -81,7 +146,7 @@ class PeerLink:
 
     def __init__(
         self,
-        config: PeerConfig,
+        config: PeerSettings,
         handoff: Handoff,
         rejections: Rejections,
         log: Any,
@@ -121,17 +186,28 @@ class PeerLink:
     ) -> Outcome[TierdError | None] | None:
         """Send ``message`` to the peer, or hold it until the peer can take it.
 
-        ``wait`` is not carried to the peer yet: a full queue there refuses.
+        Args:
+            message: a request or a notification.
+            reply_route: where a request's reply goes.
+            wait: for a notification, ask the peer to park it in a full level
+                until there is room (up to its timeout) instead of refusing
+                it. The peer's runtime waits for room for notifications only,
+                so a request is sent as it is: a full level answers it with
+                an error reply, through ``reply_route``.
 
         Returns:
-            None: the message is held, and counts as accepted.
+            None: the message is held, and counts as accepted. With ``wait``
+            (a notification), an outcome instead, settled when the peer
+            answers: None once the message got in, the error if it was
+            refused, `Rejected` if no answer came by its deadline.
 
         Raises:
             Rejected: a notification that cannot be encoded, or that finds the
                 buffer full. A request is answered through ``reply_route`` instead.
         """
+        wait = wait and message.kind == "notification"
         try:
-            frame = encode_message(message, self.max_bytes)
+            frame = encode_message(message, self.max_bytes, wait=wait)
             if self.held_count >= self.config.buffer_limit:
                 raise self._full()
         except Rejected as refused:
@@ -139,11 +215,16 @@ class PeerLink:
                 reply_route.deliver_reply(error_reply(message, refused))
                 return None
             raise
+        accepted: Outcome[TierdError | None] | None = Outcome() if wait else None
         if self.handoff.in_owner():
-            self._submit_now(message, frame, reply_route)
-        else:
-            self.handoff.call_soon(self._submit_handed_over, message, frame, reply_route)
-        return None
+            self._submit_now(message, frame, reply_route, accepted)
+            return accepted
+        handed = self.handoff.call_soon(
+            self._submit_handed_over, message, frame, reply_route, accepted
+        )
+        if not handed and accepted is not None:  # the bridge stopped: no one will answer
+            accepted.set(Rejected("runtime is stopping"))
+        return accepted
 
     def _full(self) -> Rejected:
         state = "is down" if not self.up else "has not acknowledged them"
@@ -155,19 +236,33 @@ class PeerLink:
     # -- the I/O thread ----------------------------------------------------------
 
     def _submit_handed_over(
-        self, message: Message, frame: bytes, reply_route: ReplyRoute | None
+        self,
+        message: Message,
+        frame: bytes,
+        reply_route: ReplyRoute | None,
+        accepted: Outcome[TierdError | None] | None,
     ) -> None:
         # The caller checked held_count, but a burst from several threads can
-        # still meet a full buffer here; a notification then has no one to tell.
+        # still meet a full buffer here; a notification then has no one to
+        # tell, unless its sender waits for the outcome.
         try:
-            self._submit_now(message, frame, reply_route)
+            self._submit_now(message, frame, reply_route, accepted)
         except Rejected as full:
+            if accepted is not None:
+                accepted.set(full)
+                return
             self.log.warning(
                 "peer_message_refused", message_id=message.id, trace_id=message.trace_id,
                 reason=str(full),
             )  # fmt: skip
 
-    def _submit_now(self, message: Message, frame: bytes, reply_route: ReplyRoute | None) -> None:
+    def _submit_now(
+        self,
+        message: Message,
+        frame: bytes,
+        reply_route: ReplyRoute | None,
+        accepted: Outcome[TierdError | None] | None = None,
+    ) -> None:
         if len(self._held) >= self.config.buffer_limit:
             full = self._full()
             if message.kind == "request" and reply_route is not None:
@@ -177,7 +272,7 @@ class PeerLink:
         now = self.clock()
         remaining = message.created_at + message.timeout - time.time()
         deadline = now + max(remaining, 0.0)
-        held = _Held(message, frame, deadline)
+        held = _Held(message, frame, deadline, accepted)
         self._held[message.id] = held
         self.held_count = len(self._held)
         if message.kind == "request" and reply_route is not None:
@@ -190,6 +285,8 @@ class PeerLink:
         if not self.transmit(held.frame):
             return False
         held.sent_at = now
+        if held.accepted is not None:
+            held.expires = held.deadline + _ANSWER_GRACE
         self._held.move_to_end(held.message.id)
         return True
 
@@ -219,8 +316,11 @@ class PeerLink:
                 self.rejections.count("unexpected", f"{kind} from a peer", peer=self.endpoint)
 
     def _forget_held(self, message_id: str) -> None:
-        if self._held.pop(message_id, None) is not None:
+        held = self._held.pop(message_id, None)
+        if held is not None:
             self.held_count = len(self._held)
+            if held.accepted is not None:
+                held.accepted.set(None)
 
     def _route_reply(self, reply: Message) -> None:
         entry = self._routes.pop(reply.parent_id or "", None)
@@ -236,6 +336,8 @@ class PeerLink:
         if entry is not None:
             route, request = entry
             route.deliver_reply(request.reply_to(error, status="error"))
+        elif held is not None and held.accepted is not None:
+            held.accepted.set(from_payload(error))
         elif held is not None:
             self.log.warning(
                 "peer_refused_message", message_id=message_id, error=str(from_payload(error))
@@ -277,7 +379,7 @@ class PeerLink:
                 return  # the connection is not ready; the next tick tries again
 
     def _expire(self, now: float) -> None:
-        expired = [held for held in self._held.values() if held.deadline <= now]
+        expired = [held for held in self._held.values() if held.expires <= now]
         for held in expired:
             message = held.message
             del self._held[message.id]
@@ -286,6 +388,8 @@ class PeerLink:
             if entry is not None:
                 timeout = RequestTimeout(message.id, str(message.recipient), message.timeout)
                 entry[0].deliver_reply(error_reply(message, timeout))
+            elif held.accepted is not None:
+                held.accepted.set(self._unanswered(held))
             else:
                 self.log.warning(
                     "peer_message_expired", message_id=message.id, trace_id=message.trace_id,
@@ -293,6 +397,25 @@ class PeerLink:
                 )  # fmt: skip
         if expired:
             self.held_count = len(self._held)
+
+    def _unanswered(self, held: _Held) -> Rejected:
+        """The refusal a waiting sender gets when the peer did not answer in time."""
+        timeout = held.message.timeout
+        if held.sent_at is None or not self.up:
+            return Rejected(
+                f"peer {self.endpoint} is down: the message was not accepted within its "
+                f"{timeout:g}s timeout; retry later or check the peer"
+            )
+        return Rejected(
+            f"peer {self.endpoint} did not say within the message's {timeout:g}s timeout "
+            "whether its level had room for it; retry later or check the peer"
+        )
+
+    def fail_waiting(self, error: TierdError) -> None:
+        """Settle every waiting sender's outcome with ``error``: the bridge stops."""
+        for held in self._held.values():
+            if held.accepted is not None:
+                held.accepted.set(error)
 
 
 def _not_connected(_frame: bytes) -> bool:

@@ -6,7 +6,7 @@ import msgpack
 import pytest
 
 from tierd import Rejected
-from tierd.messaging import codec
+from tierd.messaging._transport import codec
 from tierd.messaging.message import Address, Message
 
 

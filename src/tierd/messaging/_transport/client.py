@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import zmq
 
-from ..errors import RequestTimeout, TierdError, from_payload
+from ...errors import RequestTimeout, TierdError, from_payload
+from ..message import DEFAULT_TIMEOUT, Address, Message, new_id, parse_priority
 from .codec import (
     DEFAULT_MAX_MESSAGE_BYTES,
     AckFrame,
@@ -32,7 +33,6 @@ from .codec import (
     encode_message,
     encode_status_query,
 )
-from .message import DEFAULT_TIMEOUT, Address, Message, new_id, parse_priority
 from .security import KeyPair, connect_with_curve, load_key_pair, load_public_key
 
 if TYPE_CHECKING:

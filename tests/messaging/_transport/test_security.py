@@ -9,7 +9,7 @@ import pytest
 import tierd
 from tests.network import FAST_PEER, echo_level, endpoint, network_config
 from tierd.config import parse_config
-from tierd.messaging.security import generate_key_pair
+from tierd.messaging._transport.security import generate_key_pair
 from tierd.testing import runtime_from_dict
 
 

@@ -1,0 +1,167 @@
+"""The inbound handler's decisions about frames from clients and peers, without sockets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+import pytest
+import structlog
+
+import tierd
+from tests.messaging._transport.fakes import Clock, make_request
+from tierd._outcome import Outcome
+from tierd.logging import get_logger
+from tierd.messaging._transport import codec
+from tierd.messaging._transport.dedup import RecentIds
+from tierd.messaging._transport.inbound import InboundHandler
+from tierd.messaging._transport.rejections import Rejections
+from tierd.messaging.link import Router
+from tierd.messaging.message import Address, Message
+
+
+class RecordingLink:
+    """An in-memory link: remembers what was submitted, refuses when told to.
+
+    A message submitted with ``wait`` gets an outcome the test settles, as a
+    full level's waiting room would.
+    """
+
+    def __init__(self) -> None:
+        self.submitted: list[tuple[Message, Any]] = []
+        self.refuse: tierd.TierdError | None = None
+        self.waits: list[Outcome[tierd.TierdError | None]] = []
+
+    def submit(
+        self, message: Message, reply_route: Any, *, wait: bool = False
+    ) -> Outcome[tierd.TierdError | None] | None:
+        if self.refuse is not None:
+            raise self.refuse
+        self.submitted.append((message, reply_route))
+        if not wait:
+            return None
+        admission: Outcome[tierd.TierdError | None] = Outcome()
+        self.waits.append(admission)
+        return admission
+
+
+def _frames(sent: list[tuple[bytes, bytes]]) -> list[codec.Frame]:
+    return [codec.decode(frame) for _, frame in sent]
+
+
+@pytest.fixture
+def inbound():
+    """An inbound handler routing level 2 to a recording link, and what it sent back."""
+    router = Router()
+    link = RecordingLink()
+    router.add_remote(2, link)
+    sent: list[tuple[bytes, bytes]] = []
+    clock = Clock()
+
+    def send(identity: bytes, frame: bytes) -> None:
+        sent.append((identity, frame))
+
+    handler = InboundHandler(
+        router, Rejections(get_logger(), clock=clock), RecentIds(60.0),
+        send_now=send, send_any_thread=send, ask_status=lambda *_: None, clock=clock,
+    )  # fmt: skip
+    return handler, link, sent
+
+
+def test_an_accepted_request_is_submitted_acked_and_its_reply_goes_back(inbound):
+    """A request is submitted once with a route back to its sender's identity, and acknowledged."""
+    handler, link, sent = inbound
+    request = make_request()
+    handler.handle([b"id-1", codec.encode_message(request)])
+    assert [m.id for m, _ in link.submitted] == [request.id]
+    assert _frames(sent) == [codec.AckFrame(request.id)]
+    link.submitted[0][1].deliver_reply(request.reply_to("hello"))
+    identity, frame = sent[-1]
+    reply = codec.decode(frame)
+    assert identity == b"id-1"
+    assert isinstance(reply, codec.MessageFrame)
+    assert reply.message.parent_id == request.id
+
+
+def test_a_resent_message_is_acked_but_not_handed_on_twice(inbound):
+    """The same message id arriving twice is acknowledged twice and submitted once."""
+    handler, link, sent = inbound
+    data = codec.encode_message(make_request())
+    handler.handle([b"peer", data])
+    handler.handle([b"peer", data])
+    assert len(link.submitted) == 1
+    assert [type(f) for f in _frames(sent)] == [codec.AckFrame, codec.AckFrame]
+    assert handler.duplicates == 1
+
+
+def test_a_waiting_message_is_acked_once_in_and_its_resends_meanwhile_are_not(inbound):
+    """A resend of a message still waiting for room gets no ack; the one ack comes when it is in."""
+    handler, link, sent = inbound
+    note = Message.notification(Address("peer", 1), Address("recorder", 2), 1)
+    data = codec.encode_message(note, wait=True)
+    handler.handle([b"peer", data])
+    handler.handle([b"peer", data])
+    assert len(link.submitted) == 1
+    assert sent == []
+    link.waits[0].set(None)
+    handler.handle([b"peer", data])
+    assert _frames(sent) == [codec.AckFrame(note.id), codec.AckFrame(note.id)]
+    assert handler.duplicates == 2
+    assert handler.waiting == set()
+
+
+def test_a_waiting_message_that_finds_no_room_is_refused_and_not_acked(inbound):
+    """A message whose wait for room ends in a refusal gets an error frame, and no ack before it."""
+    handler, link, sent = inbound
+    note = Message.notification(Address("peer", 1), Address("recorder", 2), 1)
+    data = codec.encode_message(note, wait=True)
+    handler.handle([b"peer", data])
+    handler.handle([b"peer", data])
+    link.waits[0].set(tierd.Rejected("queue full: no room within the message's 30s timeout"))
+    (refusal,) = _frames(sent)
+    assert isinstance(refusal, codec.ErrorFrame)
+    assert refusal.message_id == note.id
+    assert refusal.error["reason"].startswith("queue full")
+
+
+def test_a_refused_request_gets_an_error_reply_and_a_notification_an_error_frame(inbound):
+    """UnknownRecipient comes back as an error reply to a request, and an error frame otherwise."""
+    handler, _link, sent = inbound
+    request = make_request("echo@9")
+    handler.handle([b"c", codec.encode_message(request)])
+    note = Message.notification(Address("client", 0), Address("echo", 9), None)
+    handler.handle([b"c", codec.encode_message(note)])
+    reply, error = _frames(sent)
+    assert isinstance(reply, codec.MessageFrame)
+    assert reply.message.status == "error"
+    assert reply.message.payload["error"] == "UnknownRecipient"
+    assert isinstance(error, codec.ErrorFrame)
+    assert error.message_id == note.id
+
+
+def test_a_stopping_runtime_refuses_new_messages_but_answers_heartbeats(inbound):
+    """After accepting stops, messages are refused as stopping and pings are still answered."""
+    handler, link, sent = inbound
+    handler.accepting = False
+    handler.handle([b"c", codec.encode_message(make_request())])
+    handler.handle([b"c", codec.encode_ping()])
+    reply, pong = _frames(sent)
+    assert isinstance(reply, codec.MessageFrame)
+    assert reply.message.payload["reason"] == "runtime is stopping"
+    assert pong == codec.PongFrame()
+    assert link.submitted == []
+
+
+def test_refused_frames_are_logged_once_per_reason_per_interval(inbound):
+    """A flood of bad frames is counted in full but logged once per reason per interval."""
+    handler, _link, sent = inbound
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(50):
+            handler.handle([b"c", b"\xc1"])
+        handler.handle([b"c", msgpack.packb({"v": 7})])
+    assert handler.rejections.snapshot() == {"malformed": 50, "bad_version": 1}
+    assert [(log["event"], log["reason"]) for log in logs] == [
+        ("frame_rejected", "malformed"),
+        ("frame_rejected", "bad_version"),
+    ]
+    assert len(sent) == 51  # every sender that can be answered is answered
