@@ -214,3 +214,13 @@ class IdLog(tierd.Daemon):
 
     def on_stop(self) -> None:
         os.close(self.fd)
+
+
+class Chatty(tierd.Daemon):
+    """Logs ``chatting`` with ``self.log`` for every message; raises KeyError on ``"fail"``."""
+
+    def handle(self, message: tierd.Message) -> Any:
+        self.log.info("chatting", payload=message.payload)
+        if message.payload == "fail":
+            return {}["missing"]
+        return message.payload

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 import structlog
 
+import tierd
 from tests.topology import daemon, level
 from tierd.logging import configure
 
@@ -87,3 +88,23 @@ def test_debug_events_are_dropped_at_info_level():
         ]
     finally:
         structlog.reset_defaults()
+
+
+def test_a_handler_failure_logs_its_traceback_and_the_messages_ids(json_lines, make_runtime):
+    """One error line: the traceback, message_id, trace_id, daemon and tier; self.log too."""
+    rt = make_runtime({"levels": [level(1, daemon("chatty", "Chatty"))]})
+    with pytest.raises(tierd.RemoteError, match="KeyError"):
+        rt.request("chatty@1", "fail", timeout=5)
+    rt.stop()
+    records = _records(json_lines)
+    [failed] = [r for r in records if r["event"] == "handler_failed"]
+    [chat] = [r for r in records if r["event"] == "chatting"]
+    assert failed["level"] == "error"
+    assert (failed["daemon"], failed["tier"], failed["directive"]) == ("chatty", 1, "resume")
+    assert failed["message_id"] == chat["message_id"]
+    assert failed["trace_id"] == chat["trace_id"]
+    frames = failed["exception"][0]["frames"]
+    assert failed["exception"][0]["exc_type"] == "KeyError"
+    assert any(frame["name"] == "handle" for frame in frames)
+    assert all("locals" not in frame for frame in frames)  # payloads stay out of logs
+    assert (chat["daemon"], chat["tier"], chat["payload"]) == ("chatty", 1, "fail")

@@ -11,6 +11,7 @@ operation                  arguments                   result
 =========================  ==========================  =================================
 ``cancel``                 ``id``                      True if a level held the message
 ``pause``, ``resume``      ``target`` (daemon@level)   True (`UnknownRecipient` if not)
+``restart``                ``target`` (daemon@level)   True (`UnknownRecipient` if not)
 ``dead_letters``           ``level``?, ``limit``?      the newest letters, as dicts
 ``replay_dead_letters``    ``level``?, ``ids``?        ``{old id: new id}``
 ``purge_dead_letters``     ``level``?, ``ids``?        how many were forgotten
@@ -53,6 +54,9 @@ class Controllable(Protocol):
     def resume(self, target: str | Address) -> bool:
         """Resume a local daemon; False if there is none."""
 
+    def restart(self, target: str | Address) -> bool:
+        """Give a local daemon a fresh instance; False if there is none."""
+
     def levels_for(self, level: int | None) -> Sequence[LevelLetters]:
         """One local level, or all of them."""
 
@@ -69,6 +73,7 @@ OPERATIONS: Final = (
     "cancel",
     "pause",
     "resume",
+    "restart",
     "dead_letters",
     "replay_dead_letters",
     "purge_dead_letters",
@@ -90,9 +95,10 @@ def control_operation(runtime: Controllable, operation: str, arguments: dict[str
     match operation:
         case "cancel":
             return runtime.cancel(_text(arguments, "id"))
-        case "pause" | "resume":
+        case "pause" | "resume" | "restart":
             target = Address.parse(_text(arguments, "target"))
-            changed = runtime.pause(target) if operation == "pause" else runtime.resume(target)
+            act = {"pause": runtime.pause, "resume": runtime.resume, "restart": runtime.restart}
+            changed = act[operation](target)
             if not changed:
                 raise UnknownRecipient(str(target), f"no local daemon {target} to {operation}")
             return True

@@ -60,7 +60,7 @@ DEAD_LETTER_REASONS: Final = (
     "stopped",
 )
 """Reasons given a ``tierd_dead_letters_total`` series from the start; others appear when seen."""
-REJECTION_REASONS: Final = ("queue_full",)
+REJECTION_REASONS: Final = ("queue_full", "unknown_recipient")
 """Reasons given a ``tierd_messages_rejected_total`` series from the start."""
 
 
@@ -83,6 +83,10 @@ class StatisticsSource(Protocol):
 
     def network_statistics(self) -> NetworkStatistics:
         """Frames refused and peers' liveness."""
+        ...
+
+    def unknown_recipients(self) -> dict[int | None, int]:
+        """Messages refused for an unknown recipient: by local level, None for no such level."""
         ...
 
 
@@ -109,11 +113,13 @@ class RuntimeCollector(Collector):
         info = InfoMetricFamily("tierd_runtime", "The runtime this process runs.")
         info.add_metric([], {"name": self.name, "version": self.version})
         yield info
-        yield from _level_families(self.source.statistics())
+        yield from _level_families(self.source.statistics(), self.source.unknown_recipients())
         yield from _network_families(self.source.network_statistics())
 
 
-def _level_families(levels: list[LevelStatistics]) -> Iterator[Metric]:
+def _level_families(
+    levels: list[LevelStatistics], unknown: dict[int | None, int]
+) -> Iterator[Metric]:
     received = CounterMetricFamily(
         "tierd_messages_received",
         "Messages accepted into a level's queue, by kind and priority (1 is most urgent).",
@@ -188,9 +194,21 @@ def _level_families(levels: list[LevelStatistics]) -> Iterator[Metric]:
     paused = GaugeMetricFamily(
         "tierd_daemon_paused", "1 while a daemon is paused, else 0.", labels=["level", "daemon"]
     )
+    errors = CounterMetricFamily(
+        "tierd_handler_errors",
+        "Messages whose handler raised, whatever became of the daemon.",
+        labels=["level", "daemon"],
+    )
+    given_up = GaugeMetricFamily(
+        "tierd_daemon_given_up",
+        "1 while a daemon is given up (until `tierd restart`), else 0.",
+        labels=["level", "daemon"],
+    )
     for stats in levels:
         level = str(stats.level)
-        for reason, count in (dict.fromkeys(REJECTION_REASONS, 0) | stats.rejected).items():
+        refused = dict.fromkeys(REJECTION_REASONS, 0) | stats.rejected
+        refused["unknown_recipient"] = unknown.get(stats.level, 0)
+        for reason, count in refused.items():
             rejected.add_metric([level, reason], count)
         retries.add_metric([level], stats.retries)
         waiting.add_metric([level], stats.waiting_for_room)
@@ -220,8 +238,12 @@ def _level_families(levels: list[LevelStatistics]) -> Iterator[Metric]:
             _add_histogram(duration, [level, daemon.daemon], daemon.handle_duration)
             restarts.add_metric([level, daemon.daemon], daemon.restarts)
             paused.add_metric([level, daemon.daemon], 1 if daemon.paused else 0)
+            errors.add_metric([level, daemon.daemon], daemon.errors)
+            given_up.add_metric([level, daemon.daemon], 1 if daemon.given_up else 0)
+    rejected.add_metric(["none", "unknown_recipient"], unknown.get(None, 0))
     yield from (received, dispatched, completed, timeouts, late, depth, inflight, states)
     yield from (latency, duration, restarts, dead, rejected, retries, waiting, paused)
+    yield from (errors, given_up)
 
 
 def _network_families(network: NetworkStatistics) -> Iterator[Metric]:

@@ -304,6 +304,10 @@ class Runtime:
         """A snapshot of every local level, in level order."""
         return [self.levels[number].statistics() for number in sorted(self.levels)]
 
+    def unknown_recipients(self) -> dict[int | None, int]:
+        """Messages refused for an unknown recipient: by local level, None for no such level."""
+        return dict(self.router.unknown_recipients)
+
     def network_statistics(self) -> NetworkStatistics:
         """Frames refused and peers' liveness; empty while the runtime serves no network."""
         if self.bridge is None:
@@ -334,6 +338,16 @@ class Runtime:
     def resume(self, target: str | Address) -> bool:
         """Resume a paused local daemon; False if unknown."""
         return self._set_paused(Address.parse(target), paused=False)
+
+    def restart(self, target: str | Address) -> bool:
+        """Give a local daemon a fresh instance; False if unknown.
+
+        A given-up daemon comes back (its crash window cleared); a live one
+        is replaced once it has finished the message in hand. Its queue is kept.
+        """
+        address = Address.parse(target)
+        level = self.levels.get(address.level)
+        return level is not None and level.restart_daemon(address.daemon)
 
     def _set_paused(self, address: Address, *, paused: bool) -> bool:
         level = self.levels.get(address.level)

@@ -94,6 +94,9 @@ class Router:
     def __init__(self) -> None:
         self._links: dict[int, Link] = {}
         self._local_daemons: dict[int, frozenset[str]] = {}
+        self.unknown_recipients: dict[int | None, int] = {}
+        """Addresses refused by `check`: by local level for an unknown daemon, None for an
+        unserved level (one series for all: level numbers come from the network)."""
 
     def add_local(self, level: int, link: Link, daemons: frozenset[str]) -> None:
         """Serve ``level`` in this process, with these daemon ids."""
@@ -117,13 +120,19 @@ class Router:
         """
         link = self._links.get(address.level)
         if link is None:
+            self._count_unknown(None)
             raise UnknownRecipient(str(address), f"no level {address.level} here")
         daemons = self._local_daemons.get(address.level)
         if daemons is not None and address.daemon not in daemons:
+            self._count_unknown(address.level)
             raise UnknownRecipient(
                 str(address), f"level {address.level} has no daemon {address.daemon!r}"
             )
         return link
+
+    def _count_unknown(self, level: int | None) -> None:
+        counts = self.unknown_recipients
+        counts[level] = counts.get(level, 0) + 1
 
 
 def unwrap_reply(reply: Message) -> Any:

@@ -647,6 +647,8 @@ class Level:
         """A message waited in the queue longer than its timeout: drop it, tell its sender."""
         message = entry.message
         self._counters.timeouts += 1
+        if message.kind == "request":
+            self._counters.completed["timeout"] += 1
         timeout = RequestTimeout(message.id, str(message.recipient), message.timeout)
         self._refuse(message, entry.reply_route, timeout, "expired", later)
         message.status = "timeout"

@@ -31,6 +31,7 @@ from .codec import (
     decode,
     encode_control,
     encode_message,
+    encode_ping,
     encode_status_query,
 )
 from .security import KeyPair, connect_with_curve, load_key_pair, load_public_key
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 DEFAULT_ENDPOINT: Final = "tcp://127.0.0.1:5555"
 """Where `Client` and the ``tierd`` commands look for a runtime by default."""
 
+_PROBE_TIMEOUT: Final = 1.0
+"""Seconds a timed-out request waits for a pong, to tell a slow handler from no runtime."""
 _ACK_TIMEOUT: Final = 5.0
 """Seconds `Client.send` waits for the runtime to accept a notification."""
 
@@ -253,6 +256,15 @@ class Client:
         """
         self._control("resume", {"target": str(Address.parse(target))}, timeout)
 
+    def restart(self, target: str | Address, *, timeout: float = 5.0) -> None:
+        """Give a daemon a fresh instance: a given-up one comes back, a live one is replaced.
+
+        Raises:
+            UnknownRecipient: the runtime serves no such daemon.
+            RequestTimeout: no answer within ``timeout``.
+        """
+        self._control("restart", {"target": str(Address.parse(target))}, timeout)
+
     def dead_letters(
         self, level: int | None = None, *, limit: int = 100, timeout: float = 5.0
     ) -> list[dict[str, Any]]:
@@ -364,14 +376,40 @@ class Client:
             wait_ms = max(math.ceil((deadline - time.monotonic()) * 1000), 1)
 
     def _timed_out(self, message_id: str, what: str, timeout: float, *, heard: bool) -> TierdError:
+        """The `RequestTimeout` to raise, saying whether the runtime is there at all.
+
+        A request is sent without an ack, so silence alone cannot tell a
+        runtime that is not there from a handler that is slow; one ping,
+        only on this failure path, tells them apart.
+        """
         error = RequestTimeout(message_id, what, timeout)
-        if not heard:
+        if heard or self._runtime_answers():
+            error.args = (
+                f"request {message_id} to {what}: the runtime at {self.endpoint} has it, and "
+                f"no reply came within {timeout:g}s; the handler is slow or stuck: raise "
+                "the timeout, or look at what it waits on (tierd status)",
+            )
+        else:
             error.args = (
                 f"no answer at all from {self.endpoint} within {timeout:g}s ({what}, "
                 f"message {message_id}): is tierd running there, and (with CURVE) is this "
                 "client's public key in its curve_allowed_clients?",
             )
         return error
+
+    def _runtime_answers(self, within: float = _PROBE_TIMEOUT) -> bool:
+        """Whether anything comes back to a ping within ``within`` seconds."""
+        try:
+            self._socket.send(encode_ping(), zmq.NOBLOCK)
+        except zmq.Again:
+            return False  # not even connected
+        self._recv_timeout_ms = math.ceil(within * 1000)
+        self._socket.setsockopt(zmq.RCVTIMEO, self._recv_timeout_ms)
+        try:
+            self._socket.recv()  # a pong, or the runtime's own late answer: it is there
+        except zmq.Again:
+            return False
+        return True
 
 
 class _Exclusive:
