@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pathlib
 import pkgutil
+import re
 
 import grimp
 
@@ -42,3 +44,17 @@ def test_no_class_inherits_from_more_than_one_tierd_class():
             if len(ours) > 1:
                 mixed.append(f"{module.__name__}.{name}: {[base.__name__ for base in ours]}")
     assert mixed == []
+
+
+def test_the_layout_table_of_contributing_names_every_module_and_nothing_else():
+    """CONTRIBUTING.md's layout table matches the tree under src/tierd."""
+    root = pathlib.Path(tierd.__file__).parent
+    table = (root.parents[1] / "CONTRIBUTING.md").read_text()
+    named = set(re.findall(r"^\| `(src/tierd/[^`]+\.py)` \|", table, re.MULTILINE))
+    modules = {
+        f"src/tierd/{path.relative_to(root)}"
+        for path in root.rglob("*.py")
+        if path.name != "__init__.py" or path.parent == root
+    }
+    assert sorted(modules - named) == []  # in the tree, missing from the table
+    assert sorted(named - modules) == []  # in the table, gone from the tree
