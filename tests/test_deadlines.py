@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import weakref
 
-from tierd._deadlines import DeadlineHeap, FifoDeadlines
+from tierd._deadlines import DeadlineHeap, FifoDeadlines, KeyedDeadlines
 
 
 def test_deadlines_expire_in_time_order():
@@ -110,3 +110,20 @@ def test_fifo_deadlines_memory_follows_the_live_items():
         fifos.add(30.0, 2e9, item)
         fifos.cancel(30.0, item)
     assert sum(len(fifo.items) for fifo in fifos._fifos.values()) == 0
+
+
+def test_keyed_deadlines_take_by_key_by_age_or_by_time():
+    """Taken by key, an item never expires; the oldest comes first; expiry is in time order."""
+    waiting: KeyedDeadlines[str, str] = KeyedDeadlines()
+    waiting.add("a", 5.0, "first")
+    waiting.add("b", 1.0, "second")
+    waiting.add("c", 3.0, "third")
+    assert waiting.pop("a") == "first"
+    assert waiting.pop("a") is None
+    assert waiting.expired(10.0) == ["second", "third"]
+    waiting.add("d", 1.0, "fourth")
+    waiting.add("e", 2.0, "fifth")
+    assert waiting.oldest() == "fourth"
+    assert waiting.drain() == ["fifth"]
+    assert not waiting.by_key
+    assert waiting.expired(100.0) == []

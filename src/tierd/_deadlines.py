@@ -175,3 +175,58 @@ class FifoDeadlines:
         for timeout in emptied:
             del self._fifos[timeout]
         return due
+
+
+K = TypeVar("K")
+
+
+class KeyedDeadlines(Generic[K, T]):
+    """Items by key, each with a deadline: what a level waits on, found by id or by time.
+
+    Taking an item by its key forgets its deadline; a sweep takes what is
+    due. Keys keep their insertion order, so the oldest item is the first.
+    """
+
+    __slots__ = ("_heap", "by_key")
+
+    def __init__(self) -> None:
+        self.by_key: dict[K, tuple[T, Deadline]] = {}
+        """Each item and its deadline's handle, oldest first; read only outside this class.
+
+        A plain dict, so that ``if waiting.by_key`` is a test done in C on a hot path."""
+        self._heap: DeadlineHeap[K] = DeadlineHeap()
+
+    def __len__(self) -> int:
+        return len(self.by_key)
+
+    def __bool__(self) -> bool:
+        return bool(self.by_key)
+
+    def add(self, key: K, at: float, item: T) -> None:
+        """Keep ``item`` under ``key`` until it is taken or monotonic ``at`` passes."""
+        self.by_key[key] = (item, self._heap.add(at, key))
+
+    def pop(self, key: K) -> T | None:
+        """Take the item under ``key`` and forget its deadline; None if there is none."""
+        found = self.by_key.pop(key, None)
+        if found is None:
+            return None
+        self._heap.cancel(found[1])
+        return found[0]
+
+    def oldest(self) -> T | None:
+        """Take the item added first, or None if there is none."""
+        if not self.by_key:
+            return None
+        return self.pop(next(iter(self.by_key)))
+
+    def expired(self, now: float) -> list[T]:
+        """Take every item whose deadline is at or before ``now``, earliest first."""
+        return [self.by_key.pop(key)[0] for key in self._heap.expired(now)]
+
+    def drain(self) -> list[T]:
+        """Take every item, oldest first."""
+        items = [item for item, _ in self.by_key.values()]
+        self.by_key.clear()
+        self._heap = DeadlineHeap()
+        return items

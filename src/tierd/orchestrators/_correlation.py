@@ -9,9 +9,9 @@ settles its waiter. The level holds its lock around every call.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Final, TypeAlias
 
-from .._deadlines import DeadlineHeap
+from .._deadlines import KeyedDeadlines
 
 if TYPE_CHECKING:
     from .._outcome import Outcome
@@ -29,34 +29,28 @@ Route: TypeAlias = "ReplyRoute | str | None"
 class PendingRequest:
     """A request made from a level, waiting for its reply."""
 
-    __slots__ = ("deadline", "request", "requester", "waiter")
+    __slots__ = ("request", "requester", "waiter")
 
     def __init__(
-        self,
-        request: Message,
-        waiter: Outcome[Message | TierdError],
-        requester: str | None,
-        deadline: Any,
+        self, request: Message, waiter: Outcome[Message | TierdError], requester: str | None
     ) -> None:
         self.request = request
         self.waiter = waiter
         """Set once with the reply, or with the error that ends the wait."""
         self.requester = requester
         """The daemon blocked on it, or None for a caller outside every daemon."""
-        self.deadline = deadline
 
 
 class PendingRequests:
     """The requests a level waits on, by id, each with its deadline."""
 
-    __slots__ = ("_by_id", "_deadlines")
+    __slots__ = ("_waiting",)
 
     def __init__(self) -> None:
-        self._by_id: dict[str, PendingRequest] = {}
-        self._deadlines: DeadlineHeap[PendingRequest] = DeadlineHeap()
+        self._waiting: KeyedDeadlines[str, PendingRequest] = KeyedDeadlines()
 
     def __len__(self) -> int:
-        return len(self._by_id)
+        return len(self._waiting)
 
     def add(
         self,
@@ -66,27 +60,17 @@ class PendingRequests:
         now: float,
     ) -> None:
         """Wait for the reply to ``request`` until ``now`` plus its timeout (monotonic)."""
-        pending = PendingRequest(request, waiter, requester, None)
-        pending.deadline = self._deadlines.add(now + request.timeout, pending)
-        self._by_id[request.id] = pending
+        pending = PendingRequest(request, waiter, requester)
+        self._waiting.add(request.id, now + request.timeout, pending)
 
     def resolve(self, request_id: str) -> PendingRequest | None:
         """Stop waiting for ``request_id``: the request, or None if nothing waits for it."""
-        pending = self._by_id.pop(request_id, None)
-        if pending is not None:
-            self._deadlines.cancel(pending.deadline)
-        return pending
+        return self._waiting.pop(request_id)
 
     def expired(self, now: float) -> list[PendingRequest]:
         """Take every request whose deadline is at or before ``now``."""
-        due = list(self._deadlines.expired(now))
-        for pending in due:
-            del self._by_id[pending.request.id]
-        return due
+        return self._waiting.expired(now)
 
     def drain(self) -> list[PendingRequest]:
         """Take every request still waiting."""
-        pending = list(self._by_id.values())
-        self._by_id.clear()
-        self._deadlines = DeadlineHeap()
-        return pending
+        return self._waiting.drain()

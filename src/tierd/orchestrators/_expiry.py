@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._deadlines import DeadlineHeap, FifoDeadlines
+from .._deadlines import DeadlineHeap, FifoDeadlines, KeyedDeadlines
 
 if TYPE_CHECKING:
     from ._queue import QueueEntry
@@ -61,28 +61,22 @@ class QueueExpiry:
 class HandlingDeadlines:
     """When requests handed to a daemon for a caller outside the runtime run out of time."""
 
-    __slots__ = ("_handles", "_heap")
+    __slots__ = ("_in_hand",)
 
     def __init__(self) -> None:
-        self._heap: DeadlineHeap[tuple[str, QueueEntry]] = DeadlineHeap()
-        self._handles: dict[str, int] = {}
+        self._in_hand: KeyedDeadlines[str, tuple[str, QueueEntry]] = KeyedDeadlines()
 
     def __len__(self) -> int:
-        return len(self._handles)
+        return len(self._in_hand)
 
     def add(self, daemon: str, entry: QueueEntry, at: float) -> None:
         """Time out ``entry``, held by ``daemon``, at monotonic ``at`` unless it finishes first."""
-        self._handles[entry.message.id] = self._heap.add(at, (daemon, entry))
+        self._in_hand.add(entry.message.id, at, (daemon, entry))
 
     def finished(self, message_id: str) -> None:
         """The request was answered (or failed) in time: forget its deadline, if it has one."""
-        handle = self._handles.pop(message_id, None)
-        if handle is not None:
-            self._heap.cancel(handle)
+        self._in_hand.pop(message_id)
 
     def expired(self, now: float) -> list[tuple[str, QueueEntry]]:
         """Take every (daemon, entry) whose deadline is at or before ``now``."""
-        due = list(self._heap.expired(now))
-        for _, entry in due:
-            del self._handles[entry.message.id]
-        return due
+        return self._in_hand.expired(now)

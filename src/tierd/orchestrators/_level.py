@@ -248,7 +248,7 @@ class Level:
         with self._lock:
             outcome = (
                 self._accept(message, reply_route, None, later)
-                if not self._room.parked
+                if not self._room.parked.by_key
                 else Rejected("queue full")
             )
             if isinstance(outcome, Rejected):
@@ -453,7 +453,7 @@ class Level:
                     slot.set_state(DaemonState.IDLE)
                 if slot.spec.prefetch > 1:
                     self._dispatch(slot)
-            if self._room.parked:
+            if self._room.parked.by_key:
                 self._admit_waiting(later)
         run(later)
         return next_message
@@ -600,7 +600,7 @@ class Level:
 
     def _admit_waiting(self, later: Later) -> None:
         """Let parked messages in while there is room, oldest first."""
-        while self._room.parked and not self.queue.full:
+        while self._room.parked.by_key and not self.queue.full:
             waiter = self._room.next()
             assert waiter is not None  # the room is not empty
             outcome = self._accept(waiter.message, waiter.route, None, later)
@@ -985,7 +985,7 @@ class Level:
             slot.paused = paused
             self.log.info("daemon_paused" if paused else "daemon_resumed", daemon=daemon)
             self._dispatch(slot)
-            if self._room.parked:
+            if self._room.parked.by_key:
                 self._admit_waiting(later)
         run(later)
         return True

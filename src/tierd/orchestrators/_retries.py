@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Final
 
-from .._deadlines import DeadlineHeap
+from .._deadlines import KeyedDeadlines
 from ._supervision import backoff
 
 if TYPE_CHECKING:
@@ -108,39 +108,27 @@ class RetryDue:
 class RetryWaits:
     """Messages waiting out a retry backoff, by id, each with the time it is due."""
 
-    __slots__ = ("_by_id", "_deadlines")
+    __slots__ = ("_waiting",)
 
     def __init__(self) -> None:
-        self._by_id: dict[str, RetryDue] = {}
-        self._deadlines: DeadlineHeap[RetryDue] = DeadlineHeap()
+        self._waiting: KeyedDeadlines[str, RetryDue] = KeyedDeadlines()
 
     def __len__(self) -> int:
-        return len(self._by_id)
+        return len(self._waiting)
 
     def schedule(self, daemon: str, entry: QueueEntry, at: float) -> None:
         """Keep ``entry`` until monotonic ``at``, then hand it back through `expired`."""
-        due = RetryDue(daemon, entry)
-        self._by_id[entry.message.id] = due
-        entry.deadline = self._deadlines.add(at, due)
+        self._waiting.add(entry.message.id, at, RetryDue(daemon, entry))
 
     def cancel(self, message_id: str) -> QueueEntry | None:
         """Take a waiting message out before it is due; None if it is not waiting."""
-        due = self._by_id.pop(message_id, None)
-        if due is None:
-            return None
-        self._deadlines.cancel(due.entry.deadline)
-        return due.entry
+        due = self._waiting.pop(message_id)
+        return due.entry if due is not None else None
 
     def expired(self, now: float) -> list[RetryDue]:
         """Take every message whose backoff is over at ``now``."""
-        due = list(self._deadlines.expired(now))
-        for item in due:
-            del self._by_id[item.entry.message.id]
-        return due
+        return self._waiting.expired(now)
 
     def drain(self) -> list[RetryDue]:
         """Take every waiting message."""
-        waiting = list(self._by_id.values())
-        self._by_id.clear()
-        self._deadlines = DeadlineHeap()
-        return waiting
+        return self._waiting.drain()

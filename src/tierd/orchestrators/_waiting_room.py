@@ -12,9 +12,9 @@ other.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
-from .._deadlines import DeadlineHeap
+from .._deadlines import KeyedDeadlines
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -30,7 +30,7 @@ DEFAULT_WAITING_ROOM: Final = 1000
 class RoomWaiter:
     """A message whose sender waits for room in a full level."""
 
-    __slots__ = ("admitted", "deadline", "message", "route")
+    __slots__ = ("admitted", "message", "route")
 
     def __init__(
         self, message: Message, route: Route, admitted: Callable[[TierdError | None], object]
@@ -39,24 +39,19 @@ class RoomWaiter:
         self.route = route
         self.admitted = admitted
         """Called once, with no lock held: None when admitted, or the refusal."""
-        self.deadline: Any = None
 
 
 class WaitingRoom:
     """Parked messages, oldest first, at most ``limit`` of them."""
 
-    __slots__ = ("_deadlines", "limit", "parked")
+    __slots__ = ("limit", "parked")
 
     def __init__(self, limit: int = DEFAULT_WAITING_ROOM) -> None:
         self.limit = limit
-        self.parked: dict[str, RoomWaiter] = {}
-        """The parked messages by id, oldest first; read only outside this class.
+        self.parked: KeyedDeadlines[str, RoomWaiter] = KeyedDeadlines()
+        """The parked messages by id, each until its deadline; read only outside this class.
 
-        A level asks ``if room.parked`` after every message it finishes: a
-        dict's truth is tested in C, where ``__bool__`` or a property would
-        be a Python call on that path.
-        """
-        self._deadlines: DeadlineHeap[RoomWaiter] = DeadlineHeap()
+        A level tests ``room.parked.by_key`` after every message it finishes."""
 
     def __len__(self) -> int:
         return len(self.parked)
@@ -65,28 +60,17 @@ class WaitingRoom:
         """Park ``waiter`` until monotonic ``until``; False if the room is full."""
         if len(self.parked) >= self.limit:
             return False
-        waiter.deadline = self._deadlines.add(until, waiter)
-        self.parked[waiter.message.id] = waiter
+        self.parked.add(waiter.message.id, until, waiter)
         return True
 
     def next(self) -> RoomWaiter | None:
         """Take the oldest parked message, or None if the room is empty."""
-        if not self.parked:
-            return None
-        waiter = self.parked.pop(next(iter(self.parked)))
-        self._deadlines.cancel(waiter.deadline)
-        return waiter
+        return self.parked.oldest()
 
     def expired(self, now: float) -> list[RoomWaiter]:
         """Take every parked message whose wait ended at or before ``now``."""
-        due = list(self._deadlines.expired(now))
-        for waiter in due:
-            del self.parked[waiter.message.id]
-        return due
+        return self.parked.expired(now)
 
     def drain(self) -> list[RoomWaiter]:
         """Take every parked message, oldest first."""
-        waiters = list(self.parked.values())
-        self.parked.clear()
-        self._deadlines = DeadlineHeap()
-        return waiters
+        return self.parked.drain()
