@@ -36,7 +36,8 @@ def _filled_level(queued: int, payload_size: int = 64) -> Level:
     priorities = random.Random(1).choices(range(1, 21), k=queued)
     for i, priority in enumerate(priorities):
         level.submit(
-            Message.notification(SENDER, SINK, {"id": i, "payload": payload}, priority=priority)
+            Message.notification(SENDER, SINK, {"id": i, "payload": payload}, priority=priority),
+            None,
         )
     return level
 
