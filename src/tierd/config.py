@@ -1,7 +1,15 @@
 """The topology config: a TOML file read with `tomllib`, checked with pydantic.
 
 `load_config` refuses a bad config before anything starts, with one line per
-problem naming the file, the key and what is wrong.
+problem naming the file, the key and what is wrong. Types are strict: a
+string where a number or a boolean belongs is an error, never a coercion (an
+integer is fine where a float is expected).
+
+Daemon classes are imported while the config is checked. `load_config` and
+`parse_config` take an ``import_path``: directories put at the front of
+`sys.path` first, so that ``class = "mypkg.mod:Class"`` imports a package
+that sits next to the config (``tierd run`` and ``tierd check`` pass the
+config's directory, the current directory and every ``--app-dir``).
 """
 
 from __future__ import annotations
@@ -10,17 +18,22 @@ import importlib
 import inspect
 import ipaddress
 import re
+import sys
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from .actors.daemon import Daemon
 from .errors import ConfigError
+from .messaging.message import Address
 from .orchestrators.retries import DEFAULT_POISON_AFTER, RetryPolicy
 from .orchestrators.supervision import RestartPolicy
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
 
 DEFAULT_TOPOLOGY = Path(__file__).with_name("default.toml")
 """The topology `tierd run` runs when it is given no config."""
@@ -28,20 +41,31 @@ DEFAULT_TOPOLOGY = Path(__file__).with_name("default.toml")
 _ENDPOINT = re.compile(
     r"^(tcp://(?P<host>\[[0-9a-fA-F:]+\]|[^:/\s]+):(?P<port>\d{1,5})|ipc://\S+|inproc://\S+)$"
 )
+_CLASS_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
+_IMPORT_PATH: Final = "import_path"
+"""The validation context's key for the directories put on `sys.path`, named in hints."""
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "2" is no number and "yes" no boolean; field docstrings feed docs/configuration.md.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, use_attribute_docstrings=True
+    )
 
 
 class RestartConfig(_Section):
     """``restart = {...}`` of a daemon: see `RestartPolicy`."""
 
     initial_delay: Annotated[float, Field(ge=0)] = 0.1
+    """Seconds before the first restart after a crash."""
     multiplier: Annotated[float, Field(ge=1)] = 2.0
+    """Each further restart within ``window`` waits this many times longer."""
     max_delay: Annotated[float, Field(ge=0)] = 5.0
+    """The longest wait before a restart, in seconds."""
     max_restarts: Annotated[int, Field(ge=0)] = 5
+    """Restarts allowed within ``window``; the next crash gives the daemon up."""
     window: Annotated[float, Field(gt=0)] = 60.0
+    """Seconds over which restarts are counted."""
 
     def policy(self) -> RestartPolicy:
         """The `RestartPolicy` these values describe."""
@@ -57,11 +81,16 @@ class RetryConfig(_Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     max_attempts: Annotated[int, Field(ge=1, le=1000)] = 3
+    """Deliveries in all, the first one included; 1 means no retry."""
     initial_delay: Annotated[float, Field(ge=0)] = 0.5
+    """Seconds before the second delivery."""
     multiplier: Annotated[float, Field(ge=1, validation_alias=pydantic.AliasChoices(
         "multiplier", "backoff_multiplier"))] = 2.0  # fmt: skip
+    """Each further retry waits this many times longer (``backoff_multiplier`` is another name)."""
     max_delay: Annotated[float, Field(ge=0)] = 30.0
+    """The longest wait before a retry, in seconds."""
     on: Annotated[list[Annotated[str, Field(pattern=r"^\w+$")]], Field(min_length=1)]
+    """Exception class names that are retried (a subclass of one matches); others fail at once."""
 
     def policy(self) -> RetryPolicy:
         """The `RetryPolicy` these values describe."""
@@ -76,17 +105,25 @@ class DaemonConfig(_Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     id: Annotated[str, Field(min_length=1, pattern=r"^[^@\s]+$")]
-    class_path: Annotated[str, Field(alias="class", pattern=r"^[\w.]+:\w+$")]
+    """The daemon's id, unique within its level: ``echo`` in the address ``echo@2``."""
+    class_path: Annotated[str, Field(alias="class")]
+    """The daemon's class, ``module:Class``, e.g. ``"mypkg.greeter:Greeter"``."""
     options: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments for the class's constructor, checked by its ``check_options``."""
     prefetch: Annotated[int, Field(ge=1)] = 1
+    """Messages the daemon may hold at once; 1 hands it a message only when it is IDLE."""
     restart: RestartConfig = RestartConfig()
+    """How the daemon is restarted after a crash: a ``restart`` table."""
     retry: RetryConfig | None = None
+    """How a message whose handler raised is delivered again: a ``retry`` table; none if absent."""
     poison_after: Annotated[int, Field(ge=1)] = DEFAULT_POISON_AFTER
+    """Deliveries without completion after which a message is dead-lettered as ``poison``."""
 
     @pydantic.field_validator("class_path")
     @classmethod
-    def _class_exists(cls, value: str) -> str:
-        resolve_class(value)
+    def _class_exists(cls, value: str, info: pydantic.ValidationInfo) -> str:
+        context = info.context or {}
+        resolve_class(value, context.get(_IMPORT_PATH, ()))
         return value
 
     @pydantic.model_validator(mode="after")
@@ -96,6 +133,10 @@ class DaemonConfig(_Section):
             daemon_class.check_options(self.options)
         except (TypeError, ValueError) as error:
             raise ValueError(f"options do not fit {self.class_path}: {error}") from None
+        except Exception as error:  # noqa: BLE001 - a user's check that breaks: one line, no trace
+            raise ValueError(
+                f"{self.class_path}: check_options raised {_one_line(error)}"
+            ) from None
         return self
 
 
@@ -103,9 +144,13 @@ class LevelConfig(_Section):
     """One ``[[levels]]`` table."""
 
     level: Annotated[int, Field(ge=1)]
+    """The level's number, from 1; the ``2`` in the address ``echo@2``."""
     daemons: Annotated[list[DaemonConfig], Field(min_length=1)]
+    """The level's daemons: ``[[levels.daemons]]`` tables, at least one."""
     queue_limit: Annotated[int, Field(ge=1)] = 100_000
+    """Messages the level may hold queued; a send beyond is refused (``Rejected("queue full")``)."""
     dead_letter_limit: Annotated[int, Field(ge=1)] = 10_000
+    """Dead letters the level keeps; the oldest fall out."""
     waiting_room_limit: Annotated[int, Field(ge=0)] = 1000
     """Senders that may wait for room in a full queue at once (``send --wait``)."""
     aging: Annotated[float, Field(ge=0)] = 0.0
@@ -125,7 +170,12 @@ class LevelConfig(_Section):
         return daemons
 
 
-def _check_endpoint(value: str) -> str:
+def check_endpoint(value: str) -> str:
+    """Return ``value`` if it is a ZeroMQ endpoint tierd can use: ``tcp://host:port``, ipc, inproc.
+
+    Raises:
+        ValueError: it is not; the message names it and shows one that is.
+    """
     match = _ENDPOINT.match(value)
     if match is None:
         raise ValueError(f"bad endpoint {value!r}: expected e.g. 'tcp://127.0.0.1:5555'")
@@ -135,18 +185,20 @@ def _check_endpoint(value: str) -> str:
     return value
 
 
-Endpoint = Annotated[str, pydantic.AfterValidator(_check_endpoint)]
+Endpoint = Annotated[str, pydantic.AfterValidator(check_endpoint)]
 
 
 def _check_own_endpoint(value: str) -> str:
-    return value if value == "" else _check_endpoint(value)
+    return value if value == "" else check_endpoint(value)
 
 
 class PeerConfig(_Section):
     """One ``[[peers]]`` table: levels served by another runtime."""
 
     endpoint: Endpoint
+    """The peer runtime's ``runtime.endpoint``, e.g. ``"tcp://127.0.0.1:5557"``."""
     levels: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
+    """The level numbers the peer serves; messages for them are sent there."""
     server_key: str = ""
     """The peer's CURVE public key file (``.key``); "" talks to it in the clear."""
     heartbeat_interval: Annotated[float, Field(gt=0, le=60)] = 1.0
@@ -177,14 +229,19 @@ class RuntimeConfig(_Section):
     """The ``[runtime]`` table."""
 
     name: Annotated[str, Field(min_length=1)] = "tierd"
+    """The instance name in logs, metrics and journal file names."""
     endpoint: Annotated[str, pydantic.AfterValidator(_check_own_endpoint)] = "tcp://127.0.0.1:5555"
     """ZeroMQ ROUTER for clients and peers; "" serves no network (in-process use only)."""
     metrics: Annotated[str, pydantic.AfterValidator(_check_metrics)] = "127.0.0.1:9464"
     """Prometheus exporter, ``host:port``; port 0 picks a free port; "" turns it off."""
     log_format: Literal["console", "json"] = "console"
+    """Log lines for people (``console``) or one JSON object per line (``json``)."""
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    """The lowest log level written; ``debug`` adds an event per message."""
     sweep_interval: Annotated[float, Field(gt=0, le=60)] = 0.1
+    """Seconds between timeout sweeps: how late, at most, an expiry is noticed."""
     grace_period: Annotated[float, Field(ge=0)] = 5.0
+    """Seconds a stopping runtime lets queued and in-flight messages finish."""
     data_dir: Annotated[str, Field(min_length=1)] = "./tierd-data"
     """Where durable levels keep their journals (relative to the working directory)."""
     max_message_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 1 << 20
@@ -203,8 +260,11 @@ class Config(_Section):
     """A whole topology."""
 
     runtime: RuntimeConfig = RuntimeConfig()
+    """The ``[runtime]`` table."""
     levels: Annotated[list[LevelConfig], Field(min_length=1)]
+    """The levels this runtime serves: ``[[levels]]`` tables, at least one."""
     peers: list[PeerConfig] = Field(default_factory=list)
+    """Levels served by other runtimes: ``[[peers]]`` tables."""
 
     @pydantic.model_validator(mode="after")
     def _levels_unique(self) -> Config:
@@ -272,19 +332,101 @@ class Config(_Section):
             raise ValueError("\n".join(problems))
         return self
 
+    @pydantic.model_validator(mode="after")
+    def _addresses_served(self) -> Config:
+        """Refuse an address option (a Relay's ``to``) that no level of the topology serves.
 
-def resolve_class(class_path: str) -> type[Daemon]:
+        A daemon class names the options that hold an address it sends to in
+        its ``address_options`` class attribute (`tierd.actors.builtin.Relay`:
+        ``("to",)``). A level served by a peer is taken on trust: its daemons
+        are that runtime's to check.
+        """
+        served = {level.level: {d.id for d in level.daemons} for level in self.levels}
+        remote = {number for peer in self.peers for number in peer.levels}
+        problems = []
+        for level_index, level in enumerate(self.levels):
+            for index, daemon in enumerate(level.daemons):
+                for name in address_options(resolve_class(daemon.class_path)):
+                    value = daemon.options.get(name)
+                    if value in {None, ""}:
+                        continue  # an optional address left out
+                    problem = _unserved(value, served, remote)
+                    if problem:
+                        key = f"levels[{level_index}].daemons[{index}].options.{name}"
+                        problems.append(f"{key}: {problem}")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+def _unserved(value: Any, served: dict[int, set[str]], remote: set[int]) -> str:
+    """Why no daemon of the topology answers to ``value``; "" if one does (or may)."""
+    try:
+        address = Address.parse(value)
+    except ValueError as error:
+        return str(error)
+    if address.level in remote:
+        return ""
+    daemons = served.get(address.level)
+    if daemons is None:
+        levels = ", ".join(str(number) for number in sorted(served))
+        peers = f"; its peers serve {', '.join(str(n) for n in sorted(remote))}" if remote else ""
+        return (
+            f"no level serves {value!r}: this runtime serves level(s) {levels}{peers}; "
+            f"fix the address, or add level {address.level} under [[levels]] or [[peers]]"
+        )
+    if address.daemon not in daemons:
+        return (
+            f"level {address.level} has no daemon {address.daemon!r} "
+            f"(it has {', '.join(sorted(daemons))})"
+        )
+    return ""
+
+
+def address_options(daemon_class: type[Daemon]) -> tuple[str, ...]:
+    """The options of ``daemon_class`` that hold an address it sends to (its ``address_options``).
+
+    A daemon class may declare them as a class attribute, a tuple of option
+    names; `load_config` then refuses an address that no level serves.
+    """
+    names = getattr(daemon_class, "address_options", ())
+    if isinstance(names, str) or not all(isinstance(name, str) for name in names):
+        raise ValueError(
+            f"{daemon_class.__qualname__}.address_options must be a tuple of option names"
+        )
+    return tuple(names)
+
+
+def resolve_class(class_path: str, import_path: Sequence[str] = ()) -> type[Daemon]:
     """Import ``module:Class`` and check that it is a `Daemon`.
 
+    Args:
+        class_path: ``module:Class``, e.g. ``"tierd.actors.builtin:Echo"``.
+        import_path: the directories put on `sys.path` for this config, named
+            in the hint when the module is not found.
+
     Raises:
-        ValueError: it cannot be imported, or it is not a Daemon subclass.
+        ValueError: it is not written ``module:Class``, its module is not
+            found or raises while imported, or it is not a Daemon subclass.
     """
+    if not _CLASS_PATH.match(class_path):
+        raise ValueError(_class_path_advice(class_path))
     module_name, _, class_name = class_path.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as error:
+    except ModuleNotFoundError as error:
+        missing = error.name or module_name
+        if module_name == missing or module_name.startswith(f"{missing}."):
+            raise ValueError(
+                f"unknown class {class_path!r}: cannot import {module_name}: no module named "
+                f"{missing!r} on sys.path{_import_hint(import_path)}"
+            ) from None
+        raise ValueError(  # the module was found, and imports something that is not there
+            f"unknown class {class_path!r}: importing {module_name} failed: {_one_line(error)}"
+        ) from None
+    except Exception as error:  # noqa: BLE001 - the user's module raised: one line, no trace
         raise ValueError(
-            f"unknown class {class_path!r}: cannot import {module_name}: {error}"
+            f"unknown class {class_path!r}: importing {module_name} failed: {_one_line(error)}"
         ) from None
     found = getattr(module, class_name, None)
     if not (inspect.isclass(found) and issubclass(found, Daemon)):
@@ -292,6 +434,56 @@ def resolve_class(class_path: str) -> type[Daemon]:
             f"unknown class {class_path!r}: no Daemon subclass {class_name} in {module_name}"
         )
     return found
+
+
+def _class_path_advice(class_path: str) -> str:
+    """What to write instead of a ``class`` that is not ``module:Class``."""
+    text = class_path.strip()
+    if ":" not in text and "." in text:
+        module, _, name = text.rpartition(".")
+        return f"class {class_path!r} is not module:Class: write it as {f'{module}:{name}'!r}"
+    return (
+        f"class {class_path!r} is not module:Class: write it as the module, a colon and the "
+        "class, e.g. 'tierd.actors.builtin:Echo'"
+    )
+
+
+def _import_hint(import_path: Sequence[str]) -> str:
+    how = "add its directory with --app-dir DIR (tierd run, tierd check) or PYTHONPATH"
+    if not import_path:
+        return f"; {how}"
+    return f" (with {', '.join(import_path)} added); put the package in one of those, or {how}"
+
+
+def _one_line(error: BaseException) -> str:
+    """``Type: text`` of an exception, on one line."""
+    return " ".join(f"{type(error).__name__}: {error}".split())
+
+
+def extend_import_path(directories: Iterable[str | Path]) -> list[str]:
+    """Put ``directories`` at the front of `sys.path`, in order, each once.
+
+    Relative directories are made absolute, so that a later change of the
+    working directory does not change what imports. A directory already on
+    `sys.path` stays where it is.
+
+    Returns:
+        The directories as absolute paths, in order, without repeats.
+    """
+    entries = list(dict.fromkeys(str(Path(directory).resolve()) for directory in directories))
+    for entry in reversed(entries):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    importlib.invalidate_caches()
+    return entries
+
+
+_QUOTED_TYPES: Final = {
+    "int_type": "write the number without quotes",
+    "float_type": "write the number without quotes",
+    "bool_type": "write true or false, without quotes",
+}
+"""Strict-type errors for a quoted value, and how to write it instead."""
 
 
 def _key_path(location: tuple[int | str, ...], data: Any) -> str:
@@ -305,14 +497,23 @@ def _key_path(location: tuple[int | str, ...], data: Any) -> str:
     return text
 
 
-def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
+def parse_config(
+    data: dict[str, Any], source: str = "<config>", *, import_path: Iterable[str | Path] = ()
+) -> Config:
     """Check a config already read into a dict.
+
+    Args:
+        data: the config, as `tomllib` reads it.
+        source: what to name in each problem, usually the file.
+        import_path: directories to put at the front of `sys.path` (see
+            `extend_import_path`) before the daemon classes are imported.
 
     Raises:
         ConfigError: one problem per line, each naming ``source`` and the key.
     """
+    context = {_IMPORT_PATH: extend_import_path(import_path)}
     try:
-        return Config.model_validate(data)
+        return Config.model_validate(data, context=context)
     except pydantic.ValidationError as invalid:
         problems = []
         for error in invalid.errors():
@@ -320,6 +521,8 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
             text = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 text = "unknown key"
+            elif error["type"] in _QUOTED_TYPES and isinstance(error.get("input"), str):
+                text += f", not the string {error['input']!r}: {_QUOTED_TYPES[error['type']]}"
             if key:
                 problems.append(f"{source}: {key}: {text}")
             else:  # a check across keys: its lines name their own keys
@@ -338,8 +541,14 @@ def override_runtime(config: Config, source: str, **changes: Any) -> Config:
     return parse_config(data, source)
 
 
-def load_config(path: str | Path) -> Config:
+def load_config(path: str | Path, *, import_path: Iterable[str | Path] = ()) -> Config:
     """Read and check a TOML topology.
+
+    Args:
+        path: the TOML file.
+        import_path: directories to put at the front of `sys.path` before the
+            daemon classes are imported; ``tierd run`` and ``tierd check`` pass
+            every ``--app-dir``, the config's directory and the current directory.
 
     Raises:
         ConfigError: the file is missing, is not TOML, or is not a valid topology.
@@ -353,7 +562,7 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not valid TOML: the file is not UTF-8") from None
-    return parse_config(data, str(path))
+    return parse_config(data, str(path), import_path=import_path)
 
 
 def is_loopback_endpoint(endpoint: str) -> bool:
