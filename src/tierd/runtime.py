@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 import structlog
 
 from ._outcome import Outcome
+from ._version import __version__
 from .config import Config, load_config, resolve_class
 from .errors import RequestTimeout, TierdError, UnknownRecipient
 from .logging import configure as configure_logging
@@ -85,6 +86,8 @@ class Runtime:
         self._sweeper: threading.Thread | None = None
         self._stopping = threading.Event()
         self._started = False
+        self._started_at: float | None = None
+        """`time.monotonic` when `start` returned, for the uptime."""
 
     @classmethod
     def from_config(cls, path: str | Path) -> Runtime:
@@ -169,6 +172,7 @@ class Runtime:
         finally:
             for factory in factories:
                 factory.starting = False  # a restart's constructor error goes to supervision as is
+        self._started_at = time.monotonic()
         self._sweeper = threading.Thread(
             target=self._sweep_forever,
             name=f"tierd-sweeper-{self.config.runtime.name}",
@@ -352,9 +356,14 @@ class Runtime:
             for p in (self.bridge.peers if self.bridge is not None else [])
         ]
         network = self.network_statistics()
+        started = self._started_at
+        kept = {number: len(level.dead_letter_list()) for number, level in self.levels.items()}
         return status_report(
-            self.config.runtime.name, self.statistics(), network.rejected_frames, peers
-        )
+            self.config.runtime.name, self.statistics(), network.rejected_frames, peers,
+            version=__version__, endpoint=self.config.runtime.endpoint,
+            uptime=time.monotonic() - started if started is not None else 0.0,
+            dead_letters_kept=kept,
+        )  # fmt: skip
 
     def pause(self, target: str | Address) -> bool:
         """Pause a local daemon: it receives nothing until resumed; False if unknown."""
