@@ -54,7 +54,10 @@ class _Section(BaseModel):
 
 
 class RestartConfig(_Section):
-    """``restart = {...}`` of a daemon: see `RestartPolicy`."""
+    """How a daemon is restarted after a crash: a backoff, and giving up after too many.
+
+    The ``restart`` table of a daemon; see `RestartPolicy`.
+    """
 
     initial_delay: Annotated[float, Field(ge=0)] = 0.1
     """Seconds before the first restart after a crash."""
@@ -73,9 +76,10 @@ class RestartConfig(_Section):
 
 
 class RetryConfig(_Section):
-    """``retry = {...}`` of a daemon: see `RetryPolicy`.
+    """How a message whose handler raised a listed exception is delivered again.
 
-    ``backoff_multiplier`` is accepted as another name for ``multiplier``.
+    The ``retry`` table of a daemon; see `RetryPolicy`. ``backoff_multiplier``
+    is accepted as another name for ``multiplier``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -100,7 +104,10 @@ class RetryConfig(_Section):
 
 
 class DaemonConfig(_Section):
-    """One ``[[levels.daemons]]`` table; in Python, pass ``class_path=`` for ``class``."""
+    """A daemon of the level: its class, its options and how failures are handled.
+
+    One ``[[levels.daemons]]`` table; in Python, pass ``class_path=`` for ``class``.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -141,7 +148,10 @@ class DaemonConfig(_Section):
 
 
 class LevelConfig(_Section):
-    """One ``[[levels]]`` table."""
+    """A level served by this runtime: its queue and its daemons.
+
+    One ``[[levels]]`` table.
+    """
 
     level: Annotated[int, Field(ge=1)]
     """The level's number, from 1; the ``2`` in the address ``echo@2``."""
@@ -193,7 +203,10 @@ def _check_own_endpoint(value: str) -> str:
 
 
 class PeerConfig(_Section):
-    """One ``[[peers]]`` table: levels served by another runtime."""
+    """Levels served by another runtime, reached over ZeroMQ.
+
+    One ``[[peers]]`` table.
+    """
 
     endpoint: Endpoint
     """The peer runtime's ``runtime.endpoint``, e.g. ``"tcp://127.0.0.1:5557"``."""
@@ -226,7 +239,10 @@ def _check_metrics(value: str) -> str:
 
 
 class RuntimeConfig(_Section):
-    """The ``[runtime]`` table."""
+    """The runtime itself: its name, network, metrics, logs, timings and keys.
+
+    The ``[runtime]`` table.
+    """
 
     name: Annotated[str, Field(min_length=1)] = "tierd"
     """The instance name in logs, metrics and journal file names."""
@@ -257,7 +273,7 @@ class RuntimeConfig(_Section):
 
 
 class Config(_Section):
-    """A whole topology."""
+    """A whole topology: the runtime, its levels, and the levels its peers serve."""
 
     runtime: RuntimeConfig = RuntimeConfig()
     """The ``[runtime]`` table."""
