@@ -5,20 +5,18 @@ problem naming the file, the key and what is wrong. Types are strict: a
 string where a number or a boolean belongs is an error, never a coercion (an
 integer is fine where a float is expected).
 
-Daemon classes are imported while the config is checked. `load_config` and
-`parse_config` take an ``import_path``: directories put at the front of
-`sys.path` first, so that ``class = "mypkg.mod:Class"`` imports a package
-that sits next to the config (``tierd run`` and ``tierd check`` pass the
-config's directory, the current directory and every ``--app-dir``).
+Daemon classes are imported while the config is checked (see
+`tierd._daemon_classes`). `load_config` and `parse_config` take an
+``import_path``: directories put at the front of `sys.path` first, so that
+``class = "mypkg.mod:Class"`` imports a package that sits next to the config
+(``tierd run`` and ``tierd check`` pass every ``--app-dir``, the config's
+directory and the current directory).
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import ipaddress
 import re
-import sys
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
@@ -26,14 +24,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from .actors.daemon import Daemon
+from ._daemon_classes import address_options, extend_import_path, one_line, resolve_class
 from .errors import ConfigError
 from .messaging.message import Address
 from .orchestrators.retries import DEFAULT_POISON_AFTER, RetryPolicy
 from .orchestrators.supervision import RestartPolicy
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable
 
 DEFAULT_TOPOLOGY = Path(__file__).with_name("default.toml")
 """The topology `tierd run` runs when it is given no config."""
@@ -41,7 +39,6 @@ DEFAULT_TOPOLOGY = Path(__file__).with_name("default.toml")
 _ENDPOINT = re.compile(
     r"^(tcp://(?P<host>\[[0-9a-fA-F:]+\]|[^:/\s]+):(?P<port>\d{1,5})|ipc://\S+|inproc://\S+)$"
 )
-_CLASS_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 _IMPORT_PATH: Final = "import_path"
 """The validation context's key for the directories put on `sys.path`, named in hints."""
 
@@ -141,9 +138,7 @@ class DaemonConfig(_Section):
         except (TypeError, ValueError) as error:
             raise ValueError(f"options do not fit {self.class_path}: {error}") from None
         except Exception as error:  # noqa: BLE001 - a user's check that breaks: one line, no trace
-            raise ValueError(
-                f"{self.class_path}: check_options raised {_one_line(error)}"
-            ) from None
+            raise ValueError(f"{self.class_path}: check_options raised {one_line(error)}") from None
         return self
 
 
@@ -397,101 +392,6 @@ def _unserved(value: Any, served: dict[int, set[str]], remote: set[int]) -> str:
             f"(it has {', '.join(sorted(daemons))})"
         )
     return ""
-
-
-def address_options(daemon_class: type[Daemon]) -> tuple[str, ...]:
-    """The options of ``daemon_class`` that hold an address it sends to (its ``address_options``).
-
-    A daemon class may declare them as a class attribute, a tuple of option
-    names; `load_config` then refuses an address that no level serves.
-    """
-    names = getattr(daemon_class, "address_options", ())
-    if isinstance(names, str) or not all(isinstance(name, str) for name in names):
-        raise ValueError(
-            f"{daemon_class.__qualname__}.address_options must be a tuple of option names"
-        )
-    return tuple(names)
-
-
-def resolve_class(class_path: str, import_path: Sequence[str] = ()) -> type[Daemon]:
-    """Import ``module:Class`` and check that it is a `Daemon`.
-
-    Args:
-        class_path: ``module:Class``, e.g. ``"tierd.actors.builtin:Echo"``.
-        import_path: the directories put on `sys.path` for this config, named
-            in the hint when the module is not found.
-
-    Raises:
-        ValueError: it is not written ``module:Class``, its module is not
-            found or raises while imported, or it is not a Daemon subclass.
-    """
-    if not _CLASS_PATH.match(class_path):
-        raise ValueError(_class_path_advice(class_path))
-    module_name, _, class_name = class_path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        missing = error.name or module_name
-        if module_name == missing or module_name.startswith(f"{missing}."):
-            raise ValueError(
-                f"unknown class {class_path!r}: cannot import {module_name}: no module named "
-                f"{missing!r} on sys.path{_import_hint(import_path)}"
-            ) from None
-        raise ValueError(  # the module was found, and imports something that is not there
-            f"unknown class {class_path!r}: importing {module_name} failed: {_one_line(error)}"
-        ) from None
-    except Exception as error:  # noqa: BLE001 - the user's module raised: one line, no trace
-        raise ValueError(
-            f"unknown class {class_path!r}: importing {module_name} failed: {_one_line(error)}"
-        ) from None
-    found = getattr(module, class_name, None)
-    if not (inspect.isclass(found) and issubclass(found, Daemon)):
-        raise ValueError(
-            f"unknown class {class_path!r}: no Daemon subclass {class_name} in {module_name}"
-        )
-    return found
-
-
-def _class_path_advice(class_path: str) -> str:
-    """What to write instead of a ``class`` that is not ``module:Class``."""
-    text = class_path.strip()
-    if ":" not in text and "." in text:
-        module, _, name = text.rpartition(".")
-        return f"class {class_path!r} is not module:Class: write it as {f'{module}:{name}'!r}"
-    return (
-        f"class {class_path!r} is not module:Class: write it as the module, a colon and the "
-        "class, e.g. 'tierd.actors.builtin:Echo'"
-    )
-
-
-def _import_hint(import_path: Sequence[str]) -> str:
-    how = "add its directory with --app-dir DIR (tierd run, tierd check) or PYTHONPATH"
-    if not import_path:
-        return f"; {how}"
-    return f" (with {', '.join(import_path)} added); put the package in one of those, or {how}"
-
-
-def _one_line(error: BaseException) -> str:
-    """``Type: text`` of an exception, on one line."""
-    return " ".join(f"{type(error).__name__}: {error}".split())
-
-
-def extend_import_path(directories: Iterable[str | Path]) -> list[str]:
-    """Put ``directories`` at the front of `sys.path`, in order, each once.
-
-    Relative directories are made absolute, so that a later change of the
-    working directory does not change what imports. A directory already on
-    `sys.path` stays where it is.
-
-    Returns:
-        The directories as absolute paths, in order, without repeats.
-    """
-    entries = list(dict.fromkeys(str(Path(directory).resolve()) for directory in directories))
-    for entry in reversed(entries):
-        if entry not in sys.path:
-            sys.path.insert(0, entry)
-    importlib.invalidate_caches()
-    return entries
 
 
 _QUOTED_TYPES: Final = {

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 
+from ._daemon_classes import resolve_class
 from ._outcome import Outcome
 from ._version import __version__
-from .config import Config, load_config, resolve_class
+from .config import Config, load_config
 from .errors import RequestTimeout, TierdError, UnknownRecipient
 from .logging import configure as configure_logging
 from .logging import get_logger
