@@ -148,3 +148,28 @@ def test_a_constructor_that_raises_at_start_is_noted_with_the_daemon():
     with pytest.raises(RuntimeError, match="constructor fails on purpose") as raised:
         runtime.start()
     assert raised.value.__notes__ == ["levels[0].daemons[1] (bad@1): cannot start"]
+
+
+class Forwarder(tierd.Daemon):
+    """Declares an address option and checks nothing itself."""
+
+    address_options = ("target",)
+
+    def __init__(self, target: object = None) -> None:
+        self.target = target
+
+    def handle(self, message: tierd.Message) -> object:
+        return None
+
+
+def test_an_address_option_that_is_not_an_address_is_one_problem(tmp_path):
+    """A declared address option holding a list or a bad string is refused, naming the option."""
+    base = ECHO.replace("tierd.actors.builtin:Echo", "tests.test_config_checks:Forwarder")
+    assert problems(tmp_path, base + 'options = { target = ["echo@1"] }\n') == [
+        "levels[0].daemons[0].options.target: bad address ['echo@1']: expected 'daemon@level'"
+    ]
+    assert problems(tmp_path, base + 'options = { target = "echo" }\n') == [
+        "levels[0].daemons[0].options.target: bad address 'echo': expected 'daemon@level', "
+        "e.g. 'echo@2'"
+    ]
+    assert problems(tmp_path, base) == []

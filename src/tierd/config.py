@@ -359,7 +359,7 @@ class Config(_Section):
             for index, daemon in enumerate(level.daemons):
                 for name in address_options(resolve_class(daemon.class_path)):
                     value = daemon.options.get(name)
-                    if value in {None, ""}:
+                    if value is None or value == "":
                         continue  # an optional address left out
                     problem = _unserved(value, served, remote)
                     if problem:
