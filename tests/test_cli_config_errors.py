@@ -54,3 +54,26 @@ def test_run_names_the_daemon_whose_constructor_raises(tmp_path):
         "RuntimeError: constructor fails on purpose"
     )
     assert "Traceback" not in done.stderr
+
+
+def test_run_names_the_daemon_whose_constructor_raises_an_os_error(tmp_path):
+    """A constructor's OSError (a file it cannot open) still names the daemon, in one line."""
+    (tmp_path / "opener.py").write_text(
+        "import tierd\n\n"
+        "class Opener(tierd.Daemon):\n"
+        "    def __init__(self, path: str) -> None:\n"
+        "        self.file = open(path)  # noqa: SIM115\n\n"
+        "    def handle(self, message):\n"
+        "        return None\n"
+    )
+    config = tmp_path / "topology.toml"
+    config.write_text(
+        ECHO + '[[levels.daemons]]\nid = "opener"\nclass = "opener:Opener"\n'
+        f'options = {{ path = "{tmp_path / "missing.txt"}" }}\n'
+    )
+    done = run_tierd("run", str(config), "--metrics", "", "--endpoint", "")
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        f"{config}: levels[0].daemons[1] (opener@1): cannot start: FileNotFoundError: "
+        f"[Errno 2] No such file or directory: '{tmp_path / 'missing.txt'}'"
+    )

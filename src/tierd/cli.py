@@ -121,14 +121,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     _on_stop_signals(stop_requested.set)
     try:
         runtime.start()
-    except (ConfigError, OSError) as error:
-        print(f"{path}: cannot start: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    except Exception as error:  # noqa: BLE001 - a daemon's constructor raised: one line, no trace
-        # Runtime.start notes whose constructor it was: "levels[0].daemons[1] (relay@1): ...".
-        where = "; ".join(getattr(error, "__notes__", ())) or "cannot start"
-        text = " ".join(str(error).split())
-        print(f"{path}: {where}: {type(error).__name__}: {text}", file=sys.stderr)
+    except Exception as error:  # noqa: BLE001 - one line, no trace, whatever stopped the start
+        print(f"{path}: {_start_failure(error)}", file=sys.stderr)
         return EXIT_FAILED
     _print_banner(runtime, "the default topology" if args.config is None else str(path))
     # A timed wait: a signal delivered to another thread only runs its Python handler
@@ -138,6 +132,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     print("tierd: stopping: draining (Ctrl-C again to exit at once)", file=sys.stderr, flush=True)
     runtime.stop()
     return EXIT_OK
+
+
+def _start_failure(error: Exception) -> str:
+    """Why `Runtime.start` failed, in one line."""
+    text = " ".join(str(error).split())
+    notes = getattr(error, "__notes__", ())
+    if notes:  # a daemon's constructor raised; Runtime.start noted whose it was
+        return f"{'; '.join(notes)}: {type(error).__name__}: {text}"
+    if isinstance(error, ConfigError | OSError):  # a key, data_dir, an address in use...
+        return f"cannot start: {text}"
+    return f"cannot start: {type(error).__name__}: {text}"
 
 
 def _print_banner(runtime: Runtime, what: str) -> None:
