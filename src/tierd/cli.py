@@ -387,8 +387,9 @@ def _with_client(args: argparse.Namespace, action: Callable[[Client], None]) -> 
 
 def _fail(args: argparse.Namespace, error: Exception, code: int = EXIT_USAGE) -> int:
     line = " ".join(str(error).split())
-    public = isinstance(error, TierdError) and not isinstance(error, _NotFoundError | ConfigError)
-    kind = f"{type(error).__name__}: " if public else ""
+    # A runtime's error is named (RequestTimeout: ...); a config's problems name their file.
+    named = isinstance(error, TierdError) and not isinstance(error, ConfigError)
+    kind = f"{type(error).__name__}: " if named else ""
     print(f"{_prog(args)}: {kind}{line}", file=sys.stderr)
     return code
 
