@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import zmq
 
 import tierd
 from tests import daemons
@@ -71,6 +72,18 @@ def tierd_cli() -> Iterator[type[Tierd]]:
     yield Tracked
     for process in started:
         process.kill()
+
+
+@pytest.fixture
+def silent_router() -> Iterator[tuple[zmq.Socket[Any], str]]:
+    """A ROUTER that receives what a client sends and never answers; and its endpoint."""
+    context: zmq.Context[Any] = zmq.Context()
+    router = context.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    yield router, f"tcp://127.0.0.1:{port}"
+    router.close(linger=0)
+    context.term()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

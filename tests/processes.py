@@ -121,3 +121,21 @@ class Tierd:
             self.process.kill()
             self.process.wait(5)
         self._close()
+
+
+TIERD = Path(sys.executable).with_name("tierd")
+"""The ``tierd`` console script installed beside this Python, as a user runs it."""
+
+
+def run_tierd(
+    *args: str, cwd: Path | None = None, stdin: str | None = None, timeout: float = 30.0
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``tierd`` to completion; its exit code, stdout and stderr.
+
+    Unlike ``python -m tierd.cli``, the console script does not put the current
+    directory on ``sys.path``: it imports what a user's shell would.
+    """
+    return subprocess.run(
+        [str(TIERD), *args], cwd=cwd or ROOT, input=stdin if stdin is not None else "",
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip

@@ -70,14 +70,14 @@ def test_the_default_topology_passes_check(capsys):
 
 @pytest.mark.parametrize("kind", sorted(BAD))
 def test_bad_config_gets_one_line_naming_file_and_key(kind, tmp_path, capsys):
-    """Each kind of bad config exits 1 with a line naming the file and the key, no traceback."""
+    """Each kind of bad config exits 2 with a line naming the file and the key, no traceback."""
     text, expected = BAD[kind]
     path = tmp_path / f"{kind}.toml"
     if isinstance(text, bytes):
         path.write_bytes(text)
     else:
         path.write_text(text)
-    assert main(["check", str(path)]) == 1
+    assert main(["check", str(path)]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert lines
     assert all(line.startswith(f"{path}: ") for line in lines)
@@ -88,13 +88,13 @@ def test_several_problems_give_one_line_each(tmp_path, capsys):
     """A config with three problems prints three lines."""
     path = tmp_path / "three.toml"
     path.write_text('[runtime]\ncolour = 1\nmetrics = "x"\n' + ECHO.replace("Echo", "Nope"))
-    assert main(["check", str(path)]) == 1
+    assert main(["check", str(path)]) == 2
     assert len(capsys.readouterr().err.splitlines()) == 3
 
 
 def test_missing_file_is_one_line(tmp_path, capsys):
     """A config that does not exist is reported in one line."""
-    assert main(["check", str(tmp_path / "missing.toml")]) == 1
+    assert main(["check", str(tmp_path / "missing.toml")]) == 2
     assert (
         capsys.readouterr().err
         == f"{tmp_path / 'missing.toml'}: cannot read: No such file or directory\n"
@@ -102,13 +102,13 @@ def test_missing_file_is_one_line(tmp_path, capsys):
 
 
 def test_check_as_a_command_prints_no_traceback(tmp_path):
-    """The installed command exits 1 with no traceback on a bad file."""
+    """The installed command exits 2 with no traceback on a bad file."""
     path = tmp_path / "bad.toml"
     path.write_text("[[levels]]\nlevel = 'one'\n")
     done = subprocess.run(
         [sys.executable, "-m", "tierd.cli", "check", str(path)],
         capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith(f"{path}: levels[0]")

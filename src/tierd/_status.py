@@ -18,6 +18,11 @@ def status_report(
     levels: list[LevelStatistics],
     rejected_frames: dict[str, int],
     peers: list[dict[str, Any]],
+    *,
+    version: str = "",
+    endpoint: str = "",
+    uptime: float = 0.0,
+    dead_letters_kept: dict[int, int] | None = None,
 ) -> dict[str, Any]:
     """Describe a runtime.
 
@@ -26,21 +31,31 @@ def status_report(
         levels: a snapshot of every local level.
         rejected_frames: frames refused, by reason.
         peers: one dict per peer: ``endpoint``, ``levels``, ``up``, ``held``.
+        version: tierd's version.
+        endpoint: the runtime's ``runtime.endpoint``.
+        uptime: seconds since the runtime started.
+        dead_letters_kept: each level's dead letters now (after purges and replays).
 
     Returns:
-        ``{"name", "levels": [...], "peers": [...], "rejected_frames": {...}}``;
-        each level has its counters, ``queue_depth`` by priority (string keys)
-        and ``daemons`` with their state, queue and counters.
+        ``{"name", "version", "endpoint", "uptime", "levels": [...], "peers": [...],
+        "rejected_frames": {...}}``; each level has its counters (``dead_letters``:
+        every dead letter ever, by reason; ``dead_letters_kept``: those kept
+        now), ``queue_depth`` by priority (string keys) and ``daemons`` with
+        their state, queue and counters.
     """
+    kept = dead_letters_kept or {}
     return {
         "name": name,
-        "levels": [_level(level) for level in levels],
+        "version": version,
+        "endpoint": endpoint,
+        "uptime": uptime,
+        "levels": [_level(level, kept.get(level.level, 0)) for level in levels],
         "peers": peers,
         "rejected_frames": dict(rejected_frames),
     }
 
 
-def _level(level: LevelStatistics) -> dict[str, Any]:
+def _level(level: LevelStatistics, dead_letters_kept: int) -> dict[str, Any]:
     return {
         "level": level.level,
         "queued": level.queued,
@@ -53,6 +68,7 @@ def _level(level: LevelStatistics) -> dict[str, Any]:
         "timeouts": level.timeouts,
         "late_replies": level.late_replies,
         "dead_letters": dict(level.dead_letters),
+        "dead_letters_kept": dead_letters_kept,
         "rejected": dict(level.rejected),
         "retries": level.retries,
         "waiting_for_room": level.waiting_for_room,
@@ -76,14 +92,14 @@ def _level(level: LevelStatistics) -> dict[str, Any]:
 
 def format_status(status: dict[str, Any]) -> str:
     """Render a `status_report` dict as a readable table."""
-    lines = [f"runtime {status.get('name', '?')}"]
+    lines = [_heading(status)]
     rows = [("ADDRESS", "STATE", "QUEUED", "IN FLIGHT", "PROCESSED", "ERRORS", "RESTARTS")]
     for level in status.get("levels", []):
         lines.append(
             f"level {level['level']}: queued {level['queued']}, "
             f"in-flight requests {level['in_flight_requests']}, "
             f"processed {level['processed']}, timeouts {level['timeouts']}, "
-            f"dead letters {sum(level['dead_letters'].values())}, "
+            f"dead letters {level.get('dead_letters_kept', '?')}, "
             f"rejected {sum(level.get('rejected', {}).values())}"
         )
         for daemon in level["daemons"]:
@@ -108,3 +124,31 @@ def format_status(status: dict[str, Any]) -> str:
         counts = ", ".join(f"{reason} {n}" for reason, n in sorted(rejected.items()))
         lines.append(f"rejected frames: {counts}")
     return "\n".join(lines)
+
+
+def _heading(status: dict[str, Any]) -> str:
+    """``runtime NAME (tierd VERSION) at ENDPOINT, up 1h02m``, with what the report has."""
+    line = f"runtime {status.get('name', '?')}"
+    if status.get("version"):
+        line += f" (tierd {status['version']})"
+    if status.get("endpoint"):
+        line += f" at {status['endpoint']}"
+    uptime = status.get("uptime")
+    if isinstance(uptime, int | float):
+        line += f", up {format_duration(uptime)}"
+    return line
+
+
+def format_duration(seconds: float) -> str:
+    """``45s``, ``3m05s``, ``2h03m``, ``4d02h``: a duration at a glance."""
+    whole = int(max(seconds, 0))
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"

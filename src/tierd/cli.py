@@ -1,8 +1,10 @@
 """The ``tierd`` command line.
 
 Each subcommand is one function taking the parsed arguments and returning the
-exit code. User mistakes (a bad config, a refused message) print one line per
-problem to standard error and exit non-zero, never with a traceback.
+exit code (DESIGN §4): a user mistake (a bad argument, payload or config)
+prints one line and exits 2; an error from the runtime (a timeout, a remote
+error, a runtime that cannot start) prints one line and exits 1; Ctrl-C
+exits 130. No command prints a traceback for anything but a bug in tierd.
 """
 
 from __future__ import annotations
@@ -13,9 +15,25 @@ import os
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
+import zmq
+
+from ._cli_values import (
+    UsageError,
+    app_dir_argument,
+    count_argument,
+    endpoint_argument,
+    level_argument,
+    parse_payload,
+    priority_argument,
+    run_endpoint_argument,
+    target_argument,
+    timeout_argument,
+)
 from ._status import format_status
+from ._version import __version__
 from .config import DEFAULT_TOPOLOGY, load_config, override_runtime
 from .errors import ConfigError, TierdError
 from .logging import LEVELS
@@ -29,21 +47,25 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from types import FrameType
 
+    from .config import Config
+
 EXIT_OK = 0
 EXIT_FAILED = 1
-"""The command ran and failed: a timeout, a remote error, an invalid config."""
+"""The command ran and failed: a timeout, a remote error, a runtime that cannot start."""
 EXIT_USAGE = 2
-"""The command could not run: bad arguments, unreadable config."""
+"""A user mistake: a bad argument or payload, an unreadable or invalid config."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C: 128 + SIGINT, as shells report it."""
+
+
+# -- run and check ---------------------------------------------------------------
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate a config without starting anything."""
-    try:
-        config = load_config(args.config)
-    except ConfigError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        return EXIT_FAILED
+    config = _load(args.config, args.app_dir)
+    if config is None:
+        return EXIT_USAGE
     daemons = sum(len(level.daemons) for level in config.levels)
     print(
         f"{args.config}: ok: {len(config.levels)} level(s), {daemons} daemon(s), "
@@ -52,22 +74,42 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _load(path: Path | None, app_dirs: list[Path]) -> Config | None:
+    """Load a config with its import path, or print its problems and return None.
+
+    ``--app-dir`` directories come first on `sys.path`, then the config's
+    directory, then the current directory, so that a user's package imports
+    as it would in their shell.
+    """
+    config_dir = [] if path is None else [path.parent]
+    try:
+        return load_config(
+            path or DEFAULT_TOPOLOGY, import_path=[*app_dirs, *config_dir, Path.cwd()]
+        )
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a topology in the foreground until SIGINT or SIGTERM."""
     path = args.config or DEFAULT_TOPOLOGY
+    config = _load(args.config, args.app_dir)
+    if config is None:
+        return EXIT_USAGE
     overrides = {
         key: value
         for key, value in (("metrics", args.metrics), ("endpoint", args.endpoint))
         if value is not None
     }
-    try:
-        config = load_config(path)
-        if overrides:
+    if overrides:
+        try:
             config = override_runtime(config, f"{path} (command line)", **overrides)
-    except ConfigError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        return EXIT_FAILED
+        except ConfigError as error:
+            for problem in error.problems:
+                print(problem, file=sys.stderr)
+            return EXIT_USAGE
     configure_logging(
         args.log_format or config.runtime.log_format,
         args.log_level or config.runtime.log_level,
@@ -79,11 +121,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     _on_stop_signals(stop_requested.set)
     try:
         runtime.start()
-    except (ConfigError, OSError) as error:
-        print(f"{path}: cannot start: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    except Exception as error:  # noqa: BLE001 - a daemon's constructor raised: one line, no trace
-        print(f"{path}: cannot start: {type(error).__name__}: {error}", file=sys.stderr)
+    except Exception as error:  # noqa: BLE001 - one line, no trace, whatever stopped the start
+        print(f"{path}: {_start_failure(error)}", file=sys.stderr)
         return EXIT_FAILED
     _print_banner(runtime, "the default topology" if args.config is None else str(path))
     # A timed wait: a signal delivered to another thread only runs its Python handler
@@ -93,6 +132,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     print("tierd: stopping: draining (Ctrl-C again to exit at once)", file=sys.stderr, flush=True)
     runtime.stop()
     return EXIT_OK
+
+
+def _start_failure(error: Exception) -> str:
+    """Why `Runtime.start` failed, in one line."""
+    text = " ".join(str(error).split())
+    notes = getattr(error, "__notes__", ())
+    if notes:  # a daemon's constructor raised; Runtime.start noted whose it was
+        return f"{'; '.join(notes)}: {type(error).__name__}: {text}"
+    if isinstance(error, ConfigError | OSError):  # a key, data_dir, an address in use...
+        return f"cannot start: {text}"
+    return f"cannot start: {type(error).__name__}: {text}"
 
 
 def _print_banner(runtime: Runtime, what: str) -> None:
@@ -139,28 +189,52 @@ def _on_stop_signals(request_stop: Callable[[], None]) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+# -- messages --------------------------------------------------------------------
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     """Send a notification and print its id once the runtime accepted it."""
+    payload = _read_payload(args)
+    if payload is _NO_PAYLOAD:
+        return EXIT_USAGE
 
     def send(client: Client) -> None:
         print(
             client.send(
-                args.target, _payload(args.json), priority=args.priority, wait=args.wait,
-                timeout=args.timeout,
+                args.target, payload, priority=args.priority, wait=args.wait, timeout=args.timeout
             )
-        )  # fmt: skip
+        )
 
     return _with_client(args, send)
 
 
 def cmd_request(args: argparse.Namespace) -> int:
     """Send a request and print its reply as JSON."""
+    payload = _read_payload(args)
+    if payload is _NO_PAYLOAD:
+        return EXIT_USAGE
 
     def request(client: Client) -> None:
-        reply = client.request(args.target, _payload(args.json), timeout=args.timeout)
+        reply = client.request(args.target, payload, timeout=args.timeout, priority=args.priority)
         print(json.dumps(reply, default=_jsonable))
 
     return _with_client(args, request)
+
+
+_NO_PAYLOAD: Any = object()
+"""What `_read_payload` returns when the payload was refused (and the reason printed)."""
+
+
+def _read_payload(args: argparse.Namespace) -> Any:
+    """The payload argument as a value, or `_NO_PAYLOAD` after printing why it is refused."""
+    try:
+        return parse_payload(args.payload)
+    except UsageError as error:
+        _fail(args, error)
+        return _NO_PAYLOAD
+
+
+# -- status and control ------------------------------------------------------------
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -180,7 +254,9 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
     def cancel(client: Client) -> None:
         if not client.cancel(args.id, timeout=args.timeout):
-            raise _NotFoundError(f"no level holds message {args.id} (handled already, or unknown)")
+            raise _NotFoundError(
+                f"no level holds message {args.id}: it was handled already, or the id is unknown"
+            )
         print(f"cancelled {args.id}")
 
     return _with_client(args, cancel)
@@ -201,34 +277,77 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
-    """List, replay or purge dead letters."""
+    """List, replay or purge dead letters; replay and purge need ids or ``--all``."""
+    if args.action == "list" and (args.ids or args.all):
+        return _fail(args, UsageError("list takes no ids and no --all; use --level and --limit"))
+    if args.action != "list" and bool(args.ids) == bool(args.all):
+        what = "ids and --all at once" if args.all else "no ids"
+        return _fail(
+            args,
+            UsageError(
+                f"{args.action} got {what}: pass the ids to {args.action} "
+                f"(see tierd dead-letters list), or --all to {args.action} every dead letter"
+            ),
+        )
+    ids = list(dict.fromkeys(args.ids)) or None
 
     def dead_letters(client: Client) -> None:
-        ids = args.ids or None
         if args.action == "list":
-            letters = client.dead_letters(args.level, limit=args.limit, timeout=args.timeout)
-            if args.json:
-                print(json.dumps(letters, indent=2, default=_jsonable))
-                return
-            for letter in letters:
-                print(
-                    f"{letter['id']}  {letter['recipient']}  {letter['reason']}  "
-                    f"attempts {letter['attempts']}  {letter['detail']}"
-                )
-            print(f"{len(letters)} dead letter(s)")
+            _list_dead_letters(client, args)
         elif args.action == "replay":
-            replayed = client.replay_dead_letters(args.level, ids, timeout=args.timeout)
-            if args.json:
-                print(json.dumps(replayed, indent=2))
-                return
-            for old, new in replayed.items():
-                print(f"{old} -> {new}")
-            print(f"{len(replayed)} replayed")
+            _replay_dead_letters(client, args, ids)
         else:
-            purged = client.purge_dead_letters(args.level, ids, timeout=args.timeout)
-            print(json.dumps({"purged": purged}) if args.json else f"{purged} purged")
+            _purge_dead_letters(client, args, ids)
 
     return _with_client(args, dead_letters)
+
+
+def _list_dead_letters(client: Client, args: argparse.Namespace) -> None:
+    letters = client.dead_letters(args.level, limit=args.limit, timeout=args.timeout)
+    if args.json:
+        print(json.dumps(letters, indent=2, default=_jsonable))
+        return
+    for letter in letters:
+        print(
+            f"{letter['id']}  {letter['recipient']}  {letter['reason']}  "
+            f"attempts {letter['attempts']}  {letter['detail']}"
+        )
+    print(f"{len(letters)} dead letter(s)")
+
+
+def _replay_dead_letters(client: Client, args: argparse.Namespace, ids: list[str] | None) -> None:
+    replayed = client.replay_dead_letters(args.level, ids, timeout=args.timeout)
+    missing = [i for i in ids or () if i not in replayed]
+    if args.json:
+        print(json.dumps({"replayed": replayed, "not_replayed": missing}, indent=2))
+    else:
+        for old, new in replayed.items():
+            print(f"{old} -> {new}")
+        print(f"{len(replayed)} replayed")
+    if missing:
+        raise _NotFoundError(
+            f"not replayed: {', '.join(missing)}: no such dead letter"
+            f"{_on_level(args)}, or its level refused it again"
+        )
+
+
+def _purge_dead_letters(client: Client, args: argparse.Namespace, ids: list[str] | None) -> None:
+    if ids is None:
+        purged, missing = client.purge_dead_letters(args.level, None, timeout=args.timeout), []
+    else:  # one id at a time, so that each one not found can be named
+        found = [client.purge_dead_letters(args.level, [i], timeout=args.timeout) for i in ids]
+        purged = sum(found)
+        missing = [i for i, n in zip(ids, found, strict=True) if n == 0]
+    if args.json:
+        print(json.dumps({"purged": purged, "not_found": missing}))
+    else:
+        print(f"{purged} purged")
+    if missing:
+        raise _NotFoundError(f"no dead letter {', '.join(missing)}{_on_level(args)}")
+
+
+def _on_level(args: argparse.Namespace) -> str:
+    return f" on level {args.level}" if args.level is not None else ""
 
 
 def cmd_keys_generate(args: argparse.Namespace) -> int:
@@ -243,6 +362,9 @@ def cmd_keys_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- helpers ---------------------------------------------------------------------
+
+
 def _with_client(args: argparse.Namespace, action: Callable[[Client], None]) -> int:
     """Run ``action`` with a `Client`; a failure is one line on stderr and an exit code."""
     try:
@@ -250,39 +372,35 @@ def _with_client(args: argparse.Namespace, action: Callable[[Client], None]) -> 
             args.endpoint, server_key=args.server_key, client_key=args.client_key
         ) as client:
             action(client)
-    except (ConfigError, _UsageError) as error:
+    except (ConfigError, UsageError) as error:  # a key file that cannot be read...
         return _fail(args, error, EXIT_USAGE)
+    except _NotFoundError as error:
+        return _fail(args, error, EXIT_FAILED)
     except TierdError as error:  # timeout, remote error, unknown recipient, rejected...
         return _fail(args, error, EXIT_FAILED)
-    except ValueError as error:  # a bad address or priority
+    except ValueError as error:  # a value only the client can check
         return _fail(args, error, EXIT_USAGE)
+    except zmq.ZMQError as error:  # an endpoint ZeroMQ cannot connect to
+        return _fail(args, UsageError(f"cannot connect to {args.endpoint}: {error}"), EXIT_USAGE)
     return EXIT_OK
 
 
-def _fail(args: argparse.Namespace, error: Exception, code: int) -> int:
+def _fail(args: argparse.Namespace, error: Exception, code: int = EXIT_USAGE) -> int:
     line = " ".join(str(error).split())
-    kind = f"{type(error).__name__}: " if isinstance(error, TierdError) else ""
-    print(f"tierd {args.command}: {kind}{line}", file=sys.stderr)
+    # A runtime's error is named (RequestTimeout: ...); a config's problems name their file.
+    named = isinstance(error, TierdError) and not isinstance(error, ConfigError)
+    kind = f"{type(error).__name__}: " if named else ""
+    print(f"{_prog(args)}: {kind}{line}", file=sys.stderr)
     return code
 
 
-class _UsageError(Exception):
-    """A command-line value that is wrong before anything is sent."""
+def _prog(args: argparse.Namespace | None) -> str:
+    command = getattr(args, "command", None)
+    return f"tierd {command}" if command else "tierd"
 
 
-class _NotFoundError(TierdError):
+class _NotFoundError(Exception):
     """What a command acts on does not exist (exit 1)."""
-
-
-def _payload(text: str | None) -> object:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise _UsageError(
-            f"the payload is not JSON ({error}); quote it, e.g. '{{\"x\": 1}}'"
-        ) from None
 
 
 def _jsonable(value: object) -> object:
@@ -292,17 +410,77 @@ def _jsonable(value: object) -> object:
     return repr(value)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (and exit 2), not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``tierd COMMAND: what is wrong (see ... --help)`` and exit 2."""
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+# -- the parser ------------------------------------------------------------------
+
+
 def _add_client_options(parser: argparse.ArgumentParser, *, timeout: float | None) -> None:
     parser.add_argument(
-        "--endpoint", default=os.environ.get("TIERD_ENDPOINT", DEFAULT_ENDPOINT),
-        help=f"the runtime's endpoint (default: $TIERD_ENDPOINT or {DEFAULT_ENDPOINT})",
+        "--endpoint", type=endpoint_argument,
+        default=os.environ.get("TIERD_ENDPOINT", DEFAULT_ENDPOINT),
+        help=f"the runtime's endpoint, host:port or tcp://host:port "
+        f"(default: $TIERD_ENDPOINT or {DEFAULT_ENDPOINT})",
     )  # fmt: skip
     parser.add_argument("--server-key", help="the runtime's CURVE public key file (.key)")
     parser.add_argument("--client-key", help="this client's CURVE key pair file (.key_secret)")
     if timeout is not None:
         parser.add_argument(
-            "--timeout", type=float, default=timeout, help=f"seconds to wait (default {timeout:g})"
-        )
+            "--timeout", type=timeout_argument, default=timeout,
+            help=f"seconds to wait for the runtime's answer (default {timeout:g})",
+        )  # fmt: skip
+
+
+def _add_payload(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", type=target_argument, help="the recipient, daemon@level")
+    parser.add_argument(
+        "payload", nargs="?", metavar="PAYLOAD",
+        help="JSON; @FILE reads the JSON in FILE; - reads it from standard input (default: null)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--priority", type=priority_argument, default="normal",
+        help=f"{', '.join(PRIORITY_NAMES)} or 1..20, lower is more urgent (default normal)",
+    )  # fmt: skip
+
+
+def _add_message_commands(commands: Any) -> None:
+    """``send``, ``request`` and ``status``."""
+    send = commands.add_parser("send", help="send a notification; print its id")
+    _add_payload(send)
+    send.add_argument(
+        "--wait", action="store_true",
+        help="if the level's queue is full, wait for room (up to --timeout) instead of failing",
+    )  # fmt: skip
+    _add_client_options(send, timeout=None)
+    send.add_argument(
+        "--timeout", type=timeout_argument, default=DEFAULT_TIMEOUT,
+        help="seconds the message may wait in a queue (and for room, with --wait) before it is "
+        f"dead-lettered as expired (default {DEFAULT_TIMEOUT:g}); tierd send itself returns "
+        "once the runtime has accepted it",
+    )  # fmt: skip
+    send.set_defaults(func=cmd_send)
+
+    request = commands.add_parser("request", help="send a request; print the reply as JSON")
+    _add_payload(request)
+    _add_client_options(request, timeout=None)
+    request.add_argument(
+        "--timeout", type=timeout_argument, default=DEFAULT_TIMEOUT,
+        help=f"seconds to wait for the reply (default {DEFAULT_TIMEOUT:g})",
+    )  # fmt: skip
+    request.set_defaults(func=cmd_request)
+
+    status = commands.add_parser(
+        "status", help="levels, daemons, states, queues, counters, uptime, version"
+    )
+    status.add_argument("--json", action="store_true", help="print JSON for scripts")
+    _add_client_options(status, timeout=5.0)
+    status.set_defaults(func=cmd_status)
 
 
 def _add_control_commands(commands: Any) -> None:
@@ -314,29 +492,44 @@ def _add_control_commands(commands: Any) -> None:
 
     for name, text in (("pause", "pause a daemon"), ("resume", "resume a paused daemon")):
         control = commands.add_parser(name, help=f"{text}: daemon@level")
-        control.add_argument("target", help="the daemon, daemon@level")
+        control.add_argument("target", type=target_argument, help="the daemon, daemon@level")
         _add_client_options(control, timeout=5.0)
         control.set_defaults(func=cmd_pause)
 
     dead = commands.add_parser("dead-letters", help="list, replay or purge dead letters")
     dead.add_argument("action", choices=("list", "replay", "purge"))
-    dead.add_argument("ids", nargs="*", help="message ids (replay and purge; default: all)")
-    dead.add_argument("--level", type=int, help="one level (default: every level)")
-    dead.add_argument("--limit", type=int, default=100, help="list at most this many (newest)")
+    dead.add_argument("ids", nargs="*", metavar="ID", help="message ids (replay and purge)")
+    dead.add_argument(
+        "--all", action="store_true", help="replay or purge every dead letter (instead of ids)"
+    )
+    dead.add_argument("--level", type=level_argument, help="one level (default: every level)")
+    dead.add_argument(
+        "--limit", type=count_argument, default=100, help="list at most this many (newest)"
+    )
     dead.add_argument("--json", action="store_true", help="print JSON for scripts")
     _add_client_options(dead, timeout=5.0)
     dead.set_defaults(func=cmd_dead_letters)
 
 
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--app-dir", action="append", default=[], type=app_dir_argument, metavar="DIR",
+        help="a directory to import daemon classes from, before the config's directory and "
+        "the current directory (repeatable)",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(
-        prog="tierd", description="Run and talk to tierd message orchestrators."
-    )
+    parser = _Parser(prog="tierd", description="Run and talk to tierd message orchestrators.")
+    parser.add_argument("--version", action="version", version=f"tierd {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run a topology in the foreground")
-    run.add_argument("config", nargs="?", help="TOML topology (default: the built-in one)")
+    run.add_argument(
+        "config", nargs="?", type=Path, help="TOML topology (default: the built-in one)"
+    )
+    _add_config_options(run)
     run.add_argument("--log-level", choices=LEVELS, help="override runtime.log_level")
     run.add_argument(
         "--log-format", choices=("console", "json"), help="override runtime.log_format"
@@ -345,40 +538,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics", metavar="HOST:PORT", help='override runtime.metrics ("" turns metrics off)'
     )
     run.add_argument(
-        "--endpoint", metavar="ENDPOINT", help='override runtime.endpoint ("" serves no network)'
-    )
+        "--endpoint", metavar="ENDPOINT", type=run_endpoint_argument,
+        help='override runtime.endpoint: host:port or tcp://host:port ("" serves no network)',
+    )  # fmt: skip
     run.set_defaults(func=cmd_run)
 
     check = commands.add_parser("check", help="validate a topology without starting it")
-    check.add_argument("config", help="TOML topology")
+    check.add_argument("config", type=Path, help="TOML topology")
+    _add_config_options(check)
     check.set_defaults(func=cmd_check)
 
-    send = commands.add_parser("send", help="send a notification; print its id")
-    send.add_argument("target", help="the recipient, daemon@level")
-    send.add_argument("json", nargs="?", help="the payload as JSON (default: null)")
-    send.add_argument(
-        "--priority",
-        default="normal",
-        help=f"{', '.join(PRIORITY_NAMES)} or 1..20 (default normal)",
-    )
-    send.add_argument(
-        "--wait", action="store_true",
-        help="if the level's queue is full, wait for room (up to --timeout) instead of failing",
-    )  # fmt: skip
-    _add_client_options(send, timeout=DEFAULT_TIMEOUT)
-    send.set_defaults(func=cmd_send)
-
-    request = commands.add_parser("request", help="send a request; print the reply as JSON")
-    request.add_argument("target", help="the recipient, daemon@level")
-    request.add_argument("json", nargs="?", help="the payload as JSON (default: null)")
-    _add_client_options(request, timeout=DEFAULT_TIMEOUT)
-    request.set_defaults(func=cmd_request)
-
-    status = commands.add_parser("status", help="levels, daemons, states, queues and counters")
-    status.add_argument("--json", action="store_true", help="print JSON for scripts")
-    _add_client_options(status, timeout=5.0)
-    status.set_defaults(func=cmd_status)
-
+    _add_message_commands(commands)
     _add_control_commands(commands)
 
     keys = commands.add_parser("keys", help="CURVE keys")
@@ -391,9 +561,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``tierd`` command; return its exit code."""
-    args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    """Run the ``tierd`` command; return its exit code (130 after Ctrl-C)."""
+    args = None
+    try:
+        args = build_parser().parse_args(argv)
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        print(f"{_prog(args)}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (``tierd dead-letters list | head``)
+        # Python flushes standard output at exit: point it at nothing, so that fails quietly too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
     return code
 
 

@@ -1,26 +1,37 @@
 """The topology config: a TOML file read with `tomllib`, checked with pydantic.
 
 `load_config` refuses a bad config before anything starts, with one line per
-problem naming the file, the key and what is wrong.
+problem naming the file, the key and what is wrong. Types are strict: a
+string where a number or a boolean belongs is an error, never a coercion (an
+integer is fine where a float is expected).
+
+Daemon classes are imported while the config is checked (see
+`tierd._daemon_classes`). `load_config` and `parse_config` take an
+``import_path``: directories put at the front of `sys.path` first, so that
+``class = "mypkg.mod:Class"`` imports a package that sits next to the config
+(``tierd run`` and ``tierd check`` pass every ``--app-dir``, the config's
+directory and the current directory).
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import ipaddress
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from .actors.daemon import Daemon
+from ._daemon_classes import address_options, extend_import_path, one_line, resolve_class
 from .errors import ConfigError
+from .messaging.message import Address
 from .orchestrators._retries import DEFAULT_POISON_AFTER, RetryPolicy
 from .orchestrators._supervision import RestartPolicy, SupervisionPolicy
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 DEFAULT_TOPOLOGY = Path(__file__).with_name("default.toml")
 """The topology `tierd run` runs when it is given no config."""
@@ -28,20 +39,33 @@ DEFAULT_TOPOLOGY = Path(__file__).with_name("default.toml")
 _ENDPOINT = re.compile(
     r"^(tcp://(?P<host>\[[0-9a-fA-F:]+\]|[^:/\s]+):(?P<port>\d{1,5})|ipc://\S+|inproc://\S+)$"
 )
+_IMPORT_PATH: Final = "import_path"
+"""The validation context's key for the directories put on `sys.path`, named in hints."""
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "2" is no number and "yes" no boolean; field docstrings feed docs/configuration.md.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, use_attribute_docstrings=True
+    )
 
 
 class RestartConfig(_Section):
-    """``restart = {...}`` of a daemon: see `RestartPolicy`."""
+    """How a daemon is restarted after a crash: a backoff, and giving up after too many.
+
+    The ``restart`` table of a daemon; see `RestartPolicy`.
+    """
 
     initial_delay: Annotated[float, Field(ge=0)] = 0.1
+    """Seconds before the first restart after a crash."""
     multiplier: Annotated[float, Field(ge=1)] = 2.0
+    """Each further restart within ``window`` waits this many times longer."""
     max_delay: Annotated[float, Field(ge=0)] = 5.0
+    """The longest wait before a restart, in seconds."""
     max_restarts: Annotated[int, Field(ge=0)] = 5
+    """Restarts allowed within ``window``; the next crash gives the daemon up."""
     window: Annotated[float, Field(gt=0)] = 60.0
+    """Seconds over which restarts are counted."""
 
     def policy(self) -> RestartPolicy:
         """The `RestartPolicy` these values describe."""
@@ -49,19 +73,25 @@ class RestartConfig(_Section):
 
 
 class RetryConfig(_Section):
-    """``retry = {...}`` of a daemon: see `RetryPolicy`.
+    """How a message whose handler raised a listed exception is delivered again.
 
-    ``backoff_multiplier`` is accepted as another name for ``multiplier``.
+    The ``retry`` table of a daemon; see `RetryPolicy`. ``backoff_multiplier``
+    is accepted as another name for ``multiplier``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     max_attempts: Annotated[int, Field(ge=1, le=1000)] = 3
+    """Deliveries in all, the first one included; 1 means no retry."""
     initial_delay: Annotated[float, Field(ge=0)] = 0.5
+    """Seconds before the second delivery."""
     multiplier: Annotated[float, Field(ge=1, validation_alias=pydantic.AliasChoices(
         "multiplier", "backoff_multiplier"))] = 2.0  # fmt: skip
+    """Each further retry waits this many times longer (``backoff_multiplier`` is another name)."""
     max_delay: Annotated[float, Field(ge=0)] = 30.0
+    """The longest wait before a retry, in seconds."""
     on: Annotated[list[Annotated[str, Field(pattern=r"^\w+$")]], Field(min_length=1)]
+    """Exception class names that are retried (a subclass of one matches); others fail at once."""
 
     def policy(self) -> RetryPolicy:
         """The `RetryPolicy` these values describe."""
@@ -71,15 +101,18 @@ class RetryConfig(_Section):
 
 
 class SupervisionConfig(_Section):
-    """``supervision = {...}`` of a daemon: see `SupervisionPolicy`.
+    """What becomes of a daemon whose handler raised, by the exception's type.
 
-    Exception class names (a subclass of one matches) whose raise restarts
-    the daemon or gives it up; any other exception resumes it, keeping its
-    instance and its state. tierd's own errors always resume.
+    A raise always fails its message. The daemon itself resumes, keeping its
+    instance and its state, unless the exception's class (or a base of it)
+    is listed here. tierd's own errors (a downstream `RemoteError`,
+    `RequestTimeout`, `Deadlock`...) always resume.
     """
 
     restart: list[Annotated[str, Field(pattern=r"^\w+$")]] = Field(default_factory=list)
+    """Exception class names that give the daemon a fresh instance, after its `restart` backoff."""
     stop: list[Annotated[str, Field(pattern=r"^\w+$")]] = Field(default_factory=list)
+    """Exception class names that give the daemon up at once, until `tierd restart`."""
 
     @pydantic.model_validator(mode="after")
     def _not_both(self) -> SupervisionConfig:
@@ -94,23 +127,35 @@ class SupervisionConfig(_Section):
 
 
 class DaemonConfig(_Section):
-    """One ``[[levels.daemons]]`` table; in Python, pass ``class_path=`` for ``class``."""
+    """A daemon of the level: its class, its options and how failures are handled.
+
+    One ``[[levels.daemons]]`` table; in Python, pass ``class_path=`` for ``class``.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     id: Annotated[str, Field(min_length=1, pattern=r"^[^@\s]+$")]
-    class_path: Annotated[str, Field(alias="class", pattern=r"^[\w.]+:\w+$")]
+    """The daemon's id, unique within its level: ``echo`` in the address ``echo@2``."""
+    class_path: Annotated[str, Field(alias="class")]
+    """The daemon's class, ``module:Class``, e.g. ``"mypkg.greeter:Greeter"``."""
     options: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments for the class's constructor, checked by its ``check_options``."""
     prefetch: Annotated[int, Field(ge=1)] = 1
+    """Messages the daemon may hold at once; 1 hands it a message only when it is IDLE."""
     restart: RestartConfig = RestartConfig()
+    """How the daemon is restarted after a crash: a ``restart`` table."""
     supervision: SupervisionConfig = SupervisionConfig()
+    """Which exceptions restart or stop the daemon; any other resumes it, state kept."""
     retry: RetryConfig | None = None
+    """How a message whose handler raised is delivered again: a ``retry`` table; none if absent."""
     poison_after: Annotated[int, Field(ge=1)] = DEFAULT_POISON_AFTER
+    """Deliveries without completion after which a message is dead-lettered as ``poison``."""
 
     @pydantic.field_validator("class_path")
     @classmethod
-    def _class_exists(cls, value: str) -> str:
-        resolve_class(value)
+    def _class_exists(cls, value: str, info: pydantic.ValidationInfo) -> str:
+        context = info.context or {}
+        resolve_class(value, context.get(_IMPORT_PATH, ()))
         return value
 
     @pydantic.model_validator(mode="after")
@@ -120,16 +165,25 @@ class DaemonConfig(_Section):
             daemon_class.check_options(self.options)
         except (TypeError, ValueError) as error:
             raise ValueError(f"options do not fit {self.class_path}: {error}") from None
+        except Exception as error:  # noqa: BLE001 - a user's check that breaks: one line, no trace
+            raise ValueError(f"{self.class_path}: check_options raised {one_line(error)}") from None
         return self
 
 
 class LevelConfig(_Section):
-    """One ``[[levels]]`` table."""
+    """A level served by this runtime: its queue and its daemons.
+
+    One ``[[levels]]`` table.
+    """
 
     level: Annotated[int, Field(ge=1)]
+    """The level's number, from 1; the ``2`` in the address ``echo@2``."""
     daemons: Annotated[list[DaemonConfig], Field(min_length=1)]
+    """The level's daemons: ``[[levels.daemons]]`` tables, at least one."""
     queue_limit: Annotated[int, Field(ge=1)] = 100_000
+    """Messages the level may hold queued; a send beyond is refused (``Rejected("queue full")``)."""
     dead_letter_limit: Annotated[int, Field(ge=1)] = 10_000
+    """Dead letters the level keeps; the oldest fall out."""
     waiting_room_limit: Annotated[int, Field(ge=0)] = 1000
     """Senders that may wait for room in a full queue at once (``send --wait``)."""
     aging: Annotated[float, Field(ge=0)] = 0.0
@@ -149,7 +203,12 @@ class LevelConfig(_Section):
         return daemons
 
 
-def _check_endpoint(value: str) -> str:
+def check_endpoint(value: str) -> str:
+    """Return ``value`` if it is a ZeroMQ endpoint tierd can use: ``tcp://host:port``, ipc, inproc.
+
+    Raises:
+        ValueError: it is not; the message names it and shows one that is.
+    """
     match = _ENDPOINT.match(value)
     if match is None:
         raise ValueError(f"bad endpoint {value!r}: expected e.g. 'tcp://127.0.0.1:5555'")
@@ -159,18 +218,23 @@ def _check_endpoint(value: str) -> str:
     return value
 
 
-Endpoint = Annotated[str, pydantic.AfterValidator(_check_endpoint)]
+Endpoint = Annotated[str, pydantic.AfterValidator(check_endpoint)]
 
 
 def _check_own_endpoint(value: str) -> str:
-    return value if value == "" else _check_endpoint(value)
+    return value if value == "" else check_endpoint(value)
 
 
 class PeerConfig(_Section):
-    """One ``[[peers]]`` table: levels served by another runtime."""
+    """Levels served by another runtime, reached over ZeroMQ.
+
+    One ``[[peers]]`` table.
+    """
 
     endpoint: Endpoint
+    """The peer runtime's ``runtime.endpoint``, e.g. ``"tcp://127.0.0.1:5557"``."""
     levels: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
+    """The level numbers the peer serves; messages for them are sent there."""
     server_key: str = ""
     """The peer's CURVE public key file (``.key``); "" talks to it in the clear."""
     heartbeat_interval: Annotated[float, Field(gt=0, le=60)] = 1.0
@@ -198,17 +262,25 @@ def _check_metrics(value: str) -> str:
 
 
 class RuntimeConfig(_Section):
-    """The ``[runtime]`` table."""
+    """The runtime itself: its name, network, metrics, logs, timings and keys.
+
+    The ``[runtime]`` table.
+    """
 
     name: Annotated[str, Field(min_length=1)] = "tierd"
+    """The instance name in logs, metrics and journal file names."""
     endpoint: Annotated[str, pydantic.AfterValidator(_check_own_endpoint)] = "tcp://127.0.0.1:5555"
     """ZeroMQ ROUTER for clients and peers; "" serves no network (in-process use only)."""
     metrics: Annotated[str, pydantic.AfterValidator(_check_metrics)] = "127.0.0.1:9464"
     """Prometheus exporter, ``host:port``; port 0 picks a free port; "" turns it off."""
     log_format: Literal["console", "json"] = "console"
+    """Log lines for people (``console``) or one JSON object per line (``json``)."""
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    """The lowest log level written; ``debug`` adds an event per message."""
     sweep_interval: Annotated[float, Field(gt=0, le=60)] = 0.1
+    """Seconds between timeout sweeps: how late, at most, an expiry is noticed."""
     grace_period: Annotated[float, Field(ge=0)] = 5.0
+    """Seconds a stopping runtime lets queued and in-flight messages finish."""
     data_dir: Annotated[str, Field(min_length=1)] = "./tierd-data"
     """Where durable levels keep their journals (relative to the working directory)."""
     max_message_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 1 << 20
@@ -224,11 +296,14 @@ class RuntimeConfig(_Section):
 
 
 class Config(_Section):
-    """A whole topology."""
+    """A whole topology: the runtime, its levels, and the levels its peers serve."""
 
     runtime: RuntimeConfig = RuntimeConfig()
+    """The ``[runtime]`` table."""
     levels: Annotated[list[LevelConfig], Field(min_length=1)]
+    """The levels this runtime serves: ``[[levels]]`` tables, at least one."""
     peers: list[PeerConfig] = Field(default_factory=list)
+    """Levels served by other runtimes: ``[[peers]]`` tables."""
 
     @pydantic.model_validator(mode="after")
     def _levels_unique(self) -> Config:
@@ -296,26 +371,63 @@ class Config(_Section):
             raise ValueError("\n".join(problems))
         return self
 
+    @pydantic.model_validator(mode="after")
+    def _addresses_served(self) -> Config:
+        """Refuse an address option (a Relay's ``to``) that no level of the topology serves.
 
-def resolve_class(class_path: str) -> type[Daemon]:
-    """Import ``module:Class`` and check that it is a `Daemon`.
+        A daemon class names the options that hold an address it sends to in
+        its ``address_options`` class attribute (`tierd.actors.builtin.Relay`:
+        ``("to",)``). A level served by a peer is taken on trust: its daemons
+        are that runtime's to check.
+        """
+        served = {level.level: {d.id for d in level.daemons} for level in self.levels}
+        remote = {number for peer in self.peers for number in peer.levels}
+        problems = []
+        for level_index, level in enumerate(self.levels):
+            for index, daemon in enumerate(level.daemons):
+                for name in address_options(resolve_class(daemon.class_path)):
+                    value = daemon.options.get(name)
+                    if value is None or value == "":
+                        continue  # an optional address left out
+                    problem = _unserved(value, served, remote)
+                    if problem:
+                        key = f"levels[{level_index}].daemons[{index}].options.{name}"
+                        problems.append(f"{key}: {problem}")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
-    Raises:
-        ValueError: it cannot be imported, or it is not a Daemon subclass.
-    """
-    module_name, _, class_name = class_path.partition(":")
+
+def _unserved(value: Any, served: dict[int, set[str]], remote: set[int]) -> str:
+    """Why no daemon of the topology answers to ``value``; "" if one does (or may)."""
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(
-            f"unknown class {class_path!r}: cannot import {module_name}: {error}"
-        ) from None
-    found = getattr(module, class_name, None)
-    if not (inspect.isclass(found) and issubclass(found, Daemon)):
-        raise ValueError(
-            f"unknown class {class_path!r}: no Daemon subclass {class_name} in {module_name}"
+        address = Address.parse(value)
+    except ValueError as error:
+        return str(error)
+    if address.level in remote:
+        return ""
+    daemons = served.get(address.level)
+    if daemons is None:
+        levels = ", ".join(str(number) for number in sorted(served))
+        peers = f"; its peers serve {', '.join(str(n) for n in sorted(remote))}" if remote else ""
+        return (
+            f"no level serves {value!r}: this runtime serves level(s) {levels}{peers}; "
+            f"fix the address, or add level {address.level} under [[levels]] or [[peers]]"
         )
-    return found
+    if address.daemon not in daemons:
+        return (
+            f"level {address.level} has no daemon {address.daemon!r} "
+            f"(it has {', '.join(sorted(daemons))})"
+        )
+    return ""
+
+
+_QUOTED_TYPES: Final = {
+    "int_type": "write the number without quotes",
+    "float_type": "write the number without quotes",
+    "bool_type": "write true or false, without quotes",
+}
+"""Strict-type errors for a quoted value, and how to write it instead."""
 
 
 def _key_path(location: tuple[int | str, ...], data: Any) -> str:
@@ -329,14 +441,23 @@ def _key_path(location: tuple[int | str, ...], data: Any) -> str:
     return text
 
 
-def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
+def parse_config(
+    data: dict[str, Any], source: str = "<config>", *, import_path: Iterable[str | Path] = ()
+) -> Config:
     """Check a config already read into a dict.
+
+    Args:
+        data: the config, as `tomllib` reads it.
+        source: what to name in each problem, usually the file.
+        import_path: directories to put at the front of `sys.path` (see
+            `extend_import_path`) before the daemon classes are imported.
 
     Raises:
         ConfigError: one problem per line, each naming ``source`` and the key.
     """
+    context = {_IMPORT_PATH: extend_import_path(import_path)}
     try:
-        return Config.model_validate(data)
+        return Config.model_validate(data, context=context)
     except pydantic.ValidationError as invalid:
         problems = []
         for error in invalid.errors():
@@ -344,6 +465,8 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
             text = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 text = "unknown key"
+            elif error["type"] in _QUOTED_TYPES and isinstance(error.get("input"), str):
+                text += f", not the string {error['input']!r}: {_QUOTED_TYPES[error['type']]}"
             if key:
                 problems.append(f"{source}: {key}: {text}")
             else:  # a check across keys: its lines name their own keys
@@ -362,8 +485,14 @@ def override_runtime(config: Config, source: str, **changes: Any) -> Config:
     return parse_config(data, source)
 
 
-def load_config(path: str | Path) -> Config:
+def load_config(path: str | Path, *, import_path: Iterable[str | Path] = ()) -> Config:
     """Read and check a TOML topology.
+
+    Args:
+        path: the TOML file.
+        import_path: directories to put at the front of `sys.path` before the
+            daemon classes are imported; ``tierd run`` and ``tierd check`` pass
+            every ``--app-dir``, the config's directory and the current directory.
 
     Raises:
         ConfigError: the file is missing, is not TOML, or is not a valid topology.
@@ -377,7 +506,7 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not valid TOML: the file is not UTF-8") from None
-    return parse_config(data, str(path))
+    return parse_config(data, str(path), import_path=import_path)
 
 
 def is_loopback_endpoint(endpoint: str) -> bool:

@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any, Final
 import structlog
 
 from ._control import control_operation
+from ._daemon_classes import resolve_class
 from ._outcome import Outcome
 from ._status import status_report
-from .config import Config, load_config, resolve_class
+from ._version import __version__
+from .config import Config, load_config
 from .errors import RequestTimeout, TierdError, UnknownRecipient
 from .logging import configure as configure_logging
 from .logging import get_logger
@@ -31,6 +33,8 @@ from .orchestrators._slot import DaemonSpec
 if TYPE_CHECKING:
     import pykka
 
+    from .actors.daemon import Daemon
+    from .config import DaemonConfig
     from .orchestrators._dead_letters import DeadLetter
     from .orchestrators._stats import LevelStatistics
 
@@ -72,15 +76,21 @@ class Runtime:
         self._sweeper: threading.Thread | None = None
         self._stopping = threading.Event()
         self._started = False
+        self._started_at: float | None = None
+        """`time.monotonic` when `start` returned, for the uptime."""
 
     @classmethod
     def from_config(cls, path: str | Path) -> Runtime:
         """Make a runtime from a TOML file.
 
+        The file's directory is put at the front of `sys.path` first (if it
+        is not there already), so that a ``class = "mypkg.mod:Class"`` whose
+        package sits next to the config imports.
+
         Raises:
             ConfigError: the file is not a valid topology.
         """
-        return cls(load_config(path))
+        return cls(load_config(path, import_path=[Path(path).parent]))
 
     def __enter__(self) -> Runtime:
         self.start()
@@ -100,7 +110,9 @@ class Runtime:
             ConfigError: a CURVE key cannot be read, or ``runtime.data_dir``
                 cannot hold a durable level's journal; nothing is left running.
             MetricsServerError: the metrics address is in use; nothing is left running.
-            Exception: whatever a daemon's constructor raised; nothing is left running.
+            Exception: whatever a daemon's constructor raised, with a note (PEP 678)
+                naming the daemon: ``levels[0].daemons[1] (relay@1): cannot start``;
+                nothing is left running.
         """
         if self._started:
             raise RuntimeError("this runtime was started already; make a new one")
@@ -108,10 +120,17 @@ class Runtime:
         if self.config.runtime.metrics:
             # First, so that a second runtime on the same address fails before starting anything.
             self.metrics.serve(self.config.runtime.metrics)
+        factories: list[_DaemonFactory] = []
         try:
             self._make_bridge()
-            for section in self.config.levels:
-                specs = [_daemon_spec(daemon) for daemon in section.daemons]
+            for level_index, section in enumerate(self.config.levels):
+                specs = []
+                for index, daemon in enumerate(section.daemons):
+                    factory = _DaemonFactory(
+                        daemon, f"levels[{level_index}].daemons[{index}]", section.level
+                    )
+                    factories.append(factory)
+                    specs.append(_daemon_spec(daemon, factory))
                 journal = self._open_journal(section) if section.durable else None
                 level = Level(
                     section.level,
@@ -140,6 +159,10 @@ class Runtime:
             self._close_journals()
             self.metrics.close()
             raise
+        finally:
+            for factory in factories:
+                factory.starting = False  # a restart's constructor error goes to supervision as is
+        self._started_at = time.monotonic()
         self._sweeper = threading.Thread(
             target=self._sweep_forever,
             name=f"tierd-sweeper-{self.config.runtime.name}",
@@ -327,9 +350,14 @@ class Runtime:
             for p in (self.bridge.peers if self.bridge is not None else [])
         ]
         network = self.network_statistics()
+        started = self._started_at
+        kept = {number: len(level.dead_letter_list()) for number, level in self.levels.items()}
         return status_report(
-            self.config.runtime.name, self.statistics(), network.rejected_frames, peers
-        )
+            self.config.runtime.name, self.statistics(), network.rejected_frames, peers,
+            version=__version__, endpoint=self.config.runtime.endpoint,
+            uptime=time.monotonic() - started if started is not None else 0.0,
+            dead_letters_kept=kept,
+        )  # fmt: skip
 
     def pause(self, target: str | Address) -> bool:
         """Pause a local daemon: it receives nothing until resumed; False if unknown."""
@@ -413,11 +441,31 @@ class Runtime:
         return control_operation(self, operation, arguments)
 
 
-def _daemon_spec(daemon: Any) -> DaemonSpec:
-    daemon_class = resolve_class(daemon.class_path)
+class _DaemonFactory:
+    """Makes one daemon's instances; while the runtime starts, a failure notes the daemon."""
+
+    __slots__ = ("_address", "_key", "_make", "starting")
+
+    def __init__(self, daemon: DaemonConfig, key: str, level: int) -> None:
+        self._make = functools.partial(resolve_class(daemon.class_path), **daemon.options)
+        self._key = key
+        self._address = f"{daemon.id}@{level}"
+        self.starting = True
+        """True until `Runtime.start` returns: a constructor error then fails the start."""
+
+    def __call__(self) -> Daemon:
+        try:
+            return self._make()
+        except Exception as error:
+            if self.starting:  # the type stays the constructor's; the note says whose it is
+                error.add_note(f"{self._key} ({self._address}): cannot start")
+            raise
+
+
+def _daemon_spec(daemon: DaemonConfig, factory: _DaemonFactory) -> DaemonSpec:
     return DaemonSpec(
         id=daemon.id,
-        factory=functools.partial(daemon_class, **daemon.options),
+        factory=factory,
         class_path=daemon.class_path,
         prefetch=daemon.prefetch,
         restart=daemon.restart.policy(),

@@ -50,6 +50,9 @@ class Relay(Daemon):
         to: the address to relay to, e.g. ``"echo@2"``.
     """
 
+    address_options = ("to",)
+    """Options that hold an address: ``tierd check`` refuses one no level serves."""
+
     def __init__(self, to: str) -> None:
         self.to = Address.parse(to)
 

@@ -31,6 +31,30 @@ MIN_PRIORITY: Final = 1
 MAX_PRIORITY: Final = 20
 DEFAULT_TIMEOUT: Final = 30.0
 """Seconds a request waits for its reply, and any message may wait in a queue."""
+MAX_TIMEOUT: Final = 7 * 24 * 3600.0
+"""The longest timeout a message may carry, in seconds (seven days): what the wire accepts."""
+
+
+def check_timeout(value: float, name: str = "timeout") -> float:
+    """Return ``value`` as a float if it is a timeout a message may carry.
+
+    Args:
+        value: seconds: more than 0, finite, at most `MAX_TIMEOUT`.
+        name: the argument's name, for the error.
+
+    Raises:
+        ValueError: it is not such a number; the message names ``name``.
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 < value <= MAX_TIMEOUT
+    ):
+        raise ValueError(
+            f"{name} must be a number of seconds above 0 and at most {MAX_TIMEOUT:g} "
+            f"(7 days), not {value!r}"
+        )
+    return float(value)
 
 
 def parse_priority(value: int | str) -> int:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 import zmq
 
 from ...errors import RequestTimeout, TierdError, from_payload
-from ..message import DEFAULT_TIMEOUT, Address, Message, new_id, parse_priority
+from ..message import DEFAULT_TIMEOUT, Address, Message, check_timeout, new_id, parse_priority
 from .codec import (
     DEFAULT_MAX_MESSAGE_BYTES,
     AckFrame,
@@ -83,7 +83,7 @@ class Client:
     ) -> None:
         self.endpoint = endpoint
         self.max_bytes = max_message_bytes
-        self.ack_timeout = ack_timeout
+        self.ack_timeout = check_timeout(ack_timeout, "ack_timeout")
         name = f"client-{os.urandom(8).hex()}"
         self.address = Address(name, 0)
         """The sender address of this client's messages (level 0: outside every level)."""
@@ -153,7 +153,8 @@ class Client:
             target: the recipient, ``"daemon@level"``.
             payload: any msgpack-able value.
             priority: a name (critical, high, normal, low, background) or 1..20.
-            timeout: seconds the message may wait: for room (with ``wait``), then in a queue.
+            timeout: seconds the message may wait, for room (with ``wait``) and then in a
+                queue, before it is dead-lettered as ``expired``.
             wait: if the level's queue is full, let the runtime hold the message
                 until there is room, up to ``timeout``, instead of refusing it at once.
                 The runtime admits waiting senders in arrival order; it does not poll.
@@ -164,8 +165,10 @@ class Client:
             RequestTimeout: the runtime did not answer within ``ack_timeout``
                 (with ``wait``: ``timeout`` plus ``ack_timeout``).
             UnknownRecipient: no daemon answers to ``target``.
-            ValueError: a bad address or priority.
+            ValueError: a bad address, priority or timeout (more than 0, finite, at
+                most `MAX_TIMEOUT`); nothing was sent.
         """
+        check_timeout(timeout)
         message = Message.notification(
             self.address, Address.parse(target), payload,
             priority=parse_priority(priority), timeout=timeout,
@@ -193,8 +196,10 @@ class Client:
             RemoteError: the recipient's handler raised.
             UnknownRecipient: no level or daemon answers to ``target``.
             Deadlock, Cancelled, Rejected: as their names say.
-            ValueError: a bad address or priority.
+            ValueError: a bad address, priority or timeout (more than 0, finite, at
+                most `MAX_TIMEOUT`); nothing was sent.
         """
+        check_timeout(timeout)
         message = Message.request(
             self.address, Address.parse(target), payload,
             priority=parse_priority(priority), timeout=timeout,
@@ -215,7 +220,9 @@ class Client:
 
         Raises:
             RequestTimeout: no answer within ``timeout``.
+            ValueError: a bad timeout; nothing was sent.
         """
+        check_timeout(timeout)
         query_id = new_id()
         with self._one_thread():
             frame = self._exchange(
@@ -314,6 +321,7 @@ class Client:
         return int(self._control("purge_dead_letters", {"level": level, "ids": ids}, timeout))
 
     def _control(self, operation: str, arguments: dict[str, Any], timeout: float) -> Any:
+        check_timeout(timeout)
         query_id = new_id()
         with self._one_thread():
             frame = self._exchange(

@@ -42,7 +42,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import Rejected
-from ..message import MAX_PRIORITY, MIN_PRIORITY, Address, Message
+from ..message import MAX_PRIORITY, MAX_TIMEOUT, MIN_PRIORITY, Address, Message
 
 PROTOCOL_VERSION: Final = 1
 """The version every envelope carries; frames with another version are refused."""
@@ -55,7 +55,7 @@ REASONS: Final = ("oversized", "malformed", "bad_version", "unknown_type", "inva
 
 _MAX_ID_LENGTH: Final = 128
 _MAX_WAIT_CHAIN: Final = 256
-_MAX_TIMEOUT: Final = 7 * 24 * 3600.0
+_MAX_TIMEOUT: Final = MAX_TIMEOUT
 
 
 class DecodeError(ValueError):
