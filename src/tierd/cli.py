@@ -263,17 +263,20 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
-    """Pause or resume a daemon."""
+    """Pause, resume or restart a daemon."""
 
-    def pause(client: Client) -> None:
+    def control(client: Client) -> None:
         if args.command == "pause":
             client.pause(args.target, timeout=args.timeout)
             print(f"paused {args.target}")
-        else:
+        elif args.command == "resume":
             client.resume(args.target, timeout=args.timeout)
             print(f"resumed {args.target}")
+        else:
+            client.restart(args.target, timeout=args.timeout)
+            print(f"restarting {args.target} (now if idle or given up, else after its message)")
 
-    return _with_client(args, pause)
+    return _with_client(args, control)
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
@@ -390,6 +393,8 @@ def _fail(args: argparse.Namespace, error: Exception, code: int = EXIT_USAGE) ->
     # A runtime's error is named (RequestTimeout: ...); a config's problems name their file.
     named = isinstance(error, TierdError) and not isinstance(error, ConfigError)
     kind = f"{type(error).__name__}: " if named else ""
+    if isinstance(error, TierdError) and error.via:
+        line += f" (via {', '.join(error.via)})"
     print(f"{_prog(args)}: {kind}{line}", file=sys.stderr)
     return code
 
@@ -484,13 +489,17 @@ def _add_message_commands(commands: Any) -> None:
 
 
 def _add_control_commands(commands: Any) -> None:
-    """``cancel``, ``pause``, ``resume`` and ``dead-letters``."""
+    """``cancel``, ``pause``, ``resume``, ``restart`` and ``dead-letters``."""
     cancel = commands.add_parser("cancel", help="cancel a queued message by id")
     cancel.add_argument("id", help="the message id (as tierd send printed it)")
     _add_client_options(cancel, timeout=5.0)
     cancel.set_defaults(func=cmd_cancel)
 
-    for name, text in (("pause", "pause a daemon"), ("resume", "resume a paused daemon")):
+    for name, text in (
+        ("pause", "pause a daemon"),
+        ("resume", "resume a paused daemon"),
+        ("restart", "give a daemon a fresh instance; brings back a given-up one"),
+    ):
         control = commands.add_parser(name, help=f"{text}: daemon@level")
         control.add_argument("target", type=target_argument, help="the daemon, daemon@level")
         _add_client_options(control, timeout=5.0)
