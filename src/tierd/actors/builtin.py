@@ -66,12 +66,14 @@ class Relay(Daemon):
             raise ValueError(f"option 'to': {error}") from None
 
     def handle(self, message: Message) -> Any:
-        """Request ``to`` with the payload and reply with its reply."""
-        # Ask no longer than our own requester will wait for us.
-        remaining = message.created_at + message.timeout - time.time()
-        return self.request(
-            self.to, message.payload, timeout=max(remaining, 0.001), priority=message.priority
-        )
+        """Request ``to`` with the payload and reply with its reply.
+
+        A downstream error (its `RemoteError`, a `RequestTimeout`, a
+        `Deadlock`) passes through to the requester as it is, with this
+        relay in its ``via``; the request inherits the time the requester
+        has left, so a slow downstream never keeps the relay past it.
+        """
+        return self.request(self.to, message.payload, priority=message.priority)
 
 
 class Recorder(Daemon):
