@@ -287,3 +287,24 @@ def test_status_shows_the_current_dead_letters_uptime_version_and_endpoint(serve
     assert report["levels"][0]["dead_letters_kept"] == 1
     assert report["levels"][0]["dead_letters"] == {"handler_error": 2}
     assert kept in {letter.message.id for letter in rt.dead_letters(1)}
+
+
+def test_restart_brings_back_a_given_up_daemon_and_refuses_an_unknown_one(make_runtime):
+    """`tierd restart`: a daemon given up (supervision.stop) serves again; a typo is exit 1."""
+    address = endpoint()
+    rt = make_runtime(
+        network_config(
+            address,
+            level(1, daemon("fragile", "Fragile", supervision={"stop": ["ValueError"]})),
+        )
+    )
+    with pytest.raises(tierd.RemoteError):
+        rt.request("fragile@1", "crash", timeout=5)
+    given_up = run_tierd("request", "fragile@1", '"fine"', "--endpoint", address)
+    assert "tierd restart fragile@1" in one_line(given_up, 1)
+    done = run_tierd("restart", "fragile@1", "--endpoint", address)
+    assert (done.returncode, done.stdout.split()[:2]) == (0, ["restarting", "fragile@1"])
+    again = run_tierd("request", "fragile@1", '"fine"', "--endpoint", address)
+    assert (again.returncode, again.stdout.strip()) == (0, '"fine"')
+    unknown = one_line(run_tierd("restart", "nobody@1", "--endpoint", address), 1)
+    assert unknown.startswith("tierd restart: UnknownRecipient: no recipient nobody@1")

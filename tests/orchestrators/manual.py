@@ -87,7 +87,7 @@ class ManualLevel:
             message = self.level.finished(
                 daemon, executor.generation, message.id, result, error, 0.001
             )
-            if one and message is not None:
+            if (one or error is not None) and message is not None:
                 executor.inbox.appendleft(message)  # handed back: it waits for the next call
                 break
             if error is not None:

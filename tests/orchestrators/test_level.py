@@ -187,3 +187,32 @@ def _raise(message: Message) -> None:
 
 def _refuse_connection(message: Message) -> None:
     raise ConnectionError("the far side is down")
+
+
+def test_a_resumed_daemon_keeps_its_executor_and_takes_its_next_message_at_once():
+    """The default directive: no restart, the same executor, the next message in this thread."""
+    manual = ManualLevel([spec()])
+    manual.level.submit(note(manual, "boom"), None)
+    manual.level.submit(note(manual, "next"), None)
+    executor = manual.executor("worker")
+    handled = manual.handle_next("worker", _raise)
+    assert [m.payload for m in handled] == ["boom"]
+    assert [m.payload for m in executor.inbox] == ["next"]  # handed back in the same thread
+    assert state(manual) is DaemonState.WORKING
+    assert manual.executor("worker") is executor
+    assert not executor.stopped
+    after = manual.level.statistics()
+    assert (after.daemons[0].errors, after.daemons[0].restarts) == (1, 0)
+    assert after.dead_letters == {"handler_error": 1}
+
+
+def test_an_exception_listed_in_stop_gives_the_daemon_up_at_once():
+    """supervision.stop: given up on the first raise; its queue is refused, no restart is due."""
+    manual = ManualLevel([spec(supervision=SupervisionPolicy(stop=("RuntimeError",)))])
+    manual.level.submit(note(manual, "boom"), None)
+    manual.level.submit(note(manual, "queued"), None)
+    manual.handle_next("worker", _raise, one=True)
+    assert manual.level.slots["worker"].given_up
+    manual.advance(3600)
+    assert state(manual) is DaemonState.ERROR
+    assert manual.level.statistics().dead_letters == {"handler_error": 1, "daemon_gave_up": 1}
