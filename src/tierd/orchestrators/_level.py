@@ -159,6 +159,9 @@ class Level:
         self._counters = LevelCounters()
         self._accepting = True
         self._take_in = self._enqueue_stored if self._store.durable else self._enqueue
+        self._attempted = self._store.attempt
+        self._handled = self._store.done
+        """The store's hooks of every hand-over and every finish, bound once: the hot path."""
         """How a message is taken in, chosen once: a level in memory skips the
         store's record and put (measured: 0.1 µs of the 3.3 µs a queued message costs)."""
         # Build every daemon now, in the caller's thread, so that a bad option
@@ -389,7 +392,7 @@ class Level:
         message.attempts += 1
         message.status = "in_progress"
         slot.in_flight[message.id] = entry
-        self._store.attempt(message.id, message.attempts)
+        self._attempted(message.id, message.attempts)
         if message.kind == "request":
             route = entry.reply_route
             if route is not None and route is not REPLY_HERE and route.durable_identity is not None:
@@ -464,7 +467,7 @@ class Level:
         message = entry.message
         slot.processed += 1
         self._counters.processed += 1
-        self._store.done(message.id)
+        self._handled(message.id)
         if self._debug:
             self.log.debug(
                 "message_handled", message_id=message.id, trace_id=message.trace_id,
