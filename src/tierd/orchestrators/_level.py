@@ -159,11 +159,11 @@ class Level:
         self._counters = LevelCounters()
         self._accepting = True
         self._take_in = self._enqueue_stored if self._store.durable else self._enqueue
+        """How a message is taken in, chosen once: a level in memory skips the
+        store's record and put (measured: 0.1 µs of the 3.3 µs a queued message costs)."""
         self._attempted = self._store.attempt
         self._handled = self._store.done
         """The store's hooks of every hand-over and every finish, bound once: the hot path."""
-        """How a message is taken in, chosen once: a level in memory skips the
-        store's record and put (measured: 0.1 µs of the 3.3 µs a queued message costs)."""
         # Build every daemon now, in the caller's thread, so that a bad option
         # fails the runtime's start instead of starting a restart loop.
         self._first_instances = {spec.id: spec.factory() for spec in daemons}
