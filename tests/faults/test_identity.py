@@ -157,5 +157,5 @@ def test_a_second_connection_with_a_clients_routing_id_cannot_take_it_over(make_
         f"name claimant: {len(name_answers)} frames; routing-id claimant: {len(secret_answers)}"
     )
     assert replies == list(range(REQUESTS))
-    assert name_answers == [codec.PongFrame()]
+    assert [type(frame) for frame in name_answers] == [codec.PongFrame]
     assert secret_answers == [], "a second connection took the victim's routing id"

@@ -149,7 +149,7 @@ def test_a_stopping_runtime_refuses_new_messages_but_answers_heartbeats(inbound)
     reply, pong = _frames(sent)
     assert isinstance(reply, codec.MessageFrame)
     assert reply.message.payload["reason"] == "runtime is stopping"
-    assert pong == codec.PongFrame()
+    assert pong == codec.PongFrame(durable=frozenset())
     assert link.submitted == []
 
 

@@ -124,6 +124,8 @@ class Bridge:
         control: runs a control operation ``(operation, arguments)`` a client asks
             for and returns its result; runs in the same worker thread. None
             refuses control frames.
+        durable_levels: the runtime's durable levels: peers learn them from its
+            pongs, and confirm a notification for one only once it is committed.
     """
 
     def __init__(
@@ -132,6 +134,7 @@ class Bridge:
         router: Router,
         status: Callable[[], dict[str, Any]],
         control: Callable[[str, dict[str, Any]], Any] | None = None,
+        durable_levels: frozenset[int] = frozenset(),
     ) -> None:
         runtime = config.runtime
         self.config = config
@@ -153,6 +156,7 @@ class Bridge:
             ask_status=self._ask_status,
             ask_control=self._ask_control if control is not None else None,
             max_bytes=self.max_bytes,
+            durable_levels=durable_levels,
         )
         self.access = Access()
         """Who may do what; loaded at `start` under CURVE (every connection may, without)."""

@@ -113,6 +113,7 @@ class InboundHandler:
         max_bytes: the frame size limit.
         clock: monotonic seconds.
         access: who may run control operations; everyone by default (no CURVE).
+        durable_levels: this runtime's durable levels, told to peers in every pong.
     """
 
     def __init__(
@@ -128,8 +129,10 @@ class InboundHandler:
         max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         clock: Callable[[], float] = time.monotonic,
         access: Access | None = None,
+        durable_levels: frozenset[int] = frozenset(),
     ) -> None:
         self.router = router
+        self._pong = encode_pong(durable_levels)
         self.access = access if access is not None else Access()
         self.recovered = RecentIds(recent.window)
         """Ids a durable level handled before a restart, whoever sent them (see `remember`)."""
@@ -186,7 +189,7 @@ class InboundHandler:
                 )
             case PingFrame():
                 self.queries += 1
-                self.send_now(identity, encode_pong())
+                self.send_now(identity, self._pong)
             case StatusQuery(query_id=query_id):
                 self.queries += 1
                 if self.accepting:
