@@ -9,6 +9,7 @@ from tests.orchestrators.manual import ManualLevel, spec
 from tierd._outcome import Outcome
 from tierd.actors.states import DaemonState
 from tierd.messaging.message import Address, Message
+from tierd.orchestrators._journal import Recovered
 from tierd.orchestrators._retries import RetryPolicy
 from tierd.orchestrators._supervision import RestartPolicy, SupervisionPolicy
 
@@ -274,3 +275,14 @@ def test_a_request_made_here_whose_commit_failed_gets_the_refusal():
     store.commits[0].set(tierd.Rejected("disk full"))
     assert isinstance(waiter.wait(0), tierd.Rejected)
     assert not manual.executor("worker").inbox
+
+
+def test_a_commit_finds_its_reserved_room_even_if_requeued_messages_took_it():
+    """Requeues ignore the limit; a committed message still gets in, as its room was promised."""
+    store = HandCommittedStore()
+    manual = ManualLevel([spec()], store=store, queue_limit=1)
+    manual.level.set_paused("worker", paused=True)
+    manual.level.submit(note(manual, "new"), None)
+    manual.level.recover(Recovered([(note(manual, "recovered"), None)], [], []), None)
+    store.commits[0].set(None)
+    assert len(manual.level.queue) == 2

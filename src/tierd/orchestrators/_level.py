@@ -365,8 +365,10 @@ class Level:
                 item = uncommitted.popleft()
                 error = item.stored.wait(0)
                 if error is None:
-                    with self.queue.unlimited():  # its room was reserved at acceptance
-                        self._enqueue(item.message, item.route, item.slot, later)
+                    args = item.message, item.route, item.slot, later
+                    if self._enqueue(*args) is not None:  # retries requeued meanwhile
+                        with self.queue.unlimited():  # its room was reserved at acceptance
+                            self._enqueue(*args)
                 else:
                     self._withdraw(item, error)
             if self._room.parked:
