@@ -136,6 +136,8 @@ class InboundHandler:
         self.access = access if access is not None else Access()
         self.recovered = RecentIds(recent.window)
         """Ids a durable level handled before a restart, whoever sent them (see `remember`)."""
+        self._recovering = False
+        """Whether `recovered` holds any id: a plain flag, read on every message."""
         self.rejections = rejections
         self.recent = recent
         self.send_now = send_now
@@ -216,7 +218,7 @@ class InboundHandler:
             error = DecodeError("unexpected", "a reply sent to a runtime's endpoint", message.id)
             self._refuse_frame(identity, error)
             return
-        if key in self.recent or (self.recovered and message.id in self.recovered):
+        if key in self.recent or (self._recovering and message.id in self.recovered):
             self.duplicates += 1
             if key not in self.waiting:
                 self.send_now(identity, encode_ack(message.id))
@@ -302,6 +304,7 @@ class InboundHandler:
         a resend of one of them is acked and dropped whoever sends it.
         """
         self.recovered.add(message_id, now)
+        self._recovering = True
 
     def _refuse_frame(self, identity: bytes, error: DecodeError) -> None:
         self.rejections.count(error.reason, error.detail, sender=identity.hex()[:16])
@@ -312,7 +315,9 @@ class InboundHandler:
     def tick(self, now: float) -> None:
         """Housekeeping the I/O loop calls now and then: forget old message ids."""
         self.recent.prune(now)
-        self.recovered.prune(now)
+        if self._recovering:
+            self.recovered.prune(now)
+            self._recovering = len(self.recovered) > 0
 
 
 def _stopping_payload() -> dict[str, Any]:
