@@ -4,7 +4,9 @@ A control frame names an operation and carries its arguments as a map (see
 `tierd.messaging._transport.codec`). The arguments come from the network: each one is
 checked here before the runtime sees it, and a bad one raises `ValueError`,
 which the bridge answers as ``Rejected``. The result is plain msgpack-able
-data.
+data. Under CURVE only a client key with the ``operate`` role gets here:
+the transport refuses the others first (``SEND_OPERATIONS`` in
+`tierd.messaging._transport.access` lists the exceptions; none yet).
 
 =========================  ==========================  =================================
 operation                  arguments                   result

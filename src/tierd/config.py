@@ -261,6 +261,15 @@ def _check_metrics(value: str) -> str:
     return value
 
 
+class AllowedClient(_Section):
+    """One entry of ``runtime.curve_allowed_clients``: public keys and their role."""
+
+    key: Annotated[str, Field(min_length=1)]
+    """A ``.key`` public key file, or a directory of them."""
+    role: Literal["send", "operate"] = "send"
+    """``send``: messages, requests, status; ``operate``: also control operations."""
+
+
 class RuntimeConfig(_Section):
     """The runtime itself: its name, network, metrics, logs, timings and keys.
 
@@ -289,8 +298,14 @@ class RuntimeConfig(_Section):
     """Seconds a network message id is remembered, so that a resend is not handled twice."""
     curve_secret_key: str = ""
     """This runtime's CURVE key pair (a ``.key_secret`` file from ``tierd keys generate``)."""
-    curve_allowed_clients: str = ""
-    """A directory of the ``.key`` public keys allowed to connect (clients and peers)."""
+    curve_allowed_clients: str | list[AllowedClient] = ""
+    """The public keys allowed to connect (clients and peers), each with a role.
+
+    A list of ``{ key = "keys/ops.key", role = "operate" }`` entries, where ``key``
+    is a ``.key`` file or a directory of them and ``role`` is ``send`` (the
+    default: messages, requests, status) or ``operate`` (also cancel, pause,
+    resume, restart, dead letters). A plain directory, the form before roles,
+    still works: every key in it gets ``operate``."""
     insecure: bool = False
     """Allow binding a non-loopback endpoint without CURVE: anyone who reaches it can send."""
 
@@ -346,7 +361,7 @@ class Config(_Section):
         if bool(runtime.curve_secret_key) != bool(runtime.curve_allowed_clients):
             problems.append(
                 "runtime.curve_secret_key: CURVE needs both curve_secret_key (this runtime's "
-                "key pair) and curve_allowed_clients (a directory of allowed public keys)"
+                "key pair) and curve_allowed_clients (the allowed public keys and their roles)"
             )
         open_to_anyone = not runtime.curve_secret_key and not runtime.insecure
         if runtime.endpoint and open_to_anyone and not is_loopback_endpoint(runtime.endpoint):

@@ -204,7 +204,10 @@ class Runtime:
         """Make the bridge, if there is an endpoint or a peer, and route remote levels to it."""
         if not (self.config.runtime.endpoint or self.config.peers):
             return
-        self.bridge = Bridge(self.config, self.router, self.status, self.control)
+        durable = frozenset(section.level for section in self.config.levels if section.durable)
+        self.bridge = Bridge(
+            self.config, self.router, self.status, self.control, durable_levels=durable
+        )
         for level, link in self.bridge.remote_links():
             self.router.add_remote(level, link)
 

@@ -9,6 +9,7 @@ from tests.orchestrators.manual import ManualLevel, spec
 from tierd._outcome import Outcome
 from tierd.actors.states import DaemonState
 from tierd.messaging.message import Address, Message
+from tierd.orchestrators._journal import Recovered
 from tierd.orchestrators._retries import RetryPolicy
 from tierd.orchestrators._supervision import RestartPolicy, SupervisionPolicy
 
@@ -216,3 +217,101 @@ def test_an_exception_listed_in_stop_gives_the_daemon_up_at_once():
     manual.advance(3600)
     assert state(manual) is DaemonState.ERROR
     assert manual.level.statistics().dead_letters == {"handler_error": 1, "daemon_gave_up": 1}
+
+
+class HandCommittedStore:
+    """A durable store whose commits the test settles by hand, one outcome per put."""
+
+    durable = True
+
+    def __init__(self) -> None:
+        self.commits: list[Outcome] = []
+
+    def record(self, message: Message, identity: bytes | None) -> str:
+        return message.id
+
+    def put(self, row: str, attempts: int) -> Outcome:
+        self.commits.append(Outcome())
+        return self.commits[-1]
+
+    def attempt(self, message_id: str, attempts: int) -> None: ...
+
+    def done(self, message_id: str) -> None: ...
+
+    def dead_letter(self, message: Message, reason: str, detail: str, at: float) -> None: ...
+
+    def forget_dead_letters(self, message_ids: list[str] | None = None) -> None: ...
+
+
+def test_a_durable_message_reaches_its_daemon_only_after_its_commit():
+    """An idle daemon of a durable level is handed a message once its journal row is committed."""
+    store = HandCommittedStore()
+    manual = ManualLevel([spec()], store=store)
+    accepted = manual.level.submit(note(manual, 1), None)
+    assert accepted is store.commits[0]
+    assert not manual.executor("worker").inbox
+    store.commits[0].set(None)
+    assert [m.payload for m in manual.executor("worker").inbox] == [1]
+
+
+def test_a_message_whose_commit_failed_is_withdrawn_before_its_sender_is_told():
+    """Refused means not kept: a failed journal write leaves nothing to hand over or queue."""
+    store = HandCommittedStore()
+    manual = ManualLevel([spec()], store=store)
+    seen_when_told: list[int] = []
+    accepted = manual.level.submit(note(manual, 1), None)
+    accepted.add_done_callback(lambda _error: seen_when_told.append(len(manual.level.queue)))
+    manual.level.submit(note(manual, 2), None)
+    store.commits[0].set(tierd.Rejected("disk full"))
+    store.commits[1].set(None)
+    assert seen_when_told == [0]
+    assert [m.payload for m in manual.handle_next("worker")] == [2]
+    assert manual.level.statistics().rejected == {"journal_failed": 1}
+
+
+def test_commits_that_settle_out_of_order_still_queue_in_acceptance_order():
+    """A later commit that settles first waits for the earlier one: order is the puts' order."""
+    store = HandCommittedStore()
+    manual = ManualLevel([spec()], store=store)
+    manual.level.set_paused("worker", paused=True)
+    for n in range(3):
+        manual.level.submit(note(manual, n), None)
+    store.commits[2].set(None)
+    store.commits[1].set(None)
+    assert len(manual.level.queue) == 0
+    store.commits[0].set(None)
+    manual.level.set_paused("worker", paused=False)
+    assert [m.payload for m in manual.handle_next("worker")] == [0, 1, 2]
+
+
+def test_messages_waiting_for_their_commit_take_room_in_the_queue():
+    """The queue limit counts messages not yet committed, so a commit never overfills it."""
+    store = HandCommittedStore()
+    manual = ManualLevel([spec()], store=store, queue_limit=2)
+    manual.level.set_paused("worker", paused=True)
+    manual.level.submit(note(manual, 1), None)
+    manual.level.submit(note(manual, 2), None)
+    with pytest.raises(tierd.Rejected, match="queue full"):
+        manual.level.submit(note(manual, 3), None)
+
+
+def test_a_request_made_here_whose_commit_failed_gets_the_refusal():
+    """A request from outside every daemon learns of the failed write from its waiter."""
+    store = HandCommittedStore()
+    manual = ManualLevel([spec()], store=store)
+    request, waiter = ask(manual)
+    manual.level.submit(request, None, waiter=waiter)
+    store.commits[0].set(tierd.Rejected("disk full"))
+    assert isinstance(waiter.wait(0), tierd.Rejected)
+    assert not manual.executor("worker").inbox
+
+
+def test_a_commit_finds_its_reserved_room_even_if_requeued_messages_took_it():
+    """Requeues ignore the limit; a committed message still gets in, as its room was promised."""
+    store = HandCommittedStore()
+    manual = ManualLevel([spec()], store=store, queue_limit=1)
+    manual.level.set_paused("worker", paused=True)
+    manual.level.submit(note(manual, "new"), None)
+    manual.level.recover(Recovered([(note(manual, "recovered"), None)], [], []), None)
+    store.commits[0].set(None)
+    assert len(manual.level.queue) == 2

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import contextlib
 import itertools
 import time
 from typing import TYPE_CHECKING, Any
@@ -150,6 +151,15 @@ class LevelQueue:
         self._by_id[message.id] = entry
         self._depth[entry.priority] += 1
         return entry
+
+    @contextlib.contextmanager
+    def unlimited(self) -> Iterator[None]:
+        """Let `put` go beyond the limit: for messages whose room was reserved earlier."""
+        limit, self.limit = self.limit, None
+        try:
+            yield
+        finally:
+            self.limit = limit
 
     def requeue(self, entry: QueueEntry) -> None:
         """Put a taken entry back at its old place: same priority, same sequence.

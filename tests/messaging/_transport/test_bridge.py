@@ -198,14 +198,23 @@ def test_a_second_runtime_on_the_same_endpoint_fails_and_leaves_the_first(
     assert make_client(address).request("echo@2", 1, timeout=5) == 1
 
 
-def test_messages_for_a_down_peer_are_held_then_delivered_once(make_runtime):
-    """Messages for a down peer are held, then delivered exactly once when it comes up."""
-    back_address = endpoint()
-    peer = {"endpoint": back_address, "levels": [2], **FAST_PEER}
+def front_that_knows_back(make_runtime, back_address, **peer_extra):
+    """A front runtime that heard from its back (level 2 is not durable there), now down."""
+    peer = {"endpoint": back_address, "levels": [2], **FAST_PEER, **peer_extra}
+    back = make_runtime(network_config(back_address, LEVEL_2, name="back"))
     front = make_runtime(network_config(endpoint(), level(1, daemon("echo", "Echo")), peers=[peer]))
+    wait_until(lambda: front.bridge.peers[0].durable_levels == frozenset(), timeout=5)
+    back.stop(grace_period=0)
+    wait_until(lambda: not front.network_statistics().peers_up[back_address], timeout=5)
+    return front
+
+
+def test_messages_for_a_down_peer_are_held_then_delivered_once(make_runtime):
+    """Messages for a down peer's non-durable level are held, then delivered exactly once."""
+    back_address = endpoint()
+    front = front_that_knows_back(make_runtime, back_address)
     ids = [front.send("recorder@2", n) for n in range(10)]
     assert len(set(ids)) == 10
-    assert front.network_statistics().peers_up == {back_address: False}
     with pytest.raises(tierd.RequestTimeout):
         front.request("echo@2", "too late", timeout=0.3)
     back = make_runtime(network_config(back_address, LEVEL_2, name="back"))
@@ -219,13 +228,24 @@ def test_messages_for_a_down_peer_are_held_then_delivered_once(make_runtime):
 
 def test_a_full_buffer_for_a_down_peer_is_refused_clearly(make_runtime):
     """A notification meeting a full buffer for a down peer is refused, naming the limit."""
-    peer = {"endpoint": endpoint(), "levels": [2], "buffer_limit": 3, **FAST_PEER}
-    front = make_runtime(network_config(endpoint(), level(1, daemon("echo", "Echo")), peers=[peer]))
+    front = front_that_knows_back(make_runtime, endpoint(), buffer_limit=3)
     for n in range(3):
         front.send("recorder@2", n)
     wait_until(lambda: front.bridge.peers[0].held_count == 3)
     with pytest.raises(tierd.Rejected, match="buffer_limit"):
         front.send("recorder@2", 3)
+
+
+def test_a_send_to_a_peer_that_never_answered_waits_for_its_ack(make_runtime):
+    """Not knowing whether the peer's level is durable, a send is confirmed by the peer only."""
+    back_address = endpoint()
+    peer = {"endpoint": back_address, "levels": [2], **FAST_PEER}
+    front = make_runtime(network_config(endpoint(), level(1, daemon("echo", "Echo")), peers=[peer]))
+    with pytest.raises(tierd.Rejected, match="is down: the message was not accepted"):
+        front.send("recorder@2", "unconfirmed", timeout=0.3)
+    back = make_runtime(network_config(back_address, LEVEL_2, name="back"))
+    assert front.send("recorder@2", "confirmed", timeout=10)
+    assert back.request("recorder@2", {"op": "count"}, timeout=5) == 1
 
 
 def test_a_failing_daemon_leaves_no_network_behind(make_runtime, make_client):

@@ -209,3 +209,11 @@ def test_fast_path_agrees_with_pydantic(change: dict[str, object], drop: str | N
 def test_fast_path_takes_a_plain_message() -> None:
     """The common case does not go to pydantic at all."""
     assert codec._common_message(_valid_fields()) is not None
+
+
+def test_a_pong_carries_the_durable_levels_and_a_bad_list_reads_as_not_said():
+    """A pong's durable levels round-trip; one without them, or with junk, says nothing."""
+    assert codec.decode(codec.encode_pong([3, 1])) == codec.PongFrame(durable=frozenset({1, 3}))
+    assert codec.decode(codec.encode_pong()) == codec.PongFrame(durable=None)
+    junk = msgpack.packb({"v": codec.PROTOCOL_VERSION, "t": "pong", "durable": ["1", 2]})
+    assert codec.decode(junk) == codec.PongFrame(durable=None)

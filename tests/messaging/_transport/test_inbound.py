@@ -13,6 +13,7 @@ from tests.messaging._transport.fakes import Clock, make_request
 from tierd._outcome import Outcome
 from tierd.logging import get_logger
 from tierd.messaging._transport import codec
+from tierd.messaging._transport.access import Access
 from tierd.messaging._transport.dedup import RecentIds
 from tierd.messaging._transport.inbound import InboundHandler
 from tierd.messaging._transport.rejections import Rejections
@@ -148,7 +149,7 @@ def test_a_stopping_runtime_refuses_new_messages_but_answers_heartbeats(inbound)
     reply, pong = _frames(sent)
     assert isinstance(reply, codec.MessageFrame)
     assert reply.message.payload["reason"] == "runtime is stopping"
-    assert pong == codec.PongFrame()
+    assert pong == codec.PongFrame(durable=frozenset())
     assert link.submitted == []
 
 
@@ -165,3 +166,53 @@ def test_refused_frames_are_logged_once_per_reason_per_interval(inbound):
         ("frame_rejected", "bad_version"),
     ]
     assert len(sent) == 51  # every sender that can be answered is answered
+
+
+def test_the_same_id_from_two_senders_is_two_messages(inbound):
+    """Duplicates are per sender: another connection reusing an id does not hide the message."""
+    handler, link, _sent = inbound
+    note = Message.notification(Address("client", 0), Address("recorder", 2), 1)
+    data = codec.encode_message(note)
+    handler.handle([b"attacker", data])
+    handler.handle([b"victim", data])
+    handler.handle([b"victim", data])  # the victim's own resend is still one
+    assert len(link.submitted) == 2
+    assert handler.duplicates == 1
+
+
+def test_under_curve_the_sender_is_the_key_not_the_routing_id(inbound):
+    """Under CURVE a resend on a new connection of one key is a duplicate; another key's is not."""
+    handler, link, _sent = inbound
+    data = codec.encode_message(Message.notification(Address("c", 0), Address("recorder", 2), 1))
+    handler.handle([b"conn-1", data], "key-A")
+    handler.handle([b"conn-2", data], "key-A")
+    handler.handle([b"conn-2", data], "key-B")
+    assert len(link.submitted) == 2
+    assert handler.duplicates == 1
+
+
+def test_ids_a_durable_level_handled_before_a_restart_are_dropped_from_any_sender(inbound):
+    """Recovered ids carry no sender: a resend of one is acked and not handed on."""
+    handler, link, sent = inbound
+    note = Message.notification(Address("peer", 1), Address("recorder", 2), 1)
+    handler.remember(note.id, 0.0)
+    handler.handle([b"peer-again", codec.encode_message(note)])
+    assert link.submitted == []
+    assert _frames(sent) == [codec.AckFrame(note.id)]
+
+
+def test_a_control_operation_needs_the_operate_role(inbound):
+    """A send key's control frame is refused, counted and never run; an operate key's runs."""
+    handler, _link, sent = inbound
+    asked: list[str] = []
+    handler.ask_control = lambda _identity, query: asked.append(query.operation)
+    handler.access = Access({"ops-key": "operate", "app-key": "send"})
+    frame = codec.encode_control("q1", "purge_dead_letters", {})
+    handler.handle([b"app", frame], "app-key")
+    handler.handle([b"ops", frame], "ops-key")
+    assert asked == ["purge_dead_letters"]
+    (refusal,) = _frames(sent)
+    assert isinstance(refusal, codec.ErrorFrame)
+    assert "'operate' role" in refusal.error["text"]
+    assert handler.access.forbidden == 1
+    assert handler.rejections.snapshot() == {"forbidden": 1}

@@ -133,9 +133,9 @@ def _note(timeout: float = 30.0) -> Message:
 
 
 def test_a_notification_without_wait_is_held_and_counts_as_accepted(peer):
-    """Without wait a notification is accepted once held, and goes out without the wait flag."""
+    """For a level the peer does not keep durably, a notification is accepted once held."""
     link, _clock, wire, _ = peer
-    link.on_frames([codec.encode_pong()])
+    link.on_frames([codec.encode_pong([])])
     assert link.submit(_note(), None) is None
     (frame,) = [f for f in wire if isinstance(f, codec.MessageFrame)]
     assert frame.wait is False
@@ -184,7 +184,7 @@ def test_a_waiting_notification_the_peer_does_not_answer_is_rejected_after_a_gra
     link.tick(clock.now)
     error = accepted.wait(0)
     assert isinstance(error, tierd.Rejected)
-    assert "did not say" in str(error)
+    assert "did not confirm" in str(error)
     assert link.held_count == 0
 
 
@@ -235,6 +235,7 @@ def test_a_request_with_wait_is_sent_as_a_plain_request(peer):
 def test_waiting_senders_are_refused_when_the_bridge_stops(peer):
     """fail_waiting settles every waiting sender's outcome with the given error."""
     link, *_ = peer
+    link.on_frames([codec.encode_pong([])])
     accepted = link.submit(_note(), None, wait=True)
     plain = link.submit(_note(), None)
     link.fail_waiting(tierd.Rejected("runtime is stopping"))
@@ -252,3 +253,26 @@ def test_a_waiting_notification_handed_to_a_stopped_bridge_is_refused(peer):
     thread.join(5)
     (accepted,) = outcome
     assert str(accepted.wait(0)) == "runtime is stopping"
+
+
+def test_a_notification_for_a_level_durable_at_the_peer_is_confirmed_by_its_ack(peer):
+    """End-to-end acceptance: the outcome settles with the ack the peer sends after its commit."""
+    link, _clock, wire, _ = peer
+    link.on_frames([codec.encode_pong([2])])
+    note = _note()
+    accepted = link.submit(note, None)
+    (frame,) = [f for f in wire if isinstance(f, codec.MessageFrame)]
+    assert frame.wait is False  # no waiting for room was asked for
+    assert not accepted.done
+    link.on_frames([codec.encode_ack(note.id)])
+    assert accepted.wait(0) is None
+
+
+def test_until_the_peer_says_which_levels_are_durable_every_notification_is_confirmed(peer):
+    """A peer not heard yet (or an older one, whose pong says nothing) may keep any level."""
+    link, _clock, _wire, _ = peer
+    assert link.submit(_note(), None) is not None
+    link.on_frames([codec.encode_pong()])  # an older tierd: no durable levels in its pong
+    assert link.submit(_note(), None) is not None
+    link.on_frames([codec.encode_pong([3])])
+    assert link.submit(_note(), None) is None

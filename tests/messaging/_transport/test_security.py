@@ -90,3 +90,40 @@ def test_a_missing_key_file_fails_the_start_clearly(tmp_path, keys):
     ))  # fmt: skip
     with pytest.raises(tierd.ConfigError, match=r"runtime\.curve_secret_key"):
         runtime.start()
+
+
+def test_a_send_key_sends_and_an_operate_key_also_operates(keys, make_runtime, make_client):
+    """Roles from the config: the send key's purge is refused and counted, the operator's runs."""
+    address = endpoint()
+    runtime = make_runtime(network_config(
+        address, echo_level(1),
+        curve_secret_key=str(keys["server"][1]),
+        curve_allowed_clients=[
+            {"key": str(keys["friend"][0]), "role": "send"},
+            {"key": str(keys["peer"][0]), "role": "operate"},
+        ],
+    ))  # fmt: skip
+    server_key = keys["server"][0]
+    sender = make_client(address, server_key=server_key, client_key=keys["friend"][1])
+    operator = make_client(address, server_key=server_key, client_key=keys["peer"][1])
+    assert sender.request("echo@1", "hi", timeout=5) == "hi"
+    assert sender.status()["levels"]
+    with pytest.raises(tierd.Rejected, match="'operate' role"):
+        sender.purge_dead_letters()
+    with pytest.raises(tierd.Rejected, match="'operate' role"):
+        sender.pause("echo@1")
+    assert operator.purge_dead_letters() == 0
+    operator.pause("echo@1")
+    assert runtime.status()["levels"][0]["daemons"][0]["paused"]
+    assert runtime.network_statistics().rejected_frames == {"forbidden": 2}
+
+
+def test_allowed_clients_with_a_bad_role_are_refused_naming_the_key():
+    """A role other than send or operate is a config error naming the entry."""
+    levels = [{"level": 1, "daemons": [{"id": "e", "class": "tierd.actors.builtin:Echo"}]}]
+    runtime = {
+        "curve_secret_key": "x.key_secret",
+        "curve_allowed_clients": [{"key": "ops.key", "role": "admin"}],
+    }
+    with pytest.raises(tierd.ConfigError, match=r"curve_allowed_clients.*role"):
+        parse_config({"runtime": runtime, "levels": levels})

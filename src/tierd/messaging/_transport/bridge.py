@@ -36,6 +36,7 @@ import zmq
 
 from ...errors import BindError, Rejected, TierdError, to_payload
 from ...logging import get_logger
+from .access import Access
 from .codec import ControlQuery, encode_control_reply, encode_error, encode_status_reply
 from .dedup import RecentIds
 from .handoff import Handoff
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from zmq.auth.thread import ThreadAuthenticator
 
     from ..link import Router
+    from .access import AllowedClientSettings
 
 _TICK: Final = 0.05
 """Seconds between two rounds of heartbeats, liveness checks and expiries."""
@@ -66,6 +68,8 @@ _STATUS_BACKLOG: Final = 8
 """Status queries computed at once at most; more are refused as busy."""
 _CLOSE_LINGER_MS: Final = 200
 """How long closing the ROUTER may wait to flush the last replies."""
+_HEARTBEAT_MS: Final = 1000
+"""ZMTP heartbeats on the ROUTER's connections: a silent one is dropped after three."""
 _HOLD_RECOVERED_REPLY: Final = 30.0
 """Seconds a reply to a recovered request waits for its client to reconnect."""
 
@@ -94,8 +98,8 @@ class RuntimeSettings(Protocol):
         """This runtime's CURVE key pair file; "" talks in the clear."""
 
     @property
-    def curve_allowed_clients(self) -> str:
-        """The directory of public keys allowed to connect, under CURVE."""
+    def curve_allowed_clients(self) -> str | Sequence[AllowedClientSettings]:
+        """The public keys allowed to connect under CURVE, with their roles (see `Access.load`)."""
 
 
 class BridgeSettings(Protocol):
@@ -120,6 +124,8 @@ class Bridge:
         control: runs a control operation ``(operation, arguments)`` a client asks
             for and returns its result; runs in the same worker thread. None
             refuses control frames.
+        durable_levels: the runtime's durable levels: peers learn them from its
+            pongs, and confirm a notification for one only once it is committed.
     """
 
     def __init__(
@@ -128,6 +134,7 @@ class Bridge:
         router: Router,
         status: Callable[[], dict[str, Any]],
         control: Callable[[str, dict[str, Any]], Any] | None = None,
+        durable_levels: frozenset[int] = frozenset(),
     ) -> None:
         runtime = config.runtime
         self.config = config
@@ -149,7 +156,10 @@ class Bridge:
             ask_status=self._ask_status,
             ask_control=self._ask_control if control is not None else None,
             max_bytes=self.max_bytes,
+            durable_levels=durable_levels,
         )
+        self.access = Access()
+        """Who may do what; loaded at `start` under CURVE (every connection may, without)."""
         self._status = status
         self._control = control
         self._status_pending = 0
@@ -184,7 +194,7 @@ class Bridge:
         """Treat these message ids (with epoch seconds) as accepted; call before `start`."""
         now, wall = time.monotonic(), time.time()
         for message_id, at in ids:
-            self.inbound.recent.add(message_id, now - max(wall - at, 0.0))
+            self.inbound.remember(message_id, now - max(wall - at, 0.0))
 
     def remote_links(self) -> list[tuple[int, PeerLink]]:
         """Each remote level and the peer link that serves it, for `Router.add_remote`."""
@@ -225,7 +235,9 @@ class Bridge:
         keys = load_key_pair(runtime.curve_secret_key)
         if self.endpoint:
             assert self._context is not None
-            self._authenticator = start_authenticator(self._context, runtime.curve_allowed_clients)
+            self.access = Access.load(runtime.curve_allowed_clients)
+            self.inbound.access = self.access
+            self._authenticator = start_authenticator(self._context, self.access)
         return keys
 
     def _bind(self, keys: KeyPair | None) -> zmq.Socket[Any]:
@@ -233,7 +245,12 @@ class Bridge:
         socket: zmq.Socket[Any] = self._context.socket(zmq.ROUTER)
         socket.setsockopt(zmq.LINGER, 0)
         socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a send to a vanished identity raises
-        socket.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting peer keeps its replies coming
+        # No ROUTER_HANDOVER: a second connection with a connected client's routing
+        # id is ignored by libzmq, so no one can take a client's replies over.
+        # Heartbeats drop a dead connection within seconds, so a client that
+        # reconnects after a network failure gets its routing id back.
+        socket.setsockopt(zmq.HEARTBEAT_IVL, _HEARTBEAT_MS)
+        socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3 * _HEARTBEAT_MS)
         # libzmq drops the connection of a frame over this; a frame between the
         # limit and this is refused by the codec with an answer, so the sender learns why.
         socket.setsockopt(zmq.MAXMSGSIZE, 2 * self.max_bytes + 4096)
@@ -308,6 +325,7 @@ class Bridge:
             poller.register(self._router_socket.getsockopt(zmq.FD), zmq.POLLIN)
         for dealer in self._dealers:
             poller.register(dealer, zmq.POLLIN)
+        drain_router = self._drain_router_curve if self.access.curve else self._drain_router
         next_tick = time.monotonic()
         more = True  # drain once first: frames may have come before the first poll
         while self._running:
@@ -322,7 +340,7 @@ class Bridge:
             self._guarded(self.handoff.run_pending, wake_fd in readable)
             # The ROUTER is drained on every round: its descriptor may have been
             # consumed by a reply sent from another thread, which then woke us.
-            more = self._drain_router()
+            more = drain_router()
             for dealer, peer in self._dealers.items():
                 if dealer in readable:
                     self._drain(dealer, peer.on_frames)
@@ -363,6 +381,27 @@ class Bridge:
         handle = self.inbound.handle
         for frames in batch:
             self._guarded(handle, frames)
+        return len(batch) >= _BATCH or self._recheck
+
+    def _drain_router_curve(self) -> bool:
+        """`_drain_router` under CURVE: each frame with its sender's public key (``User-Id``)."""
+        batch: list[tuple[list[bytes], str | None]] = []
+        with self._router_lock:
+            router = self._router_socket
+            if router is None:
+                return False
+            try:
+                while len(batch) < _BATCH:
+                    parts = router.recv_multipart(zmq.NOBLOCK, copy=False)
+                    batch.append(([part.bytes for part in parts], _user_id(parts[-1])))
+            except zmq.Again:
+                pass
+            except zmq.ZMQError:
+                self.log.exception("bridge_recv_failed")
+        self._recheck = False
+        handle = self.inbound.handle
+        for frames, user_id in batch:
+            self._guarded(handle, frames, user_id)
         return len(batch) >= _BATCH or self._recheck
 
     def _drain(self, socket: zmq.Socket[Any], handle: Callable[[list[bytes]], None]) -> None:
@@ -468,6 +507,15 @@ class Bridge:
     def _status_answered(self, identity: bytes, frame: bytes) -> None:
         self._status_pending -= 1
         self._send_now(identity, frame)
+
+
+def _user_id(frame: zmq.Frame) -> str | None:
+    """The CURVE public key libzmq stamped on a frame, if any."""
+    try:
+        user_id = frame.get("User-Id")
+    except zmq.ZMQError:  # no such property: the frame came in the clear
+        return None
+    return user_id if isinstance(user_id, str) else None
 
 
 def _frame_waiting(router: zmq.Socket[Any]) -> bool:

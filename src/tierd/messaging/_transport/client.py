@@ -65,7 +65,9 @@ class Client:
         server_key: the runtime's CURVE public key (a ``.key`` file, or the
             Z85 key itself as bytes); None talks in the clear.
         client_key: this client's key pair (a ``.key_secret`` file); its public
-            key must be in the runtime's ``curve_allowed_clients``. With
+            key must be in the runtime's ``curve_allowed_clients``, with the
+            ``operate`` role for `cancel`, `pause`, `resume`, `restart` and the
+            dead-letter calls (a ``send`` key gets `Rejected` for those). With
             ``server_key`` and no ``client_key`` a throwaway key pair is used,
             which only a runtime that allows any key accepts.
         max_message_bytes: the largest frame sent or accepted.
@@ -91,9 +93,12 @@ class Client:
         self._context: zmq.Context[Any] = zmq.Context()
         self._socket: zmq.Socket[Any] = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
-        # A stable identity: after the runtime restarts and this socket
+        # A stable routing id: after the runtime restarts and this socket
         # reconnects, the reply to a request a durable level kept still finds it.
-        self._socket.setsockopt(zmq.ROUTING_ID, name.encode())
+        # It is a secret, unlike the name in `address` that every message shows,
+        # so that no one else can claim it (the runtime keeps the first
+        # connection with a routing id and ignores a second).
+        self._socket.setsockopt(zmq.ROUTING_ID, b"client-" + os.urandom(16).hex().encode())
         self._socket.setsockopt(zmq.MAXMSGSIZE, 2 * max_message_bytes + 4096)
         self._recv_timeout_ms = -1
         """The socket's RCVTIMEO now; set only when a wait needs another value."""

@@ -10,7 +10,9 @@ Every frame on the wire is one msgpack map, an *envelope*::
     {"v": 1, "t": "ack", "id": "..."}                    the receiver accepted message id
     {"v": 1, "t": "error", "id": "..." | None, "error": {...}}
                                                          a frame or notification was refused
-    {"v": 1, "t": "ping"} / {"v": 1, "t": "pong"}       peer heartbeats
+    {"v": 1, "t": "ping"} / {"v": 1, "t": "pong"}       peer heartbeats; a pong may carry
+                                         "durable": [levels], the levels whose
+                                         acks come only after a journal commit
     {"v": 1, "t": "status", "id": "..."}                 a client asks for the status
     {"v": 1, "t": "status_reply", "id": "...", "status": {...}}
     {"v": 1, "t": "control", "id": "...", "op": "...", "args": {...}}
@@ -35,7 +37,7 @@ existing field never changes. A change that breaks either rule bumps
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 import msgpack
 import pydantic
@@ -43,6 +45,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import Rejected
 from ..message import MAX_PRIORITY, MAX_TIMEOUT, MIN_PRIORITY, Address, Message
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 PROTOCOL_VERSION: Final = 1
 """The version every envelope carries; frames with another version are refused."""
@@ -156,6 +161,9 @@ class PingFrame:
 class PongFrame:
     """The answer to a heartbeat."""
 
+    durable: frozenset[int] | None = None
+    """The answering runtime's durable levels; None from a runtime that does not say."""
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StatusQuery:
@@ -249,9 +257,16 @@ def encode_ping() -> bytes:
     return _pack({"v": PROTOCOL_VERSION, "t": "ping"}, DEFAULT_MAX_MESSAGE_BYTES)
 
 
-def encode_pong() -> bytes:
-    """Encode the answer to a heartbeat."""
-    return _pack({"v": PROTOCOL_VERSION, "t": "pong"}, DEFAULT_MAX_MESSAGE_BYTES)
+def encode_pong(durable: Iterable[int] | None = None) -> bytes:
+    """Encode the answer to a heartbeat, with the levels this runtime keeps durably.
+
+    A peer acks a notification for one of them only once it is committed, and
+    the forwarding side waits for that ack before it confirms the message.
+    """
+    envelope: dict[str, Any] = {"v": PROTOCOL_VERSION, "t": "pong"}
+    if durable is not None:
+        envelope["durable"] = sorted(durable)
+    return _pack(envelope, DEFAULT_MAX_MESSAGE_BYTES)
 
 
 def encode_status_query(query_id: str) -> bytes:
@@ -352,7 +367,7 @@ def decode(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Frame:  #
         case "ping":
             return PingFrame()
         case "pong":
-            return PongFrame()
+            return PongFrame(_levels(envelope.get("durable")))
         case "status":
             return StatusQuery(_id(envelope.get("id"), "status"))
         case "status_reply":
@@ -372,6 +387,18 @@ def _control(envelope: dict[str, Any]) -> ControlQuery | ControlReply:
     if not isinstance(operation, str) or not isinstance(arguments, dict):
         raise DecodeError("invalid", "control frame without an 'op' string and 'args' map")
     return ControlQuery(_id(envelope.get("id"), "control"), operation[:64], arguments)
+
+
+def _levels(value: Any) -> frozenset[int] | None:
+    """A pong's durable levels: None if absent (an older peer) or not a short list of ints."""
+    if type(value) is not list or len(value) > _MAX_LEVELS:
+        return None
+    if not all(type(level) is int for level in value):
+        return None
+    return frozenset(value)
+
+
+_MAX_LEVELS: Final = 1024
 
 
 def _id(value: Any, what: str) -> str:

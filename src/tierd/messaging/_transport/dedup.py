@@ -3,15 +3,24 @@
 A peer resends what it has not seen acknowledged (after a reconnection, or
 when an acknowledgement is late). The receiver keeps the ids it accepted
 for a window of time and acknowledges a repeat without handing it on.
+Ids are unique per sender only, so the inbound side keys them by
+(sender, id): the sender as its connection says (see `SenderId`).
 """
 
 from __future__ import annotations
 
 import collections
+from typing import TYPE_CHECKING, TypeAlias
+
+if TYPE_CHECKING:
+    from collections.abc import Hashable
+
+SenderId: TypeAlias = "tuple[bytes | str, str]"
+"""(sender, message id): the sender is a CURVE public key (Z85) or a connection's routing id."""
 
 
 class RecentIds:
-    """Message ids accepted within the last ``window`` seconds, at most ``capacity`` of them.
+    """Ids (any hashable key) accepted within the last ``window`` seconds, at most ``capacity``.
 
     Owned by one thread (the bridge's I/O thread); not locked.
 
@@ -24,7 +33,7 @@ class RecentIds:
     def __init__(self, window: float, capacity: int = 200_000) -> None:
         self.window = window
         self.capacity = capacity
-        self._seen: collections.OrderedDict[str, float] = collections.OrderedDict()
+        self._seen: collections.OrderedDict[Hashable, float] = collections.OrderedDict()
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -32,7 +41,7 @@ class RecentIds:
     def __contains__(self, message_id: object) -> bool:
         return message_id in self._seen
 
-    def add(self, message_id: str, now: float) -> None:
+    def add(self, message_id: Hashable, now: float) -> None:
         """Remember that ``message_id`` was accepted at monotonic time ``now``."""
         self._seen[message_id] = now
         self._seen.move_to_end(message_id)

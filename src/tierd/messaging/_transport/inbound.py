@@ -17,6 +17,13 @@ arrived; a resend of it meanwhile (a peer resends what is not acked) gets
 no answer of its own, since its ack or its refusal is still to come.
 Bad frames are counted by reason, answered where the sender can be, and
 never raise.
+
+A sender is who its connection says it is, never what its frames claim:
+duplicates are detected per (sender, id), where the sender is the client's
+CURVE public key (the frame's ``User-Id``) or, without CURVE, its connection's
+routing id. So one client's ids can never make another's messages vanish.
+A control frame runs only for a connection whose key has the ``operate``
+role (`Access`); without CURVE every connection may.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import Rejected, RemoteError, TierdError, UnknownRecipient, to_payload
 from ..message import Message, new_id
+from .access import Access
 from .codec import (
     DEFAULT_MAX_MESSAGE_BYTES,
     ControlQuery,
@@ -40,12 +48,13 @@ from .codec import (
     encode_message,
     encode_pong,
 )
+from .dedup import RecentIds
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ..link import Router
-    from .dedup import RecentIds
+    from .dedup import SenderId
     from .rejections import Rejections
 
 
@@ -94,7 +103,7 @@ class InboundHandler:
     Args:
         router: which link serves each level.
         rejections: where refused frames are counted.
-        recent: ids accepted lately, to drop resends.
+        recent: (sender, id) pairs accepted lately, to drop resends.
         send_now: send ``(identity, frame)`` from the I/O thread.
         send_any_thread: the same, callable from any thread (for replies).
         ask_status: start answering a status query ``(identity, query_id)``
@@ -103,6 +112,8 @@ class InboundHandler:
             None refuses control frames.
         max_bytes: the frame size limit.
         clock: monotonic seconds.
+        access: who may run control operations; everyone by default (no CURVE).
+        durable_levels: this runtime's durable levels, told to peers in every pong.
     """
 
     def __init__(
@@ -117,8 +128,16 @@ class InboundHandler:
         ask_control: Callable[[bytes, ControlQuery], None] | None = None,
         max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         clock: Callable[[], float] = time.monotonic,
+        access: Access | None = None,
+        durable_levels: frozenset[int] = frozenset(),
     ) -> None:
         self.router = router
+        self._pong = encode_pong(durable_levels)
+        self.access = access if access is not None else Access()
+        self.recovered = RecentIds(recent.window)
+        """Ids a durable level handled before a restart, whoever sent them (see `remember`)."""
+        self._recovering = False
+        """Whether `recovered` holds any id: a plain flag, read on every message."""
         self.rejections = rejections
         self.recent = recent
         self.send_now = send_now
@@ -139,14 +158,20 @@ class InboundHandler:
         """Well-formed messages refused (unknown recipient, queue full, stopping)."""
         self.queries = 0
         """Pings, status and control queries answered or passed on."""
-        self.waiting: set[str] = set()
-        """Ids of messages waiting for room; added by this thread, removed by the settling one.
+        self.waiting: set[SenderId] = set()
+        """(sender, id) of messages waiting for room; added by this thread, removed by the
+        settling one.
 
         A set's add and discard are atomic, so it needs no lock.
         """
 
-    def handle(self, frames: list[bytes]) -> None:
-        """Act on one multipart frame from the ROUTER: ``[identity, body]``."""
+    def handle(self, frames: list[bytes], user_id: str | None = None) -> None:
+        """Act on one multipart frame from the ROUTER: ``[identity, body]``.
+
+        Args:
+            frames: the routing id of the connection, and the frame.
+            user_id: the connection's CURVE public key (Z85), under CURVE; None without.
+        """
         self.received += 1
         if len(frames) != 2:
             identity = frames[0] if frames else b""
@@ -160,10 +185,13 @@ class InboundHandler:
             return
         match frame:
             case MessageFrame(message=message, wants_ack=wants_ack, wait=wait):
-                self._accept(identity, message, wants_ack=wants_ack, wait=wait)
+                sender = identity if user_id is None else user_id
+                self._accept(
+                    identity, message, (sender, message.id), wants_ack=wants_ack, wait=wait
+                )
             case PingFrame():
                 self.queries += 1
-                self.send_now(identity, encode_pong())
+                self.send_now(identity, self._pong)
             case StatusQuery(query_id=query_id):
                 self.queries += 1
                 if self.accepting:
@@ -172,25 +200,27 @@ class InboundHandler:
                     self.send_now(identity, encode_error(query_id, _stopping_payload()))
             case ControlQuery(query_id=query_id) if self.ask_control is not None:
                 self.queries += 1
-                if self.accepting:
+                if not self.accepting:
+                    self.send_now(identity, encode_error(query_id, _stopping_payload()))
+                elif self.access.may(user_id, frame.operation):
                     self.ask_control(identity, frame)
                 else:
-                    self.send_now(identity, encode_error(query_id, _stopping_payload()))
+                    self._forbid(identity, frame)
             case _:
                 kind = type(frame).__name__
                 self._refuse_frame(identity, DecodeError("unexpected", f"{kind} sent to a runtime"))
 
     def _accept(
-        self, identity: bytes, message: Message, *, wants_ack: bool = True, wait: bool = False
+        self, identity: bytes, message: Message, key: SenderId, *, wants_ack: bool, wait: bool
     ) -> None:
         if message.kind == "reply":
             # Replies travel back on the connection their request went out on, never here.
             error = DecodeError("unexpected", "a reply sent to a runtime's endpoint", message.id)
             self._refuse_frame(identity, error)
             return
-        if message.id in self.recent:
+        if key in self.recent or (self._recovering and message.id in self.recovered):
             self.duplicates += 1
-            if message.id not in self.waiting:
+            if key not in self.waiting:
                 self.send_now(identity, encode_ack(message.id))
             return
         if not self.accepting:
@@ -202,32 +232,38 @@ class InboundHandler:
         wait = wait and message.kind == "notification"
         if wait:
             # Seen now, so that a resend while it waits for room is not taken twice.
-            self.recent.add(message.id, self.clock())
-            self.waiting.add(message.id)
+            self.recent.add(key, self.clock())
+            self.waiting.add(key)
         try:
             # A link never waits here (a journal commit, room in a full queue, a
             # peer's ack): this thread serves every client. What takes longer
             # comes back as an outcome, and the ack goes out when it settles.
             accepted = self.router.check(message.recipient).submit(message, route, wait=wait)
         except (UnknownRecipient, Rejected) as error:
-            self.waiting.discard(message.id)
+            self.waiting.discard(key)
             self._refuse(identity, message, error)
             return
         if not wait:
-            self.recent.add(message.id, self.clock())
+            self.recent.add(key, self.clock())
         elif accepted is None:  # the link took it at once
-            self.waiting.discard(message.id)
+            self.waiting.discard(key)
         if accepted is None:
             self.accepted += 1
             if wants_ack:
                 self.send_now(identity, encode_ack(message.id))
         else:
             accepted.add_done_callback(
-                functools.partial(self._settled, identity, message, wants_ack=wants_ack)
+                functools.partial(self._settled, identity, message, key, wants_ack=wants_ack)
             )
 
     def _settled(
-        self, identity: bytes, message: Message, error: TierdError | None, *, wants_ack: bool
+        self,
+        identity: bytes,
+        message: Message,
+        key: SenderId,
+        error: TierdError | None,
+        *,
+        wants_ack: bool,
     ) -> None:
         """Ack a message once its link accepted it, or refuse it; runs in the settling thread."""
         if error is None:
@@ -240,7 +276,7 @@ class InboundHandler:
         else:
             self.send_any_thread(identity, encode_error(message.id, to_payload(error)))
         # Only now: a resend that came meanwhile must not be acked ahead of a refusal.
-        self.waiting.discard(message.id)
+        self.waiting.discard(key)
 
     def _refuse(self, identity: bytes, message: Message, error: TierdError) -> None:
         """Tell the sender its message was refused: an error reply, or an error frame."""
@@ -251,6 +287,25 @@ class InboundHandler:
         else:
             self.send_now(identity, encode_error(message.id, to_payload(error)))
 
+    def _forbid(self, identity: bytes, query: ControlQuery) -> None:
+        """Refuse a control operation to a connection whose key has only the ``send`` role."""
+        self.access.forbidden += 1
+        self.rejections.count("forbidden", query.operation, sender=identity.hex()[:16])
+        refused = Rejected(
+            f"the control operation {query.operation!r} needs a client key with the "
+            "'operate' role in runtime.curve_allowed_clients; this key has 'send'"
+        )
+        self.send_now(identity, encode_error(query.query_id, to_payload(refused)))
+
+    def remember(self, message_id: str, now: float) -> None:
+        """Treat ``message_id`` as accepted from any sender: a durable level handled it.
+
+        The journal keeps handled ids without their sender, so after a restart
+        a resend of one of them is acked and dropped whoever sends it.
+        """
+        self.recovered.add(message_id, now)
+        self._recovering = True
+
     def _refuse_frame(self, identity: bytes, error: DecodeError) -> None:
         self.rejections.count(error.reason, error.detail, sender=identity.hex()[:16])
         if identity:
@@ -260,6 +315,9 @@ class InboundHandler:
     def tick(self, now: float) -> None:
         """Housekeeping the I/O loop calls now and then: forget old message ids."""
         self.recent.prune(now)
+        if self._recovering:
+            self.recovered.prune(now)
+            self._recovering = len(self.recovered) > 0
 
 
 def _stopping_payload() -> dict[str, Any]:

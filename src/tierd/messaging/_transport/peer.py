@@ -20,7 +20,13 @@ bridge's I/O thread) and everything the runtime remembers about the peer:
   settles when the peer answers: None with the ack (the message got in), the
   error with an error frame (no room within its timeout, or any refusal).
   If the peer does not answer by the message's deadline, a little grace
-  included, the outcome settles with `Rejected`.
+  included, the outcome settles with `Rejected`;
+- **end-to-end acceptance**: a notification for a level the peer keeps
+  durably is confirmed the same way, by the peer's ack, which the peer sends
+  only after its journal commit. So a sender told "accepted" has its message
+  on the serving runtime's disk, never only in this runtime's memory. The
+  peer says which of its levels are durable in every pong; until it has said
+  (or if it never does: an older tierd), every notification is confirmed so.
 
 Only the I/O thread touches that state. `submit` may be called from any
 thread: it encodes in the caller's thread and hands the rest over.
@@ -173,6 +179,8 @@ class PeerLink:
         self._next_ping = 0.0
         self.expired = 0
         """Held messages whose timeout passed before the peer acknowledged them."""
+        self.durable_levels: frozenset[int] | None = None
+        """The levels the peer keeps durably, as its last pong said; None: not said yet."""
 
     @property
     def silence_limit(self) -> float:
@@ -196,10 +204,12 @@ class PeerLink:
                 an error reply, through ``reply_route``.
 
         Returns:
-            None: the message is held, and counts as accepted. With ``wait``
-            (a notification), an outcome instead, settled when the peer
-            answers: None once the message got in, the error if it was
-            refused, `Rejected` if no answer came by its deadline.
+            None: the message is held, and counts as accepted. With ``wait``,
+            or for a level the peer keeps durably (or may: it has not said),
+            a notification gets an outcome instead, settled when the peer
+            answers: None once the message got in (committed, on a durable
+            level), the error if it was refused, `Rejected` if no answer
+            came by its deadline.
 
         Raises:
             Rejected: a notification that cannot be encoded, or that finds the
@@ -215,7 +225,8 @@ class PeerLink:
                 reply_route.deliver_reply(error_reply(message, refused))
                 return None
             raise
-        accepted: Outcome[TierdError | None] | None = Outcome() if wait else None
+        confirmed = wait or (message.kind == "notification" and self._durable_there(message))
+        accepted: Outcome[TierdError | None] | None = Outcome() if confirmed else None
         if self.handoff.in_owner():
             self._submit_now(message, frame, reply_route, accepted)
             return accepted
@@ -225,6 +236,11 @@ class PeerLink:
         if not handed and accepted is not None:  # the bridge stopped: no one will answer
             accepted.set(Rejected("runtime is stopping"))
         return accepted
+
+    def _durable_there(self, message: Message) -> bool:
+        """Whether the peer keeps the message's level durably, or has not said it does not."""
+        durable = self.durable_levels
+        return durable is None or message.recipient.level in durable
 
     def _full(self) -> Rejected:
         state = "is down" if not self.up else "has not acknowledged them"
@@ -309,8 +325,9 @@ class PeerLink:
                 self._refused(message_id, error)
             case ErrorFrame(error=error):
                 self.log.warning("peer_refused_frame", error=error.get("text"))
-            case PongFrame():
-                pass
+            case PongFrame(durable=durable):
+                if durable is not None:
+                    self.durable_levels = durable
             case _:
                 kind = type(frame).__name__
                 self.rejections.count("unexpected", f"{kind} from a peer", peer=self.endpoint)
@@ -407,8 +424,8 @@ class PeerLink:
                 f"{timeout:g}s timeout; retry later or check the peer"
             )
         return Rejected(
-            f"peer {self.endpoint} did not say within the message's {timeout:g}s timeout "
-            "whether its level had room for it; retry later or check the peer"
+            f"peer {self.endpoint} did not confirm within the message's {timeout:g}s timeout "
+            "that its level accepted it; retry later or check the peer"
         )
 
     def fail_waiting(self, error: TierdError) -> None:

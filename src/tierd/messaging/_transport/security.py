@@ -2,9 +2,10 @@
 
 A runtime has one key pair (``runtime.curve_secret_key``, a ``.key_secret``
 file): its ROUTER serves with it, and its connections to peers present it.
-Whom it lets in is a directory of public keys (``runtime.curve_allowed_clients``),
-checked by pyzmq's ZAP authenticator. A peer is named by its public key
-(``peers.server_key``, a ``.key`` file).
+Whom it lets in is the public keys ``runtime.curve_allowed_clients`` lists
+(`Access` in ``access.py``, with their roles), checked by pyzmq's ZAP
+authenticator. A peer is named by its public key (``peers.server_key``, a
+``.key`` file).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
+from typing import Protocol
 
 import zmq
 import zmq.auth
@@ -60,27 +62,25 @@ def load_public_key(path: str | Path, key: str = "peers.server_key") -> bytes:
 
 
 def start_authenticator(
-    context: zmq.Context[zmq.Socket[bytes]],
-    allowed_clients: str | Path,
-    key: str = "runtime.curve_allowed_clients",
+    context: zmq.Context[zmq.Socket[bytes]], access: CredentialsProvider
 ) -> ThreadAuthenticator:
-    """Start pyzmq's ZAP authenticator: only the public keys in ``allowed_clients`` get in.
+    """Start pyzmq's ZAP authenticator: only the public keys ``access`` lists get in.
 
     Args:
         context: the context whose sockets the authenticator guards.
-        allowed_clients: a directory of ``.key`` public key files.
-        key: the config key that named the directory, for the error.
-
-    Raises:
-        ConfigError: the directory does not exist; names ``key``.
+        access: asked ``callback(domain, z85_public_key)`` for each handshake.
     """
-    allowed = Path(allowed_clients)
-    if not allowed.is_dir():
-        raise ConfigError(f"{key}: {allowed} is not a directory of .key files")
     authenticator = ThreadAuthenticator(context, log=logging.getLogger("tierd.zap"))
     authenticator.start()
-    authenticator.configure_curve(domain="*", location=str(allowed))
+    authenticator.configure_curve_callback(domain="*", credentials_provider=access)
     return authenticator
+
+
+class CredentialsProvider(Protocol):
+    """What pyzmq's authenticator asks about each CURVE client (`Access` is one)."""
+
+    def callback(self, domain: str, public_key: bytes) -> bool:
+        """Whether the client with this Z85 public key may connect."""
 
 
 def serve_with_curve(socket: zmq.Socket[bytes], keys: KeyPair) -> None:
