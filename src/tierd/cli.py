@@ -13,8 +13,10 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._process_commands import USER_MISTAKES, add_process_commands, run_process_command
 from ._status import format_status
 from .config import DEFAULT_TOPOLOGY, load_config, override_runtime
 from .errors import ConfigError, TierdError
@@ -34,6 +36,8 @@ EXIT_FAILED = 1
 """The command ran and failed: a timeout, a remote error, an invalid config."""
 EXIT_USAGE = 2
 """The command could not run: bad arguments, unreadable config."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C: 128 + SIGINT, as shells report it."""
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -231,6 +235,33 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     return _with_client(args, dead_letters)
 
 
+def cmd_process(args: argparse.Namespace) -> int:
+    """``tierd process …``: one line and exit 2 for a user mistake, exit 1 for a runtime error."""
+    try:
+        payload = _read_payload(getattr(args, "payload", None))
+        with Client(
+            args.endpoint, server_key=args.server_key, client_key=args.client_key
+        ) as client:
+            return run_process_command(args, client, payload)
+    except (ConfigError, _UsageError, ValueError) as error:
+        return _fail(args, error, EXIT_USAGE)
+    except USER_MISTAKES as error:
+        return _fail(args, error, EXIT_USAGE)
+    except TierdError as error:
+        return _fail(args, error, EXIT_FAILED)
+
+
+def _read_payload(text: str | None) -> object:
+    """PAYLOAD as JSON, ``@file`` (JSON read from a file) or ``-`` (JSON from stdin)."""
+    if text is not None and (text == "-" or text.startswith("@")):
+        source = "standard input" if text == "-" else text[1:]
+        try:
+            text = sys.stdin.read() if text == "-" else Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as error:
+            raise _UsageError(f"cannot read the payload from {source}: {error.strerror}") from None
+    return _payload(text)
+
+
 def cmd_keys_generate(args: argparse.Namespace) -> int:
     """Write a CURVE key pair for a runtime or a client."""
     try:
@@ -262,7 +293,10 @@ def _with_client(args: argparse.Namespace, action: Callable[[Client], None]) -> 
 def _fail(args: argparse.Namespace, error: Exception, code: int) -> int:
     line = " ".join(str(error).split())
     kind = f"{type(error).__name__}: " if isinstance(error, TierdError) else ""
-    print(f"tierd {args.command}: {kind}{line}", file=sys.stderr)
+    command = args.command
+    if command == "process":
+        command = f"process {args.process_command}"
+    print(f"tierd {command}: {kind}{line}", file=sys.stderr)
     return code
 
 
@@ -380,6 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_status)
 
     _add_control_commands(commands)
+    add_process_commands(commands, _add_client_options)
+    commands.choices["process"].set_defaults(func=cmd_process)
 
     keys = commands.add_parser("keys", help="CURVE keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
@@ -393,7 +429,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tierd`` command; return its exit code."""
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        print("tierd: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return code
 
 

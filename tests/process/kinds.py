@@ -138,3 +138,25 @@ class Greet(tierd.Process):
     def tell(self, ctx: tierd.StepContext, data: Any) -> Any:
         ctx.notify("recorder@1", data)
         return data
+
+
+class Nap(tierd.Process):
+    """Two steps that take ``params['seconds']`` each in real time, reporting progress."""
+
+    @tierd.step
+    def first(self, ctx: tierd.StepContext, data: Any) -> Any:
+        return _nap(ctx, data)
+
+    @tierd.step
+    def second(self, ctx: tierd.StepContext, data: Any) -> Any:
+        return _nap(ctx, data)
+
+
+def _nap(ctx: tierd.StepContext, data: Any) -> Any:
+    import threading
+
+    pause = threading.Event()
+    for i in range(10):
+        ctx.progress(i / 10, note=f"tick {i}")
+        pause.wait(data["seconds"] / 10)  # real time passing, on purpose
+    return data
