@@ -160,3 +160,40 @@ def _nap(ctx: tierd.StepContext, data: Any) -> Any:
         ctx.progress(i / 10, note=f"tick {i}")
         pause.wait(data["seconds"] / 10)  # real time passing, on purpose
     return data
+
+
+class Logged(tierd.Process):
+    """Three steps; each appends ``process step attempt pid`` to ``params['log']`` when done.
+
+    For the kill -9 fault test: one ``write`` per line (O_APPEND), which a kill cannot
+    undo; the middle step takes ``params['delay']`` seconds, so that some are mid-step.
+    """
+
+    max_concurrent = 20
+
+    @tierd.step
+    def one(self, ctx: tierd.StepContext, data: Any) -> Any:
+        return _log_step(ctx, data, 0.0)
+
+    @tierd.step
+    def two(self, ctx: tierd.StepContext, data: Any) -> Any:
+        return _log_step(ctx, data, data["delay"])
+
+    @tierd.step
+    def three(self, ctx: tierd.StepContext, data: Any) -> Any:
+        return _log_step(ctx, data, 0.0)
+
+
+def _log_step(ctx: tierd.StepContext, data: Any, delay: float) -> Any:
+    import os
+    import threading
+
+    if delay:
+        threading.Event().wait(delay)  # real work takes real time
+    line = f"{ctx.process_id} {ctx.step} {ctx.attempt} {os.getpid()}\n".encode()
+    descriptor = os.open(data["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(descriptor, line)
+    finally:
+        os.close(descriptor)
+    return data
