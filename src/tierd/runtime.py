@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from .orchestrators._dead_letters import DeadLetter
     from .orchestrators._stats import LevelStatistics
+    from .processes._stats import ProcessStatistics
 
 
 RUNTIME_SENDER: Final = Address("runtime", 0)
@@ -365,6 +366,10 @@ class Runtime:
     def unknown_recipients(self) -> dict[int | None, int]:
         """Messages refused for an unknown recipient: by local level, None for no such level."""
         return dict(self.router.unknown_recipients)
+
+    def process_statistics(self) -> ProcessStatistics | None:
+        """The process runner's counters; None if the runtime runs no processes."""
+        return self._processes.statistics() if self._processes is not None else None
 
     def network_statistics(self) -> NetworkStatistics:
         """Frames refused and peers' liveness; empty while the runtime serves no network."""

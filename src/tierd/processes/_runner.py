@@ -501,7 +501,7 @@ class ProcessRunner:
     def statistics(self) -> ProcessStatistics:
         """A snapshot of the counters, for the metrics."""
         with self._lock:
-            return self._counters.snapshot()
+            return self._counters.snapshot(tuple(self.definitions))
 
     # -- control -----------------------------------------------------------------
 

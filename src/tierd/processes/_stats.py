@@ -16,6 +16,8 @@ from ..orchestrators._stats import Histogram, HistogramSnapshot
 class ProcessStatistics:
     """What the process runner has counted, at one moment."""
 
+    kinds: tuple[str, ...]
+    """Every kind the runner runs, so that each has its series from the start."""
     current: dict[tuple[str, str], int]
     """Processes pending, running and paused now, by (kind, status)."""
     finished: dict[tuple[str, str], int]
@@ -48,9 +50,10 @@ class ProcessCounters:
         if new is not None:
             self.current[(kind, new)] += 1
 
-    def snapshot(self) -> ProcessStatistics:
+    def snapshot(self, kinds: tuple[str, ...]) -> ProcessStatistics:
         """A frozen copy."""
         return ProcessStatistics(
+            kinds=kinds,
             current={key: count for key, count in self.current.items() if count > 0},
             finished=dict(self.finished),
             durations={kind: h.snapshot() for kind, h in self.durations.items()},
