@@ -117,3 +117,22 @@ def test_processes_settings_are_checked(tmp_path):
     with pytest.raises(tierd.ConfigError, match="declared twice"):
         parse_config(config(tmp_path, {"kind": "a", "class": "tests.process.kinds:Three"},
                             {"kind": "a", "class": "tests.process.kinds:Three"}))  # fmt: skip
+
+
+def test_the_import_pipeline_example_runs_an_import_to_its_receipt(tmp_path, gates):
+    """configs/import-pipeline.toml: six request steps, the receipt as the result."""
+    from tests.processes import CONFIGS
+    from tierd.config import load_config, override_runtime
+
+    loaded = load_config(CONFIGS / "import-pipeline.toml")
+    cfg = override_runtime(loaded, "test", endpoint="", metrics="", data_dir=str(tmp_path))
+    records = [{"id": 1, "email": " Ann@Example.org ", "amount": "12.5"},
+               {"id": 1, "email": "ann@example.org", "amount": "13"}]  # fmt: skip
+    with tierd.Runtime(cfg) as rt:
+        pid = rt.processes.submit("import", {"source": "crm", "records": records})
+        final = rt.processes.wait(pid, timeout=20)
+        assert final["status"] == "completed", final["error"]
+        assert final["result"] == {"source": "crm", "saved": 1, "duplicates": 1}
+        assert final["steps_completed"] == [
+            "validation", "collection", "conversion", "integration", "saving", "cleanup",
+        ]  # fmt: skip
