@@ -41,8 +41,8 @@ def record(kind: str = "k", *, priority: int = 10, key: str | None = None, at: f
     return made
 
 
-def submitted(at: float = 100.0) -> dict[str, Any]:
-    return {"type": "process_submitted", "at": at, "seq": 1}
+def submitted(at: float = 100.0) -> list[dict[str, Any]]:
+    return [{"type": "process_submitted", "at": at, "seq": 1}]
 
 
 def create(store: ProcessStore, *args: Any, **kwargs: Any) -> str:

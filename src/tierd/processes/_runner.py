@@ -323,21 +323,50 @@ class ProcessRunner:
             priority=level, key=key, correlation=ids, created_at=wall,
         )  # fmt: skip
         record.seq = 1
-        event = {"type": "process_submitted", "at": wall, "seq": 1, "priority": level}
+        events = [{"type": "process_submitted", "at": wall, "seq": 1, "priority": level}]
         if key is not None:
             self.store.barrier().wait()  # a process that just finished frees its key
+        with self._lock:
+            # Nothing waits and a slot is free: it starts at once, written running in the
+            # same transaction (one commit per submit instead of a submit and a claim).
+            direct = (
+                self._started
+                and not self._stopping
+                and self._pending_hint[kind] == 0
+                and self._running[kind] < definition.max_concurrent
+            )
+            if direct:
+                self._running[kind] += 1
+        if direct:
+            record.status, record.started_at, record.seq = "running", wall, 2
+            events.append({"type": "process_started", "at": wall, "seq": 2})
         try:
-            process_id, created = self.store.create(record, event)
+            process_id, created = self.store.create(record, events)
         except TypeError as error:
+            self._release(kind, direct)
             raise ValueError(f"params of {kind!r} refused: {error}") from None
-        if created:
-            with self._lock:
+        except BaseException:
+            self._release(kind, direct)
+            raise
+        if not created:
+            self._release(kind, direct)
+            return process_id
+        self.log.debug("process_submitted", process_id=process_id, kind=kind, **ids)
+        with self._lock:
+            self._submits[kind] += 1
+            if direct:
                 self._counters.move(kind, None, "pending")
-                self._pending_hint[kind] += 1
-                self._submits[kind] += 1
-            self.log.debug("process_submitted", process_id=process_id, kind=kind, **ids)
-            self._admit()
+                self._adopt(record)
+                return process_id
+            self._counters.move(kind, None, "pending")
+            self._pending_hint[kind] += 1
+        self._admit()
         return process_id
+
+    def _release(self, kind: str, reserved: bool) -> None:  # noqa: FBT001 - a flag in hand
+        if reserved:
+            with self._lock:
+                self._running[kind] -= 1
 
     def get(self, process_id: str) -> dict[str, Any]:
         """The status document of a process (DESIGN §9).

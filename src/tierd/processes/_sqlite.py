@@ -24,6 +24,7 @@ import contextlib
 import fcntl
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -37,7 +38,7 @@ from ._record import ProcessRecord, StepRecord
 from ._store import Finished, Page
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
 
 BATCH_LIMIT: Final = 4096
 """The most statements one group commit carries."""
@@ -151,16 +152,30 @@ def _step_row(record: ProcessRecord, position: int, step: StepRecord) -> tuple[A
     )  # fmt: skip
 
 
+_Job = Callable[[sqlite3.Connection], Any]
+"""A read-then-write the writer runs inside its transaction (under a savepoint)."""
+
+
 class _Batch:
-    __slots__ = ("commit", "writes")
+    """What one group commit carries, in order: plain writes and jobs with their outcomes."""
+
+    __slots__ = ("commit", "items", "size")
 
     def __init__(self) -> None:
-        self.writes: builtins.list[tuple[str, tuple[Any, ...]]] = []
+        self.items: builtins.list[tuple[str, tuple[Any, ...]] | tuple[_Job, Outcome[Any]]] = []
+        self.size = 0
         self.commit: Outcome[Exception | None] = Outcome()
 
 
 class SqliteProcessStore:
     """The process store in one SQLite file; a `ProcessStore`.
+
+    Every write goes through one writer thread and one connection, so writers
+    never wait on each other's locks: saves are queued, and the read-then-write
+    transactions (`create`, `claim`, `cancel_pending`, `requeue`, `prune`) are
+    jobs the writer runs in order inside its ``BEGIN IMMEDIATE`` transaction,
+    each under a savepoint (a failing job is rolled back alone); their callers
+    wait for the group commit and get the job's answer.
 
     Args:
         path: the database file; its folder is made if missing.
@@ -212,7 +227,7 @@ class SqliteProcessStore:
         return db
 
     def _db(self) -> sqlite3.Connection:
-        """This thread's connection, for reads and read-then-write transactions."""
+        """This thread's connection, for reads."""
         if self._closed:
             raise Rejected("the process store is closed (the runtime is stopping)")
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -220,50 +235,49 @@ class SqliteProcessStore:
             db = self._local.db = self._connect()
         return db
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as error:
-            raise Rejected(f"the process store cannot be written: {error}") from None
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        try:
-            db.execute("COMMIT")
-        except sqlite3.Error as error:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            raise Rejected(f"the process store cannot be written: {error}") from None
-
     # -- writes ------------------------------------------------------------------
 
-    def create(self, record: ProcessRecord, event: dict[str, Any]) -> tuple[str, bool]:
-        """Insert a pending process and its first event (see `ProcessStore.create`)."""
+    def _run(self, job: _Job) -> Any:
+        """Run ``job`` in the writer's next transaction; return its answer once committed.
+
+        Raises:
+            Rejected: the store is closed, or the transaction could not be committed.
+            Exception: whatever the job raised (its savepoint was rolled back).
+        """
+        answer: Outcome[Any] = Outcome()
+        commit = self._enqueue([(job, answer)])
+        error = commit.wait()
+        if error is not None:
+            raise error
+        result = answer.wait()
+        if isinstance(result, _Failed):
+            raise result.error
+        return result
+
+    def create(self, record: ProcessRecord, events: Sequence[dict[str, Any]]) -> tuple[str, bool]:
+        """Insert a process and its events (see `ProcessStore.create`)."""
         row = (
             record.process_id, record.kind, record.status, record.priority, record.key,
             _pack(list(record.steps)), _pack(record.params), None, None, None,
-            _pack(record.correlation), record.created_at, None, None, record.seq,
+            _pack(record.correlation), record.created_at, record.started_at, None, record.seq,
         )  # fmt: skip
-        event_row = _event_row(record.process_id, event)
-        try:
-            with self._transaction() as db:
-                if record.key is not None:
-                    found = db.execute(
-                        "SELECT id FROM processes WHERE kind = ? AND key = ? "
-                        "AND status IN ('pending', 'running', 'paused')",
-                        (record.kind, record.key),
-                    ).fetchone()
-                    if found is not None:
-                        return str(found[0]), False
-                db.execute(_INSERT, row)
-                db.execute(_EVENT, event_row)
-        except sqlite3.Error as error:
-            raise Rejected(f"the process store cannot be written: {error}") from None
-        return record.process_id, True
+        event_rows = [_event_row(record.process_id, event) for event in events]
+
+        def insert(db: sqlite3.Connection) -> tuple[str, bool]:
+            if record.key is not None:
+                found = db.execute(
+                    "SELECT id FROM processes WHERE kind = ? AND key = ? "
+                    "AND status IN ('pending', 'running', 'paused')",
+                    (record.kind, record.key),
+                ).fetchone()
+                if found is not None:
+                    return str(found[0]), False
+            db.execute(_INSERT, row)
+            db.executemany(_EVENT, event_rows)
+            return record.process_id, True
+
+        result: tuple[str, bool] = self._run(insert)
+        return result
 
     def save(
         self, record: ProcessRecord, steps: Sequence[str], event: dict[str, Any] | None
@@ -273,7 +287,7 @@ class SqliteProcessStore:
         Raises:
             TypeError: a value is not msgpack-able (nothing is queued).
         """
-        writes: builtins.list[tuple[str, tuple[Any, ...]]] = [
+        writes: builtins.list[tuple[str, tuple[Any, ...]] | tuple[_Job, Outcome[Any]]] = [
             (
                 _UPDATE,
                 (
@@ -292,16 +306,17 @@ class SqliteProcessStore:
         return self._enqueue(writes)
 
     def _enqueue(
-        self, writes: builtins.list[tuple[str, tuple[Any, ...]]]
+        self, items: builtins.list[tuple[str, tuple[Any, ...]] | tuple[_Job, Outcome[Any]]]
     ) -> Outcome[Exception | None]:
         with self._guard:
             if self._closed:
                 return Outcome.of(Rejected("the process store is closed"))
-            if not self._batches or len(self._batches[-1].writes) >= BATCH_LIMIT:
+            if not self._batches or self._batches[-1].size >= BATCH_LIMIT:
                 self._batches.append(_Batch())
                 self._guard.notify()
             batch = self._batches[-1]
-            batch.writes.extend(writes)
+            batch.items.extend(items)
+            batch.size += len(items)
             return batch.commit
 
     def barrier(self) -> Outcome[Exception | None]:
@@ -322,11 +337,16 @@ class SqliteProcessStore:
                 if not self._batches:
                     return
                 batch = self._writing = self._batches.popleft()
+            answers: builtins.list[tuple[Outcome[Any], Any]] = []
             error: Exception | None = None
             try:
                 db.execute("BEGIN IMMEDIATE")
-                for sql, params in batch.writes:
-                    db.execute(sql, params)
+                for item in batch.items:
+                    if isinstance(item[0], str):
+                        db.execute(item[0], item[1])
+                    else:
+                        job, outcome = item
+                        answers.append((outcome, _job(db, job)))
                 db.execute("COMMIT")
                 self.commits += 1
             except sqlite3.Error as failure:
@@ -337,12 +357,15 @@ class SqliteProcessStore:
             with self._guard:
                 self._writing = None
             batch.commit.set(error)
+            for outcome, answer in answers:
+                outcome.set(answer)
 
     def claim(self, kind: str, limit: int, owner: str, now: float) -> builtins.list[ProcessRecord]:
         """Take pending processes of ``kind`` by (priority, submit order); mark them running."""
         if limit <= 0:
             return []
-        with self._transaction() as db:
+
+        def take(db: sqlite3.Connection) -> builtins.list[ProcessRecord]:
             ids = [
                 row[0]
                 for row in db.execute(
@@ -351,23 +374,30 @@ class SqliteProcessStore:
                     (kind, limit),
                 )
             ]
-            records = []
-            for process_id in ids:
-                db.execute(
-                    "UPDATE processes SET status = 'running', owner = ?, seq = seq + 1, "
-                    "started_at = COALESCE(started_at, ?) WHERE id = ?",
-                    (owner, now, process_id),
-                )
-                record = self._read(db, process_id)
-                assert record is not None
-                event = {"type": "process_started", "at": now, "seq": record.seq}
-                db.execute(_EVENT, _event_row(process_id, event))
-                records.append(record)
-        return records
+            if not ids:
+                return []
+            db.executemany(
+                "UPDATE processes SET status = 'running', owner = ?, seq = seq + 1, "
+                "started_at = COALESCE(started_at, ?) WHERE id = ?",
+                [(owner, now, process_id) for process_id in ids],
+            )
+            records = self._read_many(db, ids)
+            db.executemany(
+                _EVENT,
+                [
+                    _event_row(r.process_id, {"type": "process_started", "at": now, "seq": r.seq})
+                    for r in records
+                ],
+            )
+            return records
+
+        result: builtins.list[ProcessRecord] = self._run(take)
+        return result
 
     def cancel_pending(self, process_id: str, now: float) -> ProcessRecord | None:
         """Cancel a pending or paused process (see `ProcessStore.cancel_pending`)."""
-        with self._transaction() as db:
+
+        def cancel(db: sqlite3.Connection) -> ProcessRecord | None:
             changed = db.execute(
                 "UPDATE processes SET status = 'cancelled', finished_at = ?, seq = seq + 1, "
                 "current_step = NULL WHERE id = ? AND status IN ('pending', 'paused')",
@@ -379,13 +409,17 @@ class SqliteProcessStore:
             assert record is not None
             event = {"type": "process_cancelled", "at": now, "seq": record.seq}
             db.execute(_EVENT, _event_row(process_id, event))
-        return record
+            return record
+
+        result: ProcessRecord | None = self._run(cancel)
+        return result
 
     def requeue(
         self, process_id: str, from_step: int, now: float, new_params: Any = None
     ) -> ProcessRecord | None:
         """Put a finished process back to pending from step ``from_step`` (see the protocol)."""
-        with self._transaction() as db:
+
+        def again(db: sqlite3.Connection) -> ProcessRecord | None:
             record = self._read(db, process_id)
             if record is None or record.status not in TERMINAL:
                 return None
@@ -410,11 +444,15 @@ class SqliteProcessStore:
             event = {"type": "process_retried", "at": now, "seq": record.seq,
                      "from_step": names[from_step]}  # fmt: skip
             db.execute(_EVENT, _event_row(process_id, event))
-        return record
+            return record
+
+        result: ProcessRecord | None = self._run(again)
+        return result
 
     def prune(self, cutoffs: Mapping[str, float], batch: int = 1000) -> int:
         """Delete up to ``batch`` finished processes older than their cutoffs."""
-        with self._transaction() as db:
+
+        def delete(db: sqlite3.Connection) -> int:
             ids: builtins.list[str] = []
             for status, cutoff in cutoffs.items():
                 if len(ids) >= batch:
@@ -427,10 +465,13 @@ class SqliteProcessStore:
                         (status, cutoff, batch - len(ids)),
                     )
                 ]
-            for table, column in (("events", "process_id"), ("steps", "process_id")):
-                db.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(i,) for i in ids])  # noqa: S608 - fixed names
+            for table in ("events", "steps"):
+                db.executemany(f"DELETE FROM {table} WHERE process_id = ?", [(i,) for i in ids])  # noqa: S608 - fixed names
             db.executemany("DELETE FROM processes WHERE id = ?", [(i,) for i in ids])
-        return len(ids)
+            return len(ids)
+
+        result: int = self._run(delete)
+        return result
 
     # -- reads -------------------------------------------------------------------
 
@@ -443,6 +484,17 @@ class SqliteProcessStore:
         if row is None:
             return None
         return self._records(db, [row])[0]
+
+    def _read_many(
+        self, db: sqlite3.Connection, ids: builtins.list[str]
+    ) -> builtins.list[ProcessRecord]:
+        marks = ", ".join("?" * len(ids))
+        rows = db.execute(
+            f"SELECT {_COLUMNS} FROM processes WHERE id IN ({marks})",  # noqa: S608 - placeholders
+            ids,
+        ).fetchall()
+        by_id = {record.process_id: record for record in self._records(db, rows)}
+        return [by_id[i] for i in ids]
 
     def _records(
         self, db: sqlite3.Connection, rows: builtins.list[Any]
@@ -612,6 +664,32 @@ class SqliteProcessStore:
                     db.close()
             self._connections.clear()
         self._lock_file.close()
+
+
+class _Failed:
+    """A job's exception, carried to its caller."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _job(db: sqlite3.Connection, job: _Job) -> Any:
+    """Run one job under a savepoint: its failure rolls back its own writes only."""
+    db.execute("SAVEPOINT job")
+    try:
+        answer = job(db)
+    except sqlite3.Error:
+        db.execute("ROLLBACK TO job")
+        db.execute("RELEASE job")
+        raise  # the store cannot be written: the whole batch fails
+    except Exception as error:  # noqa: BLE001 - handed to the caller, who raises it
+        db.execute("ROLLBACK TO job")
+        db.execute("RELEASE job")
+        return _Failed(error)
+    db.execute("RELEASE job")
+    return answer
 
 
 def _unusable(path: Path, reason: str) -> ConfigError:

@@ -50,8 +50,8 @@ class Finished:
 class ProcessStore(Protocol):
     """Keeps processes durably. Every method may be called from any thread."""
 
-    def create(self, record: ProcessRecord, event: dict[str, Any]) -> tuple[str, bool]:
-        """Insert a pending process and its first event, in one transaction.
+    def create(self, record: ProcessRecord, events: Sequence[dict[str, Any]]) -> tuple[str, bool]:
+        """Insert a process (pending, or running if it starts at once) and its events, at once.
 
         Returns:
             ``(id, True)``, or ``(existing id, False)`` when ``record.key`` is
