@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgpack
 
@@ -35,9 +35,6 @@ from tierd.processes._record import new_process_id
 from tierd.processes._sqlite import SqliteProcessStore
 
 from .measure import percentile
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 GATE = threading.Event()
@@ -98,11 +95,9 @@ def tierd_throughput(total: int) -> float:
 
 def celery_chains(total: int, concurrency: int = 64) -> float | str:
     """P1's baseline: Celery chains of three echo tasks on Redis, ``concurrency`` in flight."""
-    try:
-        from . import peers
-    except ImportError as error:
-        return f"not available: {error}"
-    if not peers._installed("celery"):
+    from . import peers
+
+    if not peers.installed("celery"):
         return "not installed (pip install -e '.[bench]')"
     import shutil
 
@@ -110,7 +105,7 @@ def celery_chains(total: int, concurrency: int = 64) -> float | str:
         return "not installed: redis-server (apt-get install redis-server)"
     from celery import chain
 
-    with peers._redis() as url:
+    with peers.redis_server() as url:
         env = {**os.environ, "TIERD_BENCH_REDIS": url}
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "benchmarks.celery_app", "worker",
@@ -168,10 +163,10 @@ def get_latency(calls: int) -> dict[str, float]:
     return {"p50_ms": percentile(times, 0.5) * 1e3, "p99_ms": percentile(times, 0.99) * 1e3}
 
 
-def fill(path: Path, count: int, status: str) -> None:
-    """Write ``count`` processes of kind ``trivial`` with ``status`` straight into a new store."""
+def fill(path: Path, count: int, status: str, kind: str = "trivial") -> None:
+    """Write ``count`` processes of ``kind`` with ``status`` straight into a new store."""
     SqliteProcessStore(path).close()  # the schema
-    steps = msgpack.packb(["one", "two", "three"])
+    steps = msgpack.packb(["hold"] if kind == "held" else ["one", "two", "three"])
     now = time.time()
     with contextlib.closing(sqlite3.connect(path)) as db:
         db.execute("PRAGMA journal_mode = WAL")
@@ -180,9 +175,10 @@ def fill(path: Path, count: int, status: str) -> None:
             for i in range(start, min(start + 50_000, count)):
                 at = now - count + i
                 finished = at + 1 if status != "pending" else None
-                rows.append((new_process_id(at), "trivial", status, 10, None, steps,
+                started = at if finished else None
+                rows.append((new_process_id(at), kind, status, 10, None, steps,
                              msgpack.packb(i), msgpack.packb(i), None, None,
-                             msgpack.packb({}), at, at if finished else None, finished, 9))  # fmt: skip
+                             msgpack.packb({}), at, started, finished, 9))  # fmt: skip
             db.executemany(
                 "INSERT INTO processes (id, kind, status, priority, key, step_names, params, "
                 "result, error, current_step, correlation, created_at, started_at, finished_at, "
@@ -200,8 +196,9 @@ def list_latency(count: int, repeat: int = 20) -> dict[str, float]:
         store = SqliteProcessStore(path)
         try:
             figures = {}
-            for label, filters in (("list_ms", {}), ("list_by_status_ms", {"status": "completed"}),
-                                   ("list_by_kind_ms", {"kind": "trivial"})):  # fmt: skip
+            cases = (("list_ms", {}), ("list_by_status_ms", {"status": "completed"}),
+                     ("list_by_kind_ms", {"kind": "trivial"}))  # fmt: skip
+            for label, filters in cases:
                 times = []
                 for _ in range(repeat):
                     start = time.perf_counter()
@@ -215,7 +212,7 @@ def list_latency(count: int, repeat: int = 20) -> dict[str, float]:
 
 
 def _rss_mib() -> float:
-    with open("/proc/self/status") as status:  # noqa: PTH123 - a proc file
+    with Path("/proc/self/status").open() as status:
         for line in status:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
@@ -227,15 +224,14 @@ def rss_growth(count: int) -> dict[str, float]:
     figures = {}
     for label, pending in (("empty", 0), ("pending", count)):
         with tempfile.TemporaryDirectory() as data:
-            if pending:
-                fill(Path(data) / "processes.db", pending, "pending")
+            # One "held" process runs (max_concurrent 1) and blocks; the rest stay pending.
+            fill(Path(data) / "processes.db", pending or 1, "pending", "held")
             gc.collect()
             before = _rss_mib()
             GATE.clear()
             rt = tierd.Runtime(parse_config(_config(data)))
             rt.start()
             try:
-                rt.processes.submit("held")
                 time.sleep(1.0)  # let admission and the sweeper settle
                 figures[label] = _rss_mib() - before
             finally:
@@ -243,11 +239,6 @@ def rss_growth(count: int) -> dict[str, float]:
                 rt.stop(grace_period=0.5)
     return {"rss_empty_mib": figures["empty"], "rss_pending_mib": figures["pending"],
             "rss_growth_mib": figures["pending"] - figures["empty"]}  # fmt: skip
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    yield
 
 
 def measure(processes: int, finished: int, pending: int, calls: int) -> dict[str, Any]:

@@ -34,6 +34,9 @@ class ManualExecutor:
     def join(self, timeout: float) -> int:
         return len(self.jobs)
 
+    def shutdown(self) -> None:
+        self.jobs.clear()
+
     def run_next(self) -> str:
         name, job = self.jobs.popleft()
         job()

@@ -18,6 +18,7 @@ def served(make_runtime, make_client, tmp_path):
             {"kind": "three", "class": "tests.process.kinds:Three"},
             {"kind": "checked", "class": "tests.process.kinds:Checked"},
             {"kind": "long", "class": "tests.process.kinds:Long"},
+            {"kind": "nap", "class": "tests.process.kinds:Nap"},
         ]
     }
     runtime = make_runtime(config)
@@ -37,9 +38,9 @@ def test_submit_wait_get_history_result_over_the_wire(served):
     page = client.processes.list(kind="three")
     assert [p["process_id"] for p in page["items"]] == [pid]
     assert client.processes.stats()["counts"]["completed"] == 1
-    assert client.processes.submit("three", 1, key="k") == client.processes.submit(
-        "three", 2, key="k"
-    )
+    napping = client.processes.submit("nap", {"seconds": 5}, key="k")
+    assert client.processes.submit("nap", {"seconds": 1}, key="k") == napping
+    client.processes.cancel(napping)
 
 
 def test_errors_come_back_typed(served):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,6 +26,9 @@ class StepExecutor(Protocol):
 
     def join(self, timeout: float) -> int:
         """Wait up to ``timeout`` seconds for running jobs; return how many still run."""
+
+    def shutdown(self) -> None:
+        """Take no more jobs; idle threads end now, busy ones after their job."""
 
 
 class ThreadExecutor:
@@ -49,10 +52,13 @@ class ThreadExecutor:
         """Jobs handed over and not finished."""
         self.threads_started = 0
         """Threads started so far."""
+        self._closed = False
 
     def submit(self, job: Callable[[], None], name: str) -> None:
         """Run ``job`` in an idle thread, or in a new one if none is idle."""
         with self._state:
+            if self._closed:
+                raise RuntimeError("this executor is shut down")
             self._busy += 1
             spawn = self._idle == 0
             if not spawn:
@@ -67,6 +73,8 @@ class ThreadExecutor:
         while True:
             try:
                 job, name = self._jobs.get(timeout=self.idle_timeout)
+                if job is _END:
+                    return
             except queue.Empty:
                 with self._state:
                     if self._idle > 0:  # no job was promised to an idle thread: end one
@@ -79,8 +87,13 @@ class ThreadExecutor:
             finally:
                 with self._state:
                     self._busy -= 1
-                    self._idle += 1
                     self._state.notify_all()
+                    closed = self._closed
+                    if not closed:
+                        self._idle += 1
+            if closed:
+                return
+            threading.current_thread().name = "tierd-step-idle"
 
     def join(self, timeout: float) -> int:
         """Wait up to ``timeout`` seconds for the running jobs; how many are left."""
@@ -92,3 +105,18 @@ class ThreadExecutor:
                     break
                 self._state.wait(left)
             return self._busy
+
+    def shutdown(self) -> None:
+        """Take no more jobs; idle threads end now, busy ones after their job."""
+        with self._state:
+            self._closed = True
+            idle, self._idle = self._idle, 0
+        for _ in range(idle):
+            self._jobs.put((_END, ""))
+
+
+def _end() -> None:
+    """The job that tells an idle thread to end."""
+
+
+_END: Final = _end

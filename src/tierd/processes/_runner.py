@@ -41,7 +41,7 @@ from ._context import StepContext
 from ._decisions import HeartbeatLost, Interrupted, StepTimeout, decide_step_retry, overdue
 from ._executor import ThreadExecutor
 from ._lifecycle import STATUSES, TERMINAL, check_transition
-from ._record import CORRELATION_KEYS, ProcessRecord, error_entry, new_process_id
+from ._record import CORRELATION_KEYS, ProcessRecord, StepRecord, error_entry, new_process_id
 from ._stats import ProcessCounters, ProcessStatistics
 
 if TYPE_CHECKING:
@@ -241,6 +241,12 @@ class ProcessRunner:
     def _make_run(
         self, record: ProcessRecord, definition: Definition, now: float, wall: float
     ) -> _Run:
+        if list(record.steps) != definition.step_names:
+            # The kind changed since the process was stored: its steps as the kind has them now.
+            known = record.steps
+            record.steps = {
+                name: known.get(name) or StepRecord(name) for name in definition.step_names
+            }
         ids = {key: record.correlation.get(key) for key in CORRELATION_KEYS}
         log = self.log.bind(process_id=record.process_id, kind=record.kind, **ids)
         deadline = None
@@ -274,6 +280,7 @@ class ProcessRunner:
                 if run.attempt is not None:
                     run.attempt.interrupt = "stopping"
         left = self.executor.join(timeout)
+        self.executor.shutdown()
         self.store.barrier().wait(timeout)
         return left
 
@@ -474,6 +481,12 @@ class ProcessRunner:
             return record.status_document()
         document = outcome.wait(timeout)
         if document is None:
+            with self._lock:
+                waiting = self._waiters.get(process_id, [])
+                if outcome in waiting:
+                    waiting.remove(outcome)
+                if not waiting:
+                    self._waiters.pop(process_id, None)
             raise RequestTimeout(process_id, f"process {process_id}", timeout or 0.0)
         return document
 
@@ -888,6 +901,8 @@ class ProcessRunner:
         return {"type": kind, "at": self.clock.time(), "seq": run.record.seq, **data}
 
     def _start_attempt(self, run: _Run) -> None:
+        if self._stopping:
+            return  # the process stays running in the store: the next start runs the step
         spec = run.definition.steps[run.index]
         step = run.record.steps[spec.name]
         check_transition(step.status, "running", "step")
@@ -1062,6 +1077,8 @@ class ProcessRunner:
         return self._next_compensation(run)
 
     def _next_compensation(self, run: _Run) -> bool:
+        if self._stopping:
+            return False
         if run.undo:
             name = run.undo.pop(0)
             spec = run.definition.steps[run.definition.index_of(name)]

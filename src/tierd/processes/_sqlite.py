@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS processes (
 CREATE INDEX IF NOT EXISTS processes_pending ON processes (kind, priority, n)
     WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS processes_by_status ON processes (status, n);
-CREATE INDEX IF NOT EXISTS processes_by_kind ON processes (kind, status, n);
+CREATE INDEX IF NOT EXISTS processes_by_kind ON processes (kind, n);
+CREATE INDEX IF NOT EXISTS processes_by_kind_status ON processes (kind, status, n);
 CREATE INDEX IF NOT EXISTS processes_created ON processes (created_at);
 CREATE INDEX IF NOT EXISTS processes_retention ON processes (status, finished_at)
     WHERE finished_at IS NOT NULL;
