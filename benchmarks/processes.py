@@ -103,9 +103,15 @@ def celery_chains(total: int, concurrency: int = 64) -> float | str:
 
     if shutil.which("redis-server") is None:
         return "not installed: redis-server (apt-get install redis-server)"
-    from celery import chain
+    from celery import Celery, chain
 
     with peers.redis_server() as url:
+        # An app of its own: one made earlier in this process keeps its pools to an old Redis.
+        app = Celery("tierd_bench_chains", broker=url, backend=url)
+        app.conf.update(
+            task_serializer="msgpack", result_serializer="msgpack", accept_content=["msgpack"]
+        )
+        echo = app.signature("echo")
         env = {**os.environ, "TIERD_BENCH_REDIS": url}
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "benchmarks.celery_app", "worker",
@@ -113,17 +119,10 @@ def celery_chains(total: int, concurrency: int = 64) -> float | str:
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            os.environ["TIERD_BENCH_REDIS"] = url
-            from . import celery_app
-
-            celery_app.app.conf.broker_url = url
-            celery_app.app.conf.result_backend = url
-            celery_app.echo.delay(None).get(timeout=60)  # the worker is up
+            app.signature("echo", args=(None,)).apply_async().get(timeout=60)  # the worker is up
 
             def one(i: int) -> Any:
-                return chain(
-                    celery_app.echo.s(i), celery_app.echo.s(), celery_app.echo.s()
-                ).apply_async()
+                return chain(echo.clone(args=(i,)), echo.clone(), echo.clone()).apply_async()
 
             in_flight = collections.deque(one(i) for i in range(min(concurrency, total)))
             sent, started = len(in_flight), time.perf_counter()
@@ -134,6 +133,7 @@ def celery_chains(total: int, concurrency: int = 64) -> float | str:
                     sent += 1
             return total / (time.perf_counter() - started)
         finally:
+            app.close()
             worker.terminate()
             worker.wait(30)
 

@@ -49,9 +49,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         return EXIT_FAILED
     daemons = sum(len(level.daemons) for level in config.levels)
+    kinds = "" if config.processes is None else f", {len(config.processes.kinds)} process kind(s)"
     print(
         f"{args.config}: ok: {len(config.levels)} level(s), {daemons} daemon(s), "
-        f"{len(config.peers)} peer(s)"
+        f"{len(config.peers)} peer(s){kinds}"
     )
     return EXIT_OK
 

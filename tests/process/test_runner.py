@@ -457,3 +457,14 @@ def test_estimated_completion_comes_from_past_step_durations(harness):
     h.run_all()
     second = h.runner.submit("three", 1)
     assert h.runner.get(second)["estimated_completion"] == pytest.approx(h.clock.time(), abs=0.1)
+
+
+def test_a_submit_the_store_cannot_write_is_rejected_and_nothing_runs(harness):
+    """Disk full at submit: Rejected with the reason; no process, nothing in hand."""
+    h = harness(kinds.Three)
+    (pages,) = h.store._writer_db.execute("PRAGMA page_count").fetchone()
+    h.store._writer_db.execute(f"PRAGMA max_page_count = {pages}")
+    with pytest.raises(tierd.Rejected, match="database or disk is full"):
+        h.runner.submit("three", "x" * 100_000)
+    assert not h.executor.jobs
+    assert h.runner.statistics().current == {}

@@ -682,8 +682,10 @@ def _job(db: sqlite3.Connection, job: _Job) -> Any:
     try:
         answer = job(db)
     except sqlite3.Error:
-        db.execute("ROLLBACK TO job")
-        db.execute("RELEASE job")
+        # SQLite may have rolled the whole transaction back already (a full disk does).
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK TO job")
+            db.execute("RELEASE job")
         raise  # the store cannot be written: the whole batch fails
     except Exception as error:  # noqa: BLE001 - handed to the caller, who raises it
         db.execute("ROLLBACK TO job")
