@@ -7,6 +7,7 @@ import pytest
 import tierd
 from tests.network import echo_level, endpoint, network_config
 from tierd._control import OPERATIONS, ROLES
+from tierd.testing import wait_until
 
 
 @pytest.fixture
@@ -59,9 +60,12 @@ def test_errors_come_back_typed(served):
 
 
 def test_pause_resume_cancel_retry_over_the_wire(served):
-    """Long pauses at its next progress, resumes from its checkpoint; cancel and retry."""
+    """Pause and resume at the next progress; cancel at the next progress; retry."""
     _, client = served
-    pid = client.processes.submit("long")
+    pid = client.processes.submit("nap", {"seconds": 1})
+    client.processes.pause(pid)
+    wait_until(lambda: client.processes.get(pid)["status"] == "paused")
+    client.processes.resume(pid)
     client.processes.cancel(pid)
     assert client.processes.wait(pid, timeout=10)["status"] == "cancelled"
     with pytest.raises(tierd.ProcessFailed, match="ended cancelled"):

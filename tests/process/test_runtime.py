@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 import tierd
@@ -9,6 +11,7 @@ from tests import daemons
 from tests.process import kinds
 from tests.topology import daemon, level
 from tierd.config import parse_config
+from tierd.testing import wait_until
 
 
 def config(tmp_path, *process_kinds, **section):
@@ -62,11 +65,11 @@ def test_a_daemon_error_in_a_request_step_is_retried_by_its_type_name(make_runti
 def test_processes_survive_a_stop_and_run_on_after_a_start(make_runtime, tmp_path):
     """A step in hand at stop is interrupted, not failed, and runs again after the restart."""
     cfg = config(tmp_path, {"kind": "long", "class": "tests.process.kinds:Long"})
-    gate = daemons.GATES.setdefault("long", __import__("threading").Event())
+    gate = daemons.GATES.setdefault("long", threading.Event())
     kinds.HOOKS["long"] = lambda ctx, i: gate.wait(10) if i == 0 and ctx.attempt == 1 else None
     rt = make_runtime(cfg)
     pid = rt.processes.submit("long")
-    tierd.testing.wait_until(lambda: kinds.CALLS)
+    wait_until(lambda: kinds.CALLS)
     rt.stop(grace_period=0)
     gate.set()
     again = make_runtime(cfg)
