@@ -195,7 +195,11 @@ def watch(client: Client, pid: str, console: Console) -> int:
 
 
 def cmd_watch(args: argparse.Namespace, client: Client) -> int:
-    """Watch one process."""
+    """Watch one process; with --json, wait and print its final status instead."""
+    if args.json:
+        final = client.processes.wait(args.id)
+        _print_json(final)
+        return 0 if final["status"] == "completed" else 1
     return watch(client, args.id, Console())
 
 
