@@ -26,7 +26,7 @@ from typing import Any
 
 from tierd.logging import configure as configure_logging
 
-from . import crossprocess, inprocess, peers, scaling
+from . import crossprocess, inprocess, peers, processes, scaling
 from .measure import median, percentile
 
 RESULTS = Path(__file__).with_name("results.json")
@@ -41,6 +41,10 @@ class Sizes:
     concurrent: int
     scaling: list[int]
     repeat: int
+    processes: int = 10_000
+    finished: int = 1_000_000
+    pending: int = 1_000_000
+    get_calls: int = 2_000
 
 
 FULL = Sizes(
@@ -50,7 +54,10 @@ FULL = Sizes(
     scaling=[1_000, 10_000, 100_000, 1_000_000],
     repeat=3,
 )
-QUICK = Sizes(one_way=2_000, round_trips=300, concurrent=640, scaling=[100, 1_000], repeat=1)
+QUICK = Sizes(
+    one_way=2_000, round_trips=300, concurrent=640, scaling=[100, 1_000], repeat=1,
+    processes=300, finished=2_000, pending=2_000, get_calls=100,
+)  # fmt: skip
 
 TARGETS = {
     "in-process W1": 0.40,
@@ -167,13 +174,36 @@ def _print_scaling(curve: dict[str, Any]) -> None:
     print(f"memory per queued 64-byte message: {memory:.0f} bytes (target <= 1024)")
 
 
+def _print_processes(figures: dict[str, Any], sizes: Sizes) -> None:
+    print(f"\nProcesses ({sizes.processes:,} three-step, max_concurrent 64, SQLite store)")
+    tierd_rate, celery = figures["P1 tierd processes/s"], figures["P1 Celery chains/s"]
+    print(f"P1 tierd {tierd_rate:,.0f} processes/s (target >= 1,000)")
+    if isinstance(celery, float):
+        ratio = figures["P1 ratio"]
+        print(f"P1 Celery chains of 3 on Redis {celery:,.0f}/s; ratio {ratio:.1f} (target >= 10)")
+    else:
+        print(f"P1 Celery chains: {celery}")
+    get = figures["P2 get"]
+    print(f"P2 get over ZeroMQ p50 {get['p50_ms']:.2f} ms, p99 {get['p99_ms']:.2f} ms "
+          "(target p99 <= 2 ms)")  # fmt: skip
+    listing = figures["P3 list"]
+    print(f"P3 list first page over {listing['finished']:,} finished: {listing['list_ms']:.2f} ms, "
+          f"by status {listing['list_by_status_ms']:.2f} ms, by kind "
+          f"{listing['list_by_kind_ms']:.2f} ms (target <= 50 ms)")  # fmt: skip
+    rss = figures["P4 rss"]
+    print(f"P4 RSS over {rss['pending']:,} pending: +{rss['rss_growth_mib']:.1f} MiB against an "
+          "empty store (target < 100 MiB)")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; return 0 (speed is reported, never asserted)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for the smoke test")
     parser.add_argument("--no-pin", action="store_true", help="do not pin to one core")
     parser.add_argument(
-        "--only", default="", help="comma-separated: inprocess,crossprocess,scaling,peers"
+        "--only",
+        default="",
+        help="comma-separated: inprocess,crossprocess,scaling,peers,processes",
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args(argv)
@@ -181,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = (
         set(args.only.split(","))
         if args.only
-        else {"inprocess", "crossprocess", "scaling", "peers"}
+        else {"inprocess", "crossprocess", "scaling", "peers", "processes"}
     )
     configure_logging("console", "warning")
     pinned = None
@@ -216,12 +246,18 @@ def main(argv: list[str] | None = None) -> int:
         report["peers"] = peers.measure(sizes.concurrent // 4)
     if "scaling" in parts:
         report["scaling"] = scaling.scaling_curve(sizes.scaling)
+    if "processes" in parts:
+        report["processes"] = processes.measure(
+            sizes.processes, sizes.finished, sizes.pending, sizes.get_calls
+        )
     report["seconds"] = time.perf_counter() - started
     _print_rows(report["rows"])
     for name, figure in report.get("peers", {}).items():
         print(f"{name:<30} {figure}")
     if "scaling" in report:
         _print_scaling(report["scaling"])
+    if "processes" in report:
+        _print_processes(report["processes"], sizes)
     print(f"\n{report['seconds']:.0f} s; results written to {args.output}")
     args.output.write_text(json.dumps(report, indent=2))
     return 0

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).parent.parent
 
 
-def _installed(module: str) -> bool:
+def installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
@@ -60,7 +60,7 @@ def ray_concurrent(total: int, concurrency: int = 16, targets: int = 4) -> float
 
 
 @contextmanager
-def _redis() -> Iterator[str]:
+def redis_server() -> Iterator[str]:
     """A redis-server on a free loopback port, stopped by its PID afterwards."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -83,7 +83,7 @@ def _redis() -> Iterator[str]:
 
 def celery_concurrent(total: int, concurrency: int = 16) -> float:
     """Celery with a Redis broker: round trips per second with ``concurrency`` tasks in flight."""
-    with _redis() as url:
+    with redis_server() as url:
         env = {**os.environ, "TIERD_BENCH_REDIS": url}
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "benchmarks.celery_app", "worker",
@@ -116,11 +116,11 @@ def celery_concurrent(total: int, concurrency: int = 16) -> float:
 def measure(total: int) -> dict[str, str | float]:
     """Each peer's cross-process W3 figure (round trips per second), or why there is none."""
     figures: dict[str, str | float] = {}
-    if _installed("ray"):
+    if installed("ray"):
         figures["Ray actors W3 (rt/s)"] = ray_concurrent(total)
     else:
         figures["Ray actors W3 (rt/s)"] = "not installed (pip install -e '.[bench]')"
-    if not _installed("celery"):
+    if not installed("celery"):
         figures["Celery + Redis W3 (rt/s)"] = "not installed (pip install -e '.[bench]')"
     elif shutil.which("redis-server") is None:
         figures["Celery + Redis W3 (rt/s)"] = (

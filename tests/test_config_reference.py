@@ -25,7 +25,8 @@ def test_every_key_of_every_table_has_a_row_with_a_description():
     models = [config.Config, *(model for _, model, _ in _tables())]
     assert {m.__name__ for m in models} == {
         "Config", "RuntimeConfig", "LevelConfig", "DaemonConfig", "RestartConfig",
-        "SupervisionConfig", "RetryConfig", "PeerConfig",
+        "SupervisionConfig", "RetryConfig", "PeerConfig", "ProcessesConfig", "RetentionConfig",
+        "ProcessKindConfig", "StepConfig",
     }  # fmt: skip
     for model in models:
         for name, field in model.model_fields.items():

@@ -16,13 +16,20 @@ PUBLIC = [
     "Deadlock",
     "Message",
     "MetricsServerError",
+    "Process",
+    "ProcessFailed",
+    "ProcessNotFound",
     "Rejected",
     "RemoteError",
     "RequestTimeout",
+    "Retry",
     "Runtime",
+    "StepContext",
+    "StepError",
     "TierdError",
     "UnknownRecipient",
     "load_config",
+    "step",
 ]
 
 

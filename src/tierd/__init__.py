@@ -2,6 +2,7 @@
 
 Daemons are Pykka actors grouped into levels; each level's orchestrator
 queues messages by priority and hands one to a daemon only when it is IDLE.
+Processes (`Process`, `step`) are durable multi-step work on top of them.
 """
 
 from ._version import __version__ as __version__
@@ -14,14 +15,19 @@ from .errors import (
     ConfigError,
     Deadlock,
     MetricsServerError,
+    ProcessFailed,
+    ProcessNotFound,
     Rejected,
     RemoteError,
     RequestTimeout,
+    StepError,
     TierdError,
     UnknownRecipient,
 )
 from .messaging._transport.client import Client
 from .messaging.message import Address, Message
+from .processes._context import StepContext
+from .processes._definition import Process, Retry, step
 from .runtime import Runtime
 
 __all__ = [
@@ -36,11 +42,18 @@ __all__ = [
     "Deadlock",
     "Message",
     "MetricsServerError",
+    "Process",
+    "ProcessFailed",
+    "ProcessNotFound",
     "Rejected",
     "RemoteError",
     "RequestTimeout",
+    "Retry",
     "Runtime",
+    "StepContext",
+    "StepError",
     "TierdError",
     "UnknownRecipient",
     "load_config",
+    "step",
 ]

@@ -107,8 +107,8 @@ def _table_of(annotation: Any) -> tuple[type[pydantic.BaseModel] | None, bool]:
     origin = typing.get_origin(annotation)
     if origin is list and args and _is_model(args[0]):
         return args[0], True
-    if origin in {typing.Union, types.UnionType} and len(args) == 1 and _is_model(args[0]):
-        return args[0], False
+    if origin in {typing.Union, types.UnionType} and len(args) == 1:
+        return _table_of(args[0])  # ``X | None``: what X is
     return None, False
 
 
@@ -142,7 +142,7 @@ def _type(field: FieldInfo) -> str:
     return f"{text}, {bounds}" if bounds else text
 
 
-def _type_name(annotation: Any) -> str:
+def _type_name(annotation: Any) -> str:  # noqa: PLR0911 - one return per kind of type
     inner, many = _table_of(annotation)
     if inner is not None:
         return "array of tables" if many else "table"
@@ -159,6 +159,9 @@ def _type_name(annotation: Any) -> str:
         return f"array of {name}s" + (f" ({bounds})" if bounds else "")
     if origin is dict:
         return "table"
+    if origin in {typing.Union, types.UnionType}:
+        present = [arg for arg in args if arg is not type(None)]
+        return " or ".join(_type_name(arg) for arg in present)
     names = {str: "string", int: "integer", float: "number", bool: "boolean"}
     if annotation in names:
         return names[annotation]

@@ -17,12 +17,34 @@ operation                  arguments                   result
 ``dead_letters``           ``level``?, ``limit``?      the newest letters, as dicts
 ``replay_dead_letters``    ``level``?, ``ids``?        ``{old id: new id}``
 ``purge_dead_letters``     ``level``?, ``ids``?        how many were forgotten
+``process_submit``         ``kind``, ``params``?,      the process id
+                           ``priority``?, ``key``?,
+                           ``correlation``?
+``process_get``            ``id``                      the status document
+``process_list``           ``status``?, ``kind``?,     ``{"items": [...], "cursor": ...}``
+                           ``since``?, ``until``?,
+                           ``limit``?, ``cursor``?
+``process_history``        ``id``                      the events, oldest first
+``process_result``         ``id``                      the result (`ProcessFailed` if none)
+``process_cancel``,        ``id``                      True
+``process_pause``,
+``process_resume``
+``process_retry``          ``id``, ``from_step``?      True
+``process_stats``          ``kind``?, ``window``?      counts, success rate, durations
+``process_prune``          ``older_than``,             how many were deleted
+                           ``status``?
 =========================  ==========================  =================================
+
+Process operations carry ``v``, the version of their arguments (`PROCESS_API`);
+a runtime refuses a version it does not speak, with what to do. Each operation
+has a role (`ROLES`): ``send`` may submit and read, ``operate`` may also
+control; the roles issue gates control frames by it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, Protocol
+import math
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from .errors import UnknownRecipient
 from .messaging.message import Address
@@ -31,6 +53,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from .orchestrators._dead_letters import DeadLetter
+    from .processes._runner import ProcessRunner
 
 
 class LevelLetters(Protocol):
@@ -70,17 +93,40 @@ class Controllable(Protocol):
     def purge_dead_letters(self, level: int | None = None, ids: list[str] | None = None) -> int:
         """Forget dead letters."""
 
+    @property
+    def processes(self) -> ProcessRunner:
+        """The process runner (raises `ConfigError` if the runtime runs no processes)."""
 
-OPERATIONS: Final = (
-    "cancel",
-    "pause",
-    "resume",
-    "restart",
-    "dead_letters",
-    "replay_dead_letters",
-    "purge_dead_letters",
-)
+
+Role = Literal["send", "operate"]
+
+ROLES: Final[dict[str, Role]] = {
+    "cancel": "operate",
+    "pause": "operate",
+    "resume": "operate",
+    "restart": "operate",
+    "dead_letters": "send",
+    "replay_dead_letters": "operate",
+    "purge_dead_letters": "operate",
+    "process_submit": "send",
+    "process_get": "send",
+    "process_list": "send",
+    "process_history": "send",
+    "process_result": "send",
+    "process_stats": "send",
+    "process_cancel": "operate",
+    "process_pause": "operate",
+    "process_resume": "operate",
+    "process_retry": "operate",
+    "process_prune": "operate",
+}
+"""The role each operation needs: ``send`` (submit and read) or ``operate`` (control too)."""
+
+OPERATIONS: Final = tuple(ROLES)
 """Every control operation a runtime answers."""
+
+PROCESS_API: Final = 1
+"""The version of the process operations' arguments this runtime speaks."""
 
 DEFAULT_LIST_LIMIT: Final = 100
 """Dead letters listed when the client does not say how many."""
@@ -117,7 +163,86 @@ def control_operation(runtime: Controllable, operation: str, arguments: dict[str
             return runtime.replay_dead_letters(_level(arguments), _ids(arguments))
         case "purge_dead_letters":
             return runtime.purge_dead_letters(_level(arguments), _ids(arguments))
+    if isinstance(operation, str) and operation.startswith("process_") and operation in ROLES:
+        return _process_operation(runtime.processes, operation, arguments)
     raise ValueError(f"unknown control operation {str(operation)[:40]!r}")
+
+
+def _process_operation(  # noqa: PLR0911, PLR0912 - one return per operation
+    processes: ProcessRunner, operation: str, arguments: dict[str, Any]
+) -> Any:
+    version = arguments.get("v", PROCESS_API)
+    if version != PROCESS_API:
+        raise ValueError(
+            f"process operations version {version!r} is not spoken here (this runtime speaks "
+            f"{PROCESS_API}): run the same tierd version on the client and the runtime"
+        )
+    match operation:
+        case "process_submit":
+            correlation = arguments.get("correlation")
+            if correlation is not None and not isinstance(correlation, dict):
+                raise ValueError("control argument 'correlation' must be a map")
+            priority = arguments.get("priority", 10)
+            if isinstance(priority, bool) or not isinstance(priority, int | str):
+                raise ValueError("control argument 'priority' must be 1..20 or a name")
+            key = arguments.get("key")
+            return processes.submit(
+                _text(arguments, "kind"),
+                arguments.get("params"),
+                priority=priority,
+                key=None if key is None else _text(arguments, "key"),
+                correlation=correlation,
+            )
+        case "process_get":
+            return processes.get(_text(arguments, "id"))
+        case "process_list":
+            return processes.list(
+                status=_optional_text(arguments, "status"),
+                kind=_optional_text(arguments, "kind"),
+                since=_optional_number(arguments, "since"),
+                until=_optional_number(arguments, "until"),
+                limit=_int(arguments, "limit", 50),
+                cursor=_optional_text(arguments, "cursor"),
+            )
+        case "process_history":
+            return processes.history(_text(arguments, "id"))
+        case "process_result":
+            return processes.result(_text(arguments, "id"))
+        case "process_cancel" | "process_pause" | "process_resume":
+            act = {
+                "process_cancel": processes.cancel,
+                "process_pause": processes.pause,
+                "process_resume": processes.resume,
+            }
+            act[operation](_text(arguments, "id"))
+            return True
+        case "process_retry":
+            processes.retry(_text(arguments, "id"), _optional_text(arguments, "from_step"))
+            return True
+        case "process_stats":
+            window = _optional_number(arguments, "window")
+            return processes.stats(
+                _optional_text(arguments, "kind"), 86400.0 if window is None else window
+            )
+        case "process_prune":
+            older_than = _optional_number(arguments, "older_than")
+            if older_than is None:
+                raise ValueError("control argument 'older_than' (seconds) is required")
+            return processes.prune(older_than, _optional_text(arguments, "status"))
+    raise ValueError(f"unknown control operation {operation[:40]!r}")
+
+
+def _optional_text(arguments: dict[str, Any], key: str) -> str | None:
+    return None if arguments.get(key) is None else _text(arguments, key)
+
+
+def _optional_number(arguments: dict[str, Any], key: str) -> float | None:
+    value = arguments.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"control argument {key!r} must be a number")
+    return float(value)
 
 
 def _text(arguments: dict[str, Any], key: str) -> str:

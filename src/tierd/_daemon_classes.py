@@ -13,7 +13,7 @@ import inspect
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from .actors.daemon import Daemon
 
@@ -37,17 +37,26 @@ def address_options(daemon_class: type[Daemon]) -> tuple[str, ...]:
     return tuple(names)
 
 
+T = TypeVar("T")
+
+
 def resolve_class(class_path: str, import_path: Sequence[str] = ()) -> type[Daemon]:
-    """Import ``module:Class`` and check that it is a `Daemon`.
+    """Import ``module:Class`` and check that it is a `Daemon` (see `import_class`)."""
+    return import_class(class_path, Daemon, import_path)
+
+
+def import_class(class_path: str, base: type[T], import_path: Sequence[str] = ()) -> type[T]:
+    """Import ``module:Class`` and check that it is a subclass of ``base``.
 
     Args:
         class_path: ``module:Class``, e.g. ``"tierd.actors.builtin:Echo"``.
+        base: what the class must be: `tierd.Daemon`, `tierd.Process`.
         import_path: the directories put on `sys.path` for this config, named
             in the hint when the module is not found.
 
     Raises:
         ValueError: it is not written ``module:Class``, its module is not
-            found or raises while imported, or it is not a Daemon subclass.
+            found or raises while imported, or it is not a ``base`` subclass.
     """
     if not _CLASS_PATH.match(class_path):
         raise ValueError(_class_path_advice(class_path))
@@ -69,9 +78,10 @@ def resolve_class(class_path: str, import_path: Sequence[str] = ()) -> type[Daem
             f"unknown class {class_path!r}: importing {module_name} failed: {one_line(error)}"
         ) from None
     found = getattr(module, class_name, None)
-    if not (inspect.isclass(found) and issubclass(found, Daemon)):
+    if not (inspect.isclass(found) and issubclass(found, base)):
         raise ValueError(
-            f"unknown class {class_path!r}: no Daemon subclass {class_name} in {module_name}"
+            f"unknown class {class_path!r}: "
+            f"no {base.__name__} subclass {class_name} in {module_name}"
         )
     return found
 

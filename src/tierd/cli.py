@@ -32,6 +32,7 @@ from ._cli_values import (
     target_argument,
     timeout_argument,
 )
+from ._process_commands import USER_MISTAKES, add_process_commands, run_process_command
 from ._status import format_status
 from ._version import __version__
 from .config import DEFAULT_TOPOLOGY, load_config, override_runtime
@@ -67,9 +68,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_USAGE
     daemons = sum(len(level.daemons) for level in config.levels)
+    kinds = "" if config.processes is None else f", {len(config.processes.kinds)} process kind(s)"
     print(
         f"{args.config}: ok: {len(config.levels)} level(s), {daemons} daemon(s), "
-        f"{len(config.peers)} peer(s)"
+        f"{len(config.peers)} peer(s){kinds}"
     )
     return EXIT_OK
 
@@ -353,6 +355,22 @@ def _on_level(args: argparse.Namespace) -> str:
     return f" on level {args.level}" if args.level is not None else ""
 
 
+def cmd_process(args: argparse.Namespace) -> int:
+    """``tierd process …``: one line and exit 2 for a user mistake, exit 1 for a runtime error."""
+    try:
+        payload = parse_payload(getattr(args, "payload", None))
+        with Client(
+            args.endpoint, server_key=args.server_key, client_key=args.client_key
+        ) as client:
+            return run_process_command(args, client, payload)
+    except (ConfigError, UsageError, ValueError) as error:
+        return _fail(args, error, EXIT_USAGE)
+    except USER_MISTAKES as error:
+        return _fail(args, error, EXIT_USAGE)
+    except TierdError as error:
+        return _fail(args, error, EXIT_FAILED)
+
+
 def cmd_keys_generate(args: argparse.Namespace) -> int:
     """Write a CURVE key pair for a runtime or a client."""
     try:
@@ -401,6 +419,8 @@ def _fail(args: argparse.Namespace, error: Exception, code: int = EXIT_USAGE) ->
 
 def _prog(args: argparse.Namespace | None) -> str:
     command = getattr(args, "command", None)
+    if command == "process":
+        command = f"process {getattr(args, 'process_command', '')}".rstrip()
     return f"tierd {command}" if command else "tierd"
 
 
@@ -559,6 +579,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_message_commands(commands)
     _add_control_commands(commands)
+    add_process_commands(commands, _add_client_options)
+    commands.choices["process"].set_defaults(func=cmd_process)
 
     keys = commands.add_parser("keys", help="CURVE keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")

@@ -24,11 +24,20 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._daemon_classes import address_options, extend_import_path, one_line, resolve_class
+from ._daemon_classes import (
+    address_options,
+    extend_import_path,
+    import_class,
+    one_line,
+    resolve_class,
+)
+from ._durations import parse_duration
 from .errors import ConfigError
 from .messaging.message import Address
 from .orchestrators._retries import DEFAULT_POISON_AFTER, RetryPolicy
 from .orchestrators._supervision import RestartPolicy, SupervisionPolicy
+from .processes._definition import DEFAULT_MAX_CONCURRENT, Definition, Process, Retry, request_steps
+from .processes._runner import DEFAULT_STUCK_AFTER
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -310,6 +319,136 @@ class RuntimeConfig(_Section):
     """Allow binding a non-loopback endpoint without CURVE: anyone who reaches it can send."""
 
 
+class StepConfig(_Section):
+    """One step of a ``[[processes.kinds]]`` of requests: ``{name, target, timeout, retry}``."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z_][\w-]{0,99}$")]
+    """The step's name, unique within its kind."""
+    target: Annotated[str, Field(pattern=r"^[^@\s]+@\d+$")]
+    """The daemon that handles the step, ``daemon@level``: it gets the step's input as a request."""
+    timeout: Annotated[float, Field(gt=0)] = 30.0
+    """Seconds one attempt of the step may take."""
+    retry: RetryConfig | None = None
+    """How a failed attempt is tried again: a ``retry`` table; none if absent."""
+
+    def retry_policy(self) -> Retry | None:
+        """The step's `tierd.Retry`, if it has one."""
+        if self.retry is None:
+            return None
+        r = self.retry
+        return Retry(r.max_attempts, r.initial_delay, r.multiplier, r.max_delay, tuple(r.on))
+
+
+def _duration(value: Any) -> float:
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return parse_duration(value)
+    raise ValueError(f"not a duration: {value!r}; write seconds or e.g. '30d'")
+
+
+Duration = Annotated[float, pydantic.BeforeValidator(_duration)]
+"""Seconds, or a string with a unit: ``90s``, ``15m``, ``2h``, ``30d``, ``1w``."""
+
+
+class RetentionConfig(_Section):
+    """``[processes] retention``: how long finished processes are kept, by final status."""
+
+    completed: Duration = 30 * 86400.0
+    """How long a completed process is kept: seconds, or a duration such as ``"30d"``."""
+    failed: Duration = 90 * 86400.0
+    """How long a failed process is kept."""
+    cancelled: Duration = 30 * 86400.0
+    """How long a cancelled process is kept."""
+    timeout: Duration = 90 * 86400.0
+    """How long a process that ran out of time is kept."""
+
+
+class ProcessKindConfig(_Section):
+    """One ``[[processes.kinds]]`` table: a `tierd.Process` class, or ``steps`` to daemons."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, strict=True,
+        use_attribute_docstrings=True,
+    )  # fmt: skip
+
+    kind: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.-]{0,99}$")]
+    """The kind's name, as `submit` and `tierd process submit KIND` give it."""
+    class_path: Annotated[str | None, Field(alias="class", pattern=r"^[\w.]+:\w+$")] = None
+    """A `tierd.Process` subclass, ``module:Class``; or give ``steps`` instead."""
+    steps: Annotated[list[StepConfig] | None, Field(min_length=1)] = None
+    """Steps that are requests to daemons, in order: ``{name, target, timeout, retry}``."""
+    timeout: Annotated[float | None, Field(gt=0)] = None
+    """Seconds the whole process may take (default: the class's, or none)."""
+    max_concurrent: Annotated[int | None, Field(ge=1)] = None
+    """Processes of the kind running at once (default: the class's, or 10)."""
+
+    @pydantic.field_validator("class_path")
+    @classmethod
+    def _process_class(cls, value: str | None) -> str | None:
+        if value is not None:
+            resolve_process_class(value)
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _one_source(self) -> ProcessKindConfig:
+        if (self.class_path is None) == (self.steps is None):
+            raise ValueError("give either class = 'module:Class' or steps = [...], not both")
+        if self.steps is not None:
+            names = [step.name for step in self.steps]
+            if len(set(names)) != len(names):
+                raise ValueError(f"step names must be distinct: {names}")
+        return self
+
+    def definition(self) -> Definition:
+        """The `Definition` this table declares."""
+        if self.class_path is not None:
+            definition = resolve_process_class(self.class_path).definition()
+            changes: dict[str, Any] = {"kind": self.kind}
+            if self.timeout is not None:
+                changes["timeout"] = self.timeout
+            if self.max_concurrent is not None:
+                changes["max_concurrent"] = self.max_concurrent
+            return definition.replace(**changes)
+        assert self.steps is not None
+        return request_steps(
+            self.kind,
+            [(s.name, s.target, s.timeout, s.retry_policy()) for s in self.steps],
+            timeout=self.timeout,
+            max_concurrent=self.max_concurrent or DEFAULT_MAX_CONCURRENT,
+        )
+
+
+class ProcessesConfig(_Section):
+    """The ``[processes]`` table: the process store and the kinds this runtime runs."""
+
+    store: str = ""
+    """``sqlite:///path/to/processes.db``; "" is ``processes.db`` in ``runtime.data_dir``."""
+    stuck_after: Annotated[Duration, Field(gt=0)] = DEFAULT_STUCK_AFTER
+    """Seconds a step may go without a heartbeat before it is taken as stuck and run again."""
+    retention: RetentionConfig = RetentionConfig()
+    """How long finished processes are kept, by final status; a pruner removes older ones."""
+    kinds: list[ProcessKindConfig] = Field(default_factory=list)
+    """The kinds of process this runtime runs: ``[[processes.kinds]]`` tables."""
+
+    @pydantic.field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        if value and not value.startswith("sqlite:///"):
+            raise ValueError(
+                f"unsupported store {value!r}: use 'sqlite:///path/to/processes.db' or \"\" "
+                "for processes.db in runtime.data_dir"
+            )
+        return value
+
+    @pydantic.field_validator("kinds")
+    @classmethod
+    def _unique_kinds(cls, kinds: list[ProcessKindConfig]) -> list[ProcessKindConfig]:
+        names = [kind.kind for kind in kinds]
+        for position, name in enumerate(names):
+            if name in names[:position]:
+                raise ValueError(f"process kind {name!r} is declared twice")
+        return kinds
+
+
 class Config(_Section):
     """A whole topology: the runtime, its levels, and the levels its peers serve."""
 
@@ -319,6 +458,8 @@ class Config(_Section):
     """The levels this runtime serves: ``[[levels]]`` tables, at least one."""
     peers: list[PeerConfig] = Field(default_factory=list)
     """Levels served by other runtimes: ``[[peers]]`` tables."""
+    processes: ProcessesConfig | None = None
+    """Processes this runtime runs; None (no ``[processes]`` table): none, and no store."""
 
     @pydantic.model_validator(mode="after")
     def _levels_unique(self) -> Config:
@@ -443,6 +584,20 @@ _QUOTED_TYPES: Final = {
     "bool_type": "write true or false, without quotes",
 }
 """Strict-type errors for a quoted value, and how to write it instead."""
+
+
+def resolve_process_class(class_path: str) -> type[Process]:
+    """Import ``module:Class`` and check that it is a `tierd.Process` with steps.
+
+    Raises:
+        ValueError: it cannot be imported, is not a Process subclass, or its steps are wrong.
+    """
+    found = import_class(class_path, Process)
+    try:
+        found.definition()
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{class_path}: {error}") from None
+    return found
 
 
 def _key_path(location: tuple[int | str, ...], data: Any) -> str:

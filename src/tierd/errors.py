@@ -11,7 +11,10 @@ The tree::
     ├── Deadlock                        the request would close a wait-for cycle
     ├── Cancelled                       the message was cancelled before handling
     ├── BindError (OSError)             the runtime cannot listen on its endpoint
-    └── MetricsServerError (OSError)    the runtime cannot serve metrics on its address
+    ├── MetricsServerError (OSError)    the runtime cannot serve metrics on its address
+    ├── ProcessNotFound (LookupError)   no process has this id
+    ├── ProcessFailed                   the process ended failed, cancelled or timed out
+    └── StepError                       a step failed on purpose (raised by a user's step)
 
 Errors that travel back to a requester as a reply (everything but
 `ConfigError`, `BindError` and `MetricsServerError`) are written into the
@@ -169,6 +172,62 @@ class MetricsServerError(TierdError, OSError):
         )
 
 
+class ProcessNotFound(TierdError, LookupError):
+    """No process has this id (it was never submitted, or it was pruned).
+
+    Attributes:
+        process_id: the id as it was given.
+    """
+
+    def __init__(self, process_id: str) -> None:
+        self.process_id = process_id
+        super().__init__(
+            f"no process {process_id}: never submitted, or pruned; "
+            "list them with 'tierd process list'"
+        )
+
+
+class ProcessFailed(TierdError):
+    """The process ended without a result: ``failed``, ``cancelled`` or ``timeout``.
+
+    Attributes:
+        process_id: the process.
+        status: its final status.
+        error: its error entry (``error_type``, ``error_code``, ``message``...), or None.
+    """
+
+    def __init__(self, process_id: str, status: str, error: dict[str, Any] | None = None) -> None:
+        self.process_id = process_id
+        self.status = status
+        self.error = error
+        detail = f": {error.get('error_type')}: {error.get('message')}" if error else ""
+        super().__init__(f"process {process_id} ended {status}{detail}")
+
+
+class StepError(TierdError):
+    """Raise in a step to fail it with a code and details; not retried unless recoverable.
+
+    Example::
+
+        raise tierd.StepError("not_found", "class 123 does not exist", details={"id": 123})
+
+    Attributes:
+        code: a short machine-readable code, e.g. ``"not_found"``.
+        message: what went wrong, for people.
+        details: any msgpack-able data.
+        recoverable: True lets the step's `tierd.Retry` try it again; False fails it at once.
+    """
+
+    def __init__(
+        self, code: str, message: str, *, details: Any = None, recoverable: bool = False
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.details = details
+        self.recoverable = recoverable
+        super().__init__(f"{code}: {message}")
+
+
 def to_payload(error: TierdError) -> dict[str, Any]:
     """Describe an error as a msgpack-able dict, for an error reply."""
     payload: dict[str, Any] = {"error": type(error).__name__, "text": str(error)}
@@ -196,6 +255,17 @@ def to_payload(error: TierdError) -> dict[str, Any]:
             payload.update(cycle=error.cycle)
         case Cancelled():
             payload.update(message_id=error.message_id)
+        case ProcessNotFound():
+            payload.update(process_id=error.process_id)
+        case ProcessFailed():
+            payload.update(process_id=error.process_id, status=error.status, detail=error.error)
+        case StepError():
+            payload.update(
+                code=error.code,
+                message=error.message,
+                details=error.details,
+                recoverable=error.recoverable,
+            )
     return payload
 
 
@@ -238,6 +308,22 @@ def _error_of(payload: dict[str, Any]) -> TierdError:  # noqa: PLR0911 - one ret
                 return Deadlock([str(a) for a in payload["cycle"]])
             case "Cancelled":
                 return Cancelled(str(payload["message_id"]))
+            case "ProcessNotFound":
+                return ProcessNotFound(str(payload["process_id"]))
+            case "ProcessFailed":
+                detail = payload.get("detail")
+                return ProcessFailed(
+                    str(payload["process_id"]),
+                    str(payload["status"]),
+                    detail if isinstance(detail, dict) else None,
+                )
+            case "StepError":
+                return StepError(
+                    str(payload["code"]),
+                    str(payload["message"]),
+                    details=payload.get("details"),
+                    recoverable=bool(payload.get("recoverable")),
+                )
     except (KeyError, TypeError, ValueError):
         pass
     return RemoteError("?", str(kind), text)

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
     from .orchestrators._stats import HistogramSnapshot, LevelStatistics
+    from .processes._stats import ProcessStatistics
 
 KINDS: Final = ("request", "notification")
 """Kinds given ``tierd_messages_received_total`` series from the start (replies are not queued)."""
@@ -89,6 +90,10 @@ class StatisticsSource(Protocol):
         """Messages refused for an unknown recipient: by local level, None for no such level."""
         ...
 
+    def process_statistics(self) -> ProcessStatistics | None:
+        """The process runner's counters; None if the runtime runs no processes."""
+        ...
+
 
 class RuntimeCollector(Collector):
     """Turns a runtime's statistics snapshots into Prometheus metric families at scrape time.
@@ -115,6 +120,64 @@ class RuntimeCollector(Collector):
         yield info
         yield from _level_families(self.source.statistics(), self.source.unknown_recipients())
         yield from _network_families(self.source.network_statistics())
+        yield from _process_families(self.source.process_statistics())
+
+
+PROCESS_STATUSES: Final = ("pending", "running", "paused")
+"""Statuses of ``tierd_processes`` (the finished ones are ``tierd_processes_finished_total``)."""
+FINISHED_STATUSES: Final = ("completed", "failed", "cancelled", "timeout")
+
+
+def _process_families(stats: ProcessStatistics | None) -> Iterator[Metric]:
+    current = GaugeMetricFamily(
+        "tierd_processes",
+        "Processes pending, running or paused now, by kind and status.",
+        labels=["kind", "status"],
+    )
+    finished = CounterMetricFamily(
+        "tierd_processes_finished",
+        "Processes finished since the runtime started, by kind and final status.",
+        labels=["kind", "status"],
+    )
+    duration = HistogramMetricFamily(
+        "tierd_process_duration_seconds",
+        "Seconds from a process's start to its finish.",
+        labels=["kind"],
+    )
+    step_duration = HistogramMetricFamily(
+        "tierd_process_step_duration_seconds",
+        "Seconds of each completed step attempt.",
+        labels=["kind", "step"],
+    )
+    retries = CounterMetricFamily(
+        "tierd_process_step_retries",
+        "Step attempts that failed and were tried again.",
+        labels=["kind", "step"],
+    )
+    recovered = CounterMetricFamily(
+        "tierd_processes_recovered",
+        "Processes taken over after a crash, and steps run again after stuck_after.",
+        labels=["kind"],
+    )
+    fires = CounterMetricFamily(
+        "tierd_schedule_fires",
+        "Schedule fires, by outcome (schedules come in a later release).",
+        labels=["schedule", "outcome"],
+    )
+    if stats is not None:
+        for kind in stats.kinds:
+            for status in PROCESS_STATUSES:
+                current.add_metric([kind, status], stats.current.get((kind, status), 0))
+            for status in FINISHED_STATUSES:
+                finished.add_metric([kind, status], stats.finished.get((kind, status), 0))
+            recovered.add_metric([kind], stats.recovered.get(kind, 0))
+        for kind, snap in sorted(stats.durations.items()):
+            _add_histogram(duration, [kind], snap)
+        for (kind, step), snap in sorted(stats.step_durations.items()):
+            _add_histogram(step_duration, [kind, step], snap)
+        for (kind, step), count in sorted(stats.step_retries.items()):
+            retries.add_metric([kind, step], count)
+    yield from (current, finished, duration, step_duration, retries, recovered, fires)
 
 
 def _level_families(

@@ -17,7 +17,7 @@ from ._outcome import Outcome
 from ._status import status_report
 from ._version import __version__
 from .config import Config, load_config
-from .errors import RequestTimeout, TierdError, UnknownRecipient
+from .errors import ConfigError, RequestTimeout, TierdError, UnknownRecipient
 from .logging import configure as configure_logging
 from .logging import get_logger
 from .messaging._transport.bridge import Bridge
@@ -29,6 +29,8 @@ from .orchestrators._journal import Journal
 from .orchestrators._level import Level
 from .orchestrators._orchestrator import SWEEP, Orchestrator
 from .orchestrators._slot import DaemonSpec
+from .processes._runner import ProcessRunner
+from .processes._sqlite import SqliteProcessStore, store_path
 
 if TYPE_CHECKING:
     import pykka
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from .config import DaemonConfig
     from .orchestrators._dead_letters import DeadLetter
     from .orchestrators._stats import LevelStatistics
+    from .processes._stats import ProcessStatistics
 
 
 RUNTIME_SENDER: Final = Address("runtime", 0)
@@ -73,6 +76,8 @@ class Runtime:
         """The runtime's own Prometheus registry; served on ``runtime.metrics`` while running."""
         self.journals: dict[int, Journal] = {}
         """The journal of each durable level, open while the runtime runs."""
+        self._processes: ProcessRunner | None = None
+        self._process_store: SqliteProcessStore | None = None
         self._sweeper: threading.Thread | None = None
         self._stopping = threading.Event()
         self._started = False
@@ -150,6 +155,7 @@ class Runtime:
                 self.router.add_local(section.level, level, frozenset(spec.id for spec in specs))
             for number, level in self.levels.items():
                 self.orchestrators[number] = Orchestrator.start(level)
+            self._start_processes()
             if self.bridge is not None:
                 self.bridge.start()  # after the levels, so the network finds them running
         except BaseException:
@@ -157,6 +163,7 @@ class Runtime:
                 self.bridge.stop()  # closes whatever a half-done start opened
             self._stop_orchestrators()
             self._close_journals()
+            self._close_process_store()
             self.metrics.close()
             raise
         finally:
@@ -170,6 +177,47 @@ class Runtime:
         )
         self._sweeper.start()
         self.log.info("runtime_started", levels=self.config.local_levels)
+
+    def _start_processes(self) -> None:
+        """Open the process store, recover what it says was running, start pending work."""
+        section = self.config.processes
+        if section is None:
+            return
+        path = store_path(section.store, self.config.runtime.data_dir)
+        self._process_store = SqliteProcessStore(path, name=self.config.runtime.name)
+        retention = section.retention
+        self._processes = ProcessRunner(
+            [kind.definition() for kind in section.kinds],
+            self._process_store,
+            requester=self,
+            owner=self.config.runtime.name,
+            stuck_after=section.stuck_after,
+            retention={
+                "completed": retention.completed,
+                "failed": retention.failed,
+                "cancelled": retention.cancelled,
+                "timeout": retention.timeout,
+            },
+        )
+        self._processes.start()
+
+    def _close_process_store(self) -> None:
+        if self._process_store is not None:
+            self._process_store.close()
+
+    @property
+    def processes(self) -> ProcessRunner:
+        """Submit, query and control processes (DESIGN §9): ``submit``, ``get``, ``list``...
+
+        Raises:
+            ConfigError: the config has no ``[processes]`` table, or the runtime is not started.
+        """
+        if self._processes is None:
+            raise ConfigError(
+                "this runtime runs no processes: add a [processes] table with "
+                "[[processes.kinds]] to its config (and start it)"
+            )
+        return self._processes
 
     def _open_journal(self, section: Any) -> Journal:
         """Open the journal of a durable level: one SQLite file per runtime name and level."""
@@ -222,6 +270,8 @@ class Runtime:
             return
         if self.bridge is not None:
             self.bridge.stop_input()  # first: no new work from clients and peers
+        if self._processes is not None:
+            self._processes.stop_accepting()
         grace = self.config.runtime.grace_period if grace_period is None else grace_period
         deadline = time.monotonic() + grace
         while True:
@@ -229,6 +279,9 @@ class Runtime:
             if left == 0 or time.monotonic() >= deadline:
                 break
             time.sleep(min(0.02, max(deadline - time.monotonic(), 0)))  # polling a count
+        if self._processes is not None:
+            # Steps left are interrupted, not failed: the next start runs them again.
+            self._processes.stop(timeout=max(deadline - time.monotonic(), 0.5))
         for level in self.levels.values():
             level.fail_everything("runtime stopped before the message was handled")
         if self.bridge is not None:
@@ -238,6 +291,7 @@ class Runtime:
             self._sweeper.join(timeout=_STOP_TIMEOUT)
         self._stop_orchestrators()
         self._close_journals()
+        self._close_process_store()
         self.metrics.close()
         self.log.info("runtime_stopped", unfinished=left)
 
@@ -250,6 +304,11 @@ class Runtime:
         while not self._stopping.wait(interval):
             for ref in self.orchestrators.values():
                 ref.tell(SWEEP)
+            if self._processes is not None:
+                try:
+                    self._processes.sweep()
+                except Exception:  # the sweeper must outlive a failing store
+                    self.log.exception("process_sweep_failed")
 
     # -- messages ------------------------------------------------------------
 
@@ -333,6 +392,10 @@ class Runtime:
     def unknown_recipients(self) -> dict[int | None, int]:
         """Messages refused for an unknown recipient: by local level, None for no such level."""
         return dict(self.router.unknown_recipients)
+
+    def process_statistics(self) -> ProcessStatistics | None:
+        """The process runner's counters; None if the runtime runs no processes."""
+        return self._processes.statistics() if self._processes is not None else None
 
     def network_statistics(self) -> NetworkStatistics:
         """Frames refused and peers' liveness; empty while the runtime serves no network."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import zmq
 
-from ...errors import RequestTimeout, TierdError, from_payload
+from ...errors import Rejected, RequestTimeout, TierdError, from_payload
 from ..message import DEFAULT_TIMEOUT, Address, Message, check_timeout, new_id, parse_priority
 from .codec import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -102,6 +102,8 @@ class Client:
         self._socket.setsockopt(zmq.MAXMSGSIZE, 2 * max_message_bytes + 4096)
         self._recv_timeout_ms = -1
         """The socket's RCVTIMEO now; set only when a wait needs another value."""
+        self.processes = ClientProcesses(self)
+        """Submit, query and control the runtime's processes: the names of `Runtime.processes`."""
         try:
             if server_key is not None:
                 self._use_curve(server_key, client_key)
@@ -423,6 +425,134 @@ class Client:
         except zmq.Again:
             return False
         return True
+
+
+_PROCESS_API: Final = 1
+"""The version of the process operations' arguments this client sends (``v``)."""
+_WAIT_POLL: Final = (0.02, 0.5)
+"""`ClientProcesses.wait` polls the status from the first interval, doubling up to the second."""
+
+
+class ClientProcesses:
+    """The processes of the runtime a `Client` talks to; `tierd.Runtime.processes` over the wire.
+
+    Example::
+
+        with tierd.Client("tcp://127.0.0.1:5555") as client:
+            pid = client.processes.submit("import_class", {"id": 123}, key="import-123")
+            final = client.processes.wait(pid, timeout=600)
+
+    Every method takes ``timeout``: seconds to wait for the runtime's answer.
+    An unknown id raises `tierd.ProcessNotFound`; a refused argument or a control
+    the process's state does not allow raises `tierd.Rejected` with the reason.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def _call(self, operation: str, arguments: dict[str, Any], timeout: float) -> Any:
+        try:
+            return self._client._control(  # noqa: SLF001 - the client owns the socket
+                operation, {"v": _PROCESS_API, **arguments}, timeout
+            )
+        except Rejected as error:
+            if error.reason.startswith("unknown control operation 'process_"):
+                raise Rejected(
+                    f"the runtime at {self._client.endpoint} does not run processes over the "
+                    "wire (it is older than this client): upgrade it"
+                ) from None
+            raise
+
+    def submit(
+        self,
+        kind: str,
+        params: Any = None,
+        *,
+        priority: int | str = 10,
+        key: str | None = None,
+        correlation: dict[str, Any] | None = None,
+        timeout: float = 10.0,
+    ) -> str:
+        """Submit a process; return its id once the runtime has stored it."""
+        arguments = {"kind": kind, "params": params, "priority": priority, "key": key,
+                     "correlation": correlation}  # fmt: skip
+        return str(self._call("process_submit", arguments, timeout))
+
+    def get(self, process_id: str, *, timeout: float = 5.0) -> dict[str, Any]:
+        """The status document of a process."""
+        return dict(self._call("process_get", {"id": process_id}, timeout))
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        timeout: float = 5.0,
+    ) -> dict[str, Any]:
+        """A page of processes, newest first: ``{"items": [...], "cursor": str | None}``."""
+        arguments = {"status": status, "kind": kind, "since": since, "until": until,
+                     "limit": limit, "cursor": cursor}  # fmt: skip
+        return dict(self._call("process_list", arguments, timeout))
+
+    def history(self, process_id: str, *, timeout: float = 5.0) -> Any:
+        """The process's events, oldest first."""
+        return self._call("process_history", {"id": process_id}, timeout)
+
+    def result(self, process_id: str, *, timeout: float = 5.0) -> Any:
+        """The result of a completed process (`tierd.ProcessFailed` if it ended otherwise)."""
+        return self._call("process_result", {"id": process_id}, timeout)
+
+    def wait(self, process_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """Wait for the process to finish; return its final status document.
+
+        The client polls the status (every 20 ms at first, then up to every 0.5 s),
+        so that a long wait never holds the runtime's control worker.
+
+        Raises:
+            RequestTimeout: it did not finish within ``timeout`` seconds.
+            ProcessNotFound: no process has this id.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = _WAIT_POLL[0]
+        while True:
+            status = self.get(process_id)
+            if status["status"] in {"completed", "failed", "cancelled", "timeout"}:
+                return status
+            if deadline is not None and time.monotonic() + interval > deadline:
+                raise RequestTimeout(process_id, f"process {process_id}", timeout or 0.0)
+            time.sleep(interval)  # polling the runtime: nothing here could announce it
+            interval = min(interval * 2, _WAIT_POLL[1])
+
+    def cancel(self, process_id: str, *, timeout: float = 5.0) -> None:
+        """Cancel a process (pending or paused: at once; running: at its next boundary)."""
+        self._call("process_cancel", {"id": process_id}, timeout)
+
+    def pause(self, process_id: str, *, timeout: float = 5.0) -> None:
+        """Pause a running process at its next step boundary."""
+        self._call("process_pause", {"id": process_id}, timeout)
+
+    def resume(self, process_id: str, *, timeout: float = 5.0) -> None:
+        """Resume a paused process."""
+        self._call("process_resume", {"id": process_id}, timeout)
+
+    def retry(self, process_id: str, from_step: str | None = None, *, timeout: float = 5.0) -> None:
+        """Run a finished process again, from ``from_step`` or its first unfinished step."""
+        self._call("process_retry", {"id": process_id, "from_step": from_step}, timeout)
+
+    def stats(
+        self, kind: str | None = None, window: float = 86400.0, *, timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """Counts by status, success rate, durations and per-step figures over ``window`` s."""
+        return dict(self._call("process_stats", {"kind": kind, "window": window}, timeout))
+
+    def prune(self, older_than: float, status: str | None = None, *, timeout: float = 60.0) -> int:
+        """Delete finished processes that finished over ``older_than`` seconds ago; how many."""
+        arguments = {"older_than": older_than, "status": status}
+        return int(self._call("process_prune", arguments, timeout))
 
 
 class _Exclusive:

@@ -1,0 +1,1193 @@
+"""`ProcessRunner`: the one owner of every process this runtime runs, and every entry point.
+
+The runner holds one lock over its state: the processes it runs (`_Run`, one
+per process that is running or paused here), the admission counts per kind,
+the waiters and the counters. Step attempts run outside the lock, each in its
+own thread (a `StepExecutor`); they come back through `step_beat`,
+`step_checkpoint` and `_attempt_finished`. The policies are components that
+decide and never call back: `decide_step_retry` and `overdue`
+(`_decisions`), the lifecycle tables (`_lifecycle`), and the `ProcessStore`.
+
+Every transition is queued to the store as it is decided, under the lock,
+so the store sees them in order; nothing acts on one (the next step's body,
+a waiter, a reader) before its commit: a step's thread waits for the commit
+of its ``step_started`` before it runs, `get` waits for the store's barrier
+before it answers, waiters are woken by the commit of the final status.
+
+Time comes from a `Clock`: step timeouts, heartbeats, ``stuck_after``,
+retry backoffs and the process timeout are all checked by `sweep`, which
+the runtime calls every ``sweep_interval`` and a test calls after moving a
+`tierd.testing.FakeClock`.
+"""
+
+from __future__ import annotations
+
+import builtins  # noqa: TC003 - `list` is a method name here; annotations need the type
+import collections
+import functools
+import statistics as stats_math
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+import msgpack
+
+from .._clock import SYSTEM_CLOCK
+from .._outcome import Outcome
+from ..errors import Cancelled, ProcessFailed, ProcessNotFound, Rejected, RequestTimeout
+from ..logging import get_logger
+from ..messaging.message import MAX_PRIORITY, MIN_PRIORITY, parse_priority
+from ._context import StepContext
+from ._decisions import HeartbeatLost, Interrupted, StepTimeout, decide_step_retry, overdue
+from ._executor import ThreadExecutor
+from ._lifecycle import STATUSES, TERMINAL, check_transition
+from ._record import CORRELATION_KEYS, ProcessRecord, StepRecord, error_entry, new_process_id
+from ._stats import ProcessCounters, ProcessStatistics
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    import structlog
+
+    from .._clock import Clock
+    from ._context import Requester
+    from ._definition import Definition, StepSpec
+    from ._executor import StepExecutor
+    from ._store import ProcessStore
+
+DEFAULT_STUCK_AFTER: Final = 600.0
+"""Seconds a step may go without a heartbeat before it is taken as stuck and run again."""
+PROGRESS_EVERY: Final = 1.0
+"""Seconds between two ``step_progress`` writes of one process (progress is coalesced)."""
+PRUNE_BATCH: Final = 1000
+"""Processes the retention pruner deletes per transaction."""
+_MAX_KEY: Final = 200
+_MAX_LIST: Final = 1000
+
+
+class _Attempt:
+    """One attempt of one step (or one compensation), from start to finish or abandonment."""
+
+    __slots__ = ("compensation", "interrupt", "last_beat", "number", "run", "spec", "started")
+
+    def __init__(
+        self, run: _Run, spec: StepSpec, number: int, started: float, *, compensation: bool
+    ) -> None:
+        self.run = run
+        self.spec = spec
+        self.number = number
+        self.started = started
+        self.last_beat = started
+        self.compensation = compensation
+        self.interrupt: str | None = None
+        """Why the attempt must stop at its next ``ctx.progress``: cancel, pause, a timeout..."""
+
+
+class _Run:
+    """A process this runner runs (running or paused): its record and where it is."""
+
+    __slots__ = (
+        "attempt",
+        "deadline",
+        "definition",
+        "final",
+        "index",
+        "instance",
+        "log",
+        "progress_dirty",
+        "progress_saved",
+        "record",
+        "retry_at",
+        "stop_request",
+        "undo",
+    )  # fmt: skip
+
+    def __init__(
+        self, record: ProcessRecord, definition: Definition, deadline: float | None, log: Any
+    ) -> None:
+        self.record = record
+        self.definition = definition
+        self.instance: Any = None
+        self.index = _first_unfinished(record)
+        self.attempt: _Attempt | None = None
+        self.retry_at: float | None = None
+        self.deadline = deadline
+        self.stop_request: str | None = None
+        """``pause`` or ``cancel``, asked for and waiting for the next step boundary."""
+        self.final: tuple[str, Any, dict[str, Any] | None] | None = None
+        """The status the process ends with once its compensations have run."""
+        self.undo: builtins.list[str] = []
+        """Steps still to compensate, in the order they run."""
+        self.progress_dirty = False
+        self.progress_saved = float("-inf")
+        self.log: structlog.stdlib.BoundLogger = log
+
+
+def _first_unfinished(record: ProcessRecord) -> int:
+    for index, step in enumerate(record.steps.values()):
+        if step.status not in {"completed", "skipped"}:
+            return index
+    return len(record.steps)
+
+
+def _storable(value: Any) -> TypeError | None:
+    try:
+        msgpack.packb(value, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as error:
+        return TypeError(f"a step's output must be msgpack-able: {error}")
+    return None
+
+
+class ProcessRunner:
+    """Runs the processes of a runtime: submit, control, query, recover. Thread-safe.
+
+    `tierd.Runtime.processes` is one; `tierd.Client.processes` has the same methods.
+
+    Args:
+        definitions: the kinds it runs.
+        store: where processes are kept.
+        requester: where ``ctx.request``/``ctx.notify`` go (the runtime); None: nowhere.
+        clock: the time; `tierd.testing.FakeClock` in tests.
+        executor: where attempts run; a thread each by default.
+        owner: this runtime's name, written on the processes it takes.
+        stuck_after: seconds without a heartbeat after which an attempt is run again.
+        retention: seconds each finished status is kept (``completed``, ``failed``...).
+        prune_interval: seconds between two retention batches in `sweep`.
+    """
+
+    def __init__(
+        self,
+        definitions: Iterable[Definition],
+        store: ProcessStore,
+        *,
+        requester: Requester | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        executor: StepExecutor | None = None,
+        owner: str = "tierd",
+        stuck_after: float = DEFAULT_STUCK_AFTER,
+        retention: Mapping[str, float] | None = None,
+        prune_interval: float = 60.0,
+    ) -> None:
+        self.definitions: dict[str, Definition] = {d.kind: d for d in definitions}
+        self.store = store
+        self.requester = requester
+        self.clock = clock
+        self.executor: StepExecutor = executor if executor is not None else ThreadExecutor()
+        self.owner = owner
+        self.stuck_after = stuck_after
+        self.retention = dict(retention or {})
+        self.prune_interval = prune_interval
+        self.log = get_logger(runtime=owner, component="processes")
+        self._lock = threading.Lock()
+        self._admission = threading.Lock()
+        self._runs: dict[str, _Run] = {}
+        self._running: collections.Counter[str] = collections.Counter()
+        """Processes of each kind holding a slot: running or paused here, or being claimed."""
+        self._pending_hint: collections.Counter[str] = collections.Counter()
+        self._submits: collections.Counter[str] = collections.Counter()
+        self._waiters: dict[str, builtins.list[Outcome[dict[str, Any]]]] = collections.defaultdict(
+            list
+        )
+        self._means: dict[str, dict[str, tuple[float, int]]] = {}
+        self._counters = ProcessCounters()
+        self._next_prune = float("-inf")
+        self._started = False
+        self._accepting = True
+        self._stopping = False
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Recover what the store says was running, then start pending work."""
+        now, wall = self.clock.monotonic(), self.clock.time()
+        for (kind, status), count in self.store.counts().items():
+            self._counters.current[(kind, status)] = count
+            if status == "pending":
+                self._pending_hint[kind] = count
+        for kind in self.definitions:
+            means = self.store.step_durations(kind)
+            self._means[kind] = {name: (mean, 100) for name, mean in means.items()}
+        self._next_prune = now
+        with self._lock:
+            for record in self.store.unfinished(self.owner):
+                self._recover(record, now, wall)
+            self._started = True
+        self._admit()
+
+    def _recover(self, record: ProcessRecord, now: float, wall: float) -> None:
+        definition = self.definitions.get(record.kind)
+        if definition is None:
+            self.log.warning("process_kind_unknown", process_id=record.process_id, kind=record.kind)
+            return
+        run = self._make_run(record, definition, now, wall)
+        self._runs[record.process_id] = run
+        self._running[record.kind] += 1
+        if record.status == "paused":
+            return
+        self._counters.recovered[record.kind] += 1
+        if run.index >= len(definition.steps):
+            last = record.steps[definition.steps[-1].name]
+            self._finish(run, "completed", result=last.output)
+            return
+        step = record.steps[definition.steps[run.index].name]
+        interrupted = step.status == "running"
+        if interrupted:
+            step.status = "pending"
+        event = self._event(run, "process_recovered", step=step.name, interrupted=interrupted)
+        self.store.save(record, [step.name], event)
+        run.log.info("process_recovered", step=step.name, interrupted=interrupted)
+        self._start_attempt(run)
+
+    def _make_run(
+        self, record: ProcessRecord, definition: Definition, now: float, wall: float
+    ) -> _Run:
+        if list(record.steps) != definition.step_names:
+            # The kind changed since the process was stored: its steps as the kind has them now.
+            known = record.steps
+            record.steps = {
+                name: known.get(name) or StepRecord(name) for name in definition.step_names
+            }
+        ids = {key: record.correlation.get(key) for key in CORRELATION_KEYS}
+        log = self.log.bind(process_id=record.process_id, kind=record.kind, **ids)
+        deadline = None
+        if definition.timeout is not None:
+            ran = max(wall - (record.started_at or wall), 0.0)
+            deadline = now + definition.timeout - ran
+        run = _Run(record, definition, deadline, log)
+        try:
+            run.instance = definition.factory()
+        except Exception as error:  # noqa: BLE001 - the user's constructor: the process fails
+            run.instance = error
+        return run
+
+    def stop_accepting(self) -> None:
+        """Refuse new submits (`Rejected`): the runtime is stopping."""
+        self._accepting = False
+
+    def stop(self, timeout: float = 5.0) -> int:
+        """Interrupt every attempt at its next ``ctx.progress`` and wait up to ``timeout``.
+
+        Nothing is marked failed: the processes stay running in the store, and
+        the next start recovers them. A step that completes meanwhile is kept.
+
+        Returns:
+            How many attempts still ran after ``timeout``.
+        """
+        with self._lock:
+            self._stopping = True
+            self._accepting = False
+            for run in self._runs.values():
+                if run.attempt is not None:
+                    run.attempt.interrupt = "stopping"
+        left = self.executor.join(timeout)
+        self.executor.shutdown()
+        self.store.barrier().wait(timeout)
+        return left
+
+    # -- submit and query --------------------------------------------------------
+
+    def submit(
+        self,
+        kind: str,
+        params: Any = None,
+        *,
+        priority: int | str = 10,
+        key: str | None = None,
+        correlation: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Submit a process; return its id once it is stored, pending.
+
+        Args:
+            kind: a kind the runtime runs.
+            params: the first step's input (msgpack-able).
+            priority: 1..20 or a name (critical, high, normal, low, background).
+            key: an idempotency key: while a process of ``kind`` with this key is
+                unfinished, submitting again returns that process's id.
+            correlation: ``request_id``, ``user_id``, ``session_id``, ``trace_id``
+                (strings), carried on every log line and event of the process.
+
+        Raises:
+            ValueError: an unknown kind, params its checks refuse, a bad priority,
+                key or correlation; nothing is stored.
+            Rejected: the store cannot be written, or the runtime is stopping.
+        """
+        definition = self.definitions.get(kind) if isinstance(kind, str) else None
+        if definition is None:
+            known = ", ".join(sorted(self.definitions)) or "none"
+            raise ValueError(f"unknown process kind {str(kind)[:60]!r}; this runtime runs: {known}")
+        level = parse_priority(priority)
+        if not MIN_PRIORITY <= level <= MAX_PRIORITY:
+            raise ValueError(f"priority must be {MIN_PRIORITY}..{MAX_PRIORITY}, not {priority!r}")
+        if key is not None and not (isinstance(key, str) and 0 < len(key) <= _MAX_KEY):
+            raise ValueError(f"key must be a non-empty string of at most {_MAX_KEY} characters")
+        ids = _check_correlation(correlation)
+        params = definition.check_params(params)
+        if not self._accepting:
+            raise Rejected("the runtime is stopping: it takes no new processes")
+        wall = self.clock.time()
+        record = ProcessRecord.new(
+            new_process_id(wall), kind, definition.step_names, params,
+            priority=level, key=key, correlation=ids, created_at=wall,
+        )  # fmt: skip
+        record.seq = 1
+        events = [{"type": "process_submitted", "at": wall, "seq": 1, "priority": level}]
+        if key is not None:
+            self.store.barrier().wait()  # a process that just finished frees its key
+        with self._lock:
+            # Nothing waits and a slot is free: it starts at once, written running in the
+            # same transaction (one commit per submit instead of a submit and a claim).
+            direct = (
+                self._started
+                and not self._stopping
+                and self._pending_hint[kind] == 0
+                and self._running[kind] < definition.max_concurrent
+            )
+            if direct:
+                self._running[kind] += 1
+        if direct:
+            record.status, record.started_at, record.seq = "running", wall, 2
+            events.append({"type": "process_started", "at": wall, "seq": 2})
+        try:
+            process_id, created = self.store.create(record, events)
+        except TypeError as error:
+            self._release(kind, direct)
+            raise ValueError(f"params of {kind!r} refused: {error}") from None
+        except BaseException:
+            self._release(kind, direct)
+            raise
+        if not created:
+            self._release(kind, direct)
+            return process_id
+        self.log.debug("process_submitted", process_id=process_id, kind=kind, **ids)
+        with self._lock:
+            self._submits[kind] += 1
+            if direct:
+                self._counters.move(kind, None, "pending")
+                self._adopt(record)
+                return process_id
+            self._counters.move(kind, None, "pending")
+            self._pending_hint[kind] += 1
+        self._admit()
+        return process_id
+
+    def _release(self, kind: str, reserved: bool) -> None:  # noqa: FBT001 - a flag in hand
+        if reserved:
+            with self._lock:
+                self._running[kind] -= 1
+
+    def get(self, process_id: str) -> dict[str, Any]:
+        """The status document of a process (DESIGN §9).
+
+        Raises:
+            ProcessNotFound: no process has this id.
+        """
+        with self._lock:
+            run = self._runs.get(process_id)
+            document = run.record.status_document(self._estimate(run)) if run else None
+        self.store.barrier().wait()
+        if document is not None:
+            return document
+        record = self.store.get(process_id) if isinstance(process_id, str) else None
+        if record is None:
+            raise ProcessNotFound(str(process_id))
+        return record.status_document(self._estimate_pending(record))
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """Processes newest first, filtered: ``{"items": [status...], "cursor": str | None}``.
+
+        Args:
+            status: only this status.
+            kind: only this kind.
+            since: only those submitted at or after this (epoch seconds).
+            until: only those submitted before this (epoch seconds).
+            limit: the page size, 1..1000.
+            cursor: the ``cursor`` of the previous page.
+
+        Raises:
+            ValueError: a bad filter, limit or cursor.
+        """
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= _MAX_LIST:
+            raise ValueError(f"limit must be 1..{_MAX_LIST}, not {limit!r}")
+        self.store.barrier().wait()
+        page = self.store.list(
+            status=status, kind=kind, since=since, until=until, limit=limit, cursor=cursor
+        )
+        with self._lock:
+            items = [
+                self._runs[r.process_id].record.status_document(
+                    self._estimate(self._runs[r.process_id])
+                )
+                if r.process_id in self._runs
+                else r.status_document()
+                for r in page.items
+            ]
+        return {"items": items, "cursor": page.cursor}
+
+    def history(self, process_id: str) -> builtins.list[dict[str, Any]]:
+        """The process's events, oldest first (each with ``type``, ``at``, ``seq``).
+
+        Raises:
+            ProcessNotFound: no process has this id.
+        """
+        self.store.barrier().wait()
+        events = self.store.history(process_id)
+        if not events and self.store.get(process_id) is None:
+            raise ProcessNotFound(process_id)
+        return events
+
+    def result(self, process_id: str) -> Any:
+        """The result of a completed process.
+
+        Raises:
+            ProcessNotFound: no process has this id.
+            ProcessFailed: it ended failed, cancelled or timed out.
+            ValueError: it has not finished yet (`wait` for it).
+        """
+        document = self.get(process_id)
+        return _result_of(document)
+
+    def wait(self, process_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """Wait until the process finishes; return its final status document.
+
+        Raises:
+            ProcessNotFound: no process has this id.
+            RequestTimeout: it did not finish within ``timeout`` seconds.
+        """
+        outcome: Outcome[dict[str, Any]] = Outcome()
+        with self._lock:
+            self._waiters[process_id].append(outcome)
+        self.store.barrier().wait()
+        record = None if process_id in self._runs else self.store.get(process_id)
+        if process_id not in self._runs and (record is None or record.status in TERMINAL):
+            with self._lock:
+                waiting = self._waiters.get(process_id, [])
+                if outcome in waiting:
+                    waiting.remove(outcome)
+                if not waiting:
+                    self._waiters.pop(process_id, None)
+            if record is None:
+                raise ProcessNotFound(process_id)
+            return record.status_document()
+        document = outcome.wait(timeout)
+        if document is None:
+            with self._lock:
+                waiting = self._waiters.get(process_id, [])
+                if outcome in waiting:
+                    waiting.remove(outcome)
+                if not waiting:
+                    self._waiters.pop(process_id, None)
+            raise RequestTimeout(process_id, f"process {process_id}", timeout or 0.0)
+        return document
+
+    def stats(self, kind: str | None = None, window: float = 86400.0) -> dict[str, Any]:
+        """Counts by status, success rate, durations and per-step figures over ``window`` seconds.
+
+        Returns:
+            ``{"kind", "window", "counts": {status: n}, "finished", "success_rate",
+            "duration": {"average", "p95"}, "steps": {name: {"count", "average",
+            "fastest", "slowest"}}, "bottleneck": step | None}``.
+        """
+        if not window > 0:
+            raise ValueError(f"window must be positive seconds, not {window!r}")
+        self.store.barrier().wait()
+        finished = self.store.finished_since(self.clock.time() - window, kind)
+        with self._lock:
+            current = {
+                s: n for (k, s), n in self._counters.current.items() if kind in {None, k} and n
+            }
+        counts = dict.fromkeys(STATUSES, 0) | current
+        for item in finished:
+            counts[item.status] += 1
+        durations = sorted(d.duration for d in finished if d.duration is not None)
+        per_step: dict[str, builtins.list[float]] = collections.defaultdict(list)
+        for item in finished:
+            for name, seconds in item.steps.items():
+                per_step[name].append(seconds)
+        steps = {
+            name: {
+                "count": len(values),
+                "average": stats_math.fmean(values),
+                "fastest": min(values),
+                "slowest": max(values),
+            }
+            for name, values in per_step.items()
+        }
+        done = len(finished)
+        return {
+            "kind": kind,
+            "window": window,
+            "counts": counts,
+            "finished": done,
+            "success_rate": counts["completed"] / done if done else None,
+            "duration": {
+                "average": stats_math.fmean(durations) if durations else None,
+                "p95": durations[min(int(len(durations) * 0.95), len(durations) - 1)]
+                if durations
+                else None,
+            },
+            "steps": steps,
+            "bottleneck": max(steps, key=lambda n: steps[n]["average"]) if steps else None,
+        }
+
+    def statistics(self) -> ProcessStatistics:
+        """A snapshot of the counters, for the metrics."""
+        with self._lock:
+            return self._counters.snapshot(tuple(self.definitions))
+
+    # -- control -----------------------------------------------------------------
+
+    def cancel(self, process_id: str) -> None:
+        """Cancel a process: at once if pending or paused, else at its next boundary or beat.
+
+        Completed steps' compensations run, in reverse order, before it is ``cancelled``.
+
+        Raises:
+            ProcessNotFound: no process has this id.
+            ValueError: it has finished already.
+        """
+        closed = False
+        with self._lock:
+            run = self._runs.get(process_id)
+            if run is not None:
+                if run.final is not None:
+                    raise ValueError(f"cannot cancel process {process_id}: it is finishing")
+                if run.attempt is None:
+                    closed = self._finish(run, "cancelled")
+                else:
+                    run.stop_request = "cancel"
+                    run.attempt.interrupt = "cancel"
+                run.log.info("process_cancel_requested")
+        if run is None:
+            record = self.store.cancel_pending(process_id, self.clock.time())
+            if record is None:
+                self._refuse(process_id, "cancel")
+            assert record is not None
+            with self._lock:
+                self._counters.move(record.kind, "pending", None)
+                self._counters.finished[(record.kind, "cancelled")] += 1
+                waiters = self._waiters.pop(process_id, [])
+            document = record.status_document()
+            for waiter in waiters:
+                waiter.set(document)
+        if closed:
+            self._admit()
+
+    def pause(self, process_id: str) -> None:
+        """Pause a running process at its next step boundary (or ``ctx.progress``).
+
+        A paused process keeps its place in its kind's ``max_concurrent``.
+
+        Raises:
+            ProcessNotFound: no process has this id.
+            ValueError: it is not running.
+        """
+        with self._lock:
+            run = self._runs.get(process_id)
+            if run is not None and run.record.status == "running" and run.final is None:
+                if run.attempt is None:
+                    self._pause_now(run)
+                else:
+                    run.stop_request = "pause"
+                    run.attempt.interrupt = "pause"
+                return
+        self._refuse(process_id, "pause")
+
+    def resume(self, process_id: str) -> None:
+        """Resume a paused process (or call off a pause not yet taken).
+
+        Raises:
+            ProcessNotFound: no process has this id.
+            ValueError: it is not paused.
+        """
+        with self._lock:
+            run = self._runs.get(process_id)
+            if run is not None and run.final is None:
+                if run.record.status == "paused":
+                    self._counters.move(run.record.kind, "paused", "running")
+                    check_transition("paused", "running")
+                    run.record.status = "running"
+                    self.store.save(run.record, [], self._event(run, "process_resumed"))
+                    run.log.info("process_resumed")
+                    self._start_attempt(run)
+                    return
+                if run.stop_request == "pause":
+                    run.stop_request = None
+                    if run.attempt is not None:
+                        run.attempt.interrupt = None
+                    return
+        self._refuse(process_id, "resume")
+
+    def retry(self, process_id: str, from_step: str | None = None) -> None:
+        """Run a finished process again, from ``from_step`` (default: its first unfinished step).
+
+        The steps before keep their outputs; ``from_step`` gets its last input.
+
+        Raises:
+            ProcessNotFound: no process has this id.
+            ValueError: it has not finished, or its kind has no step ``from_step``.
+        """
+        if process_id in self._runs:
+            self._refuse(process_id, "retry")
+        self.store.barrier().wait()
+        record = self.store.get(process_id)
+        if record is None:
+            raise ProcessNotFound(process_id)
+        if record.status not in TERMINAL:
+            self._refuse(process_id, "retry")
+        definition = self.definitions.get(record.kind)
+        if definition is None:
+            raise ValueError(
+                f"cannot retry {process_id}: this runtime runs no kind {record.kind!r}"
+            )
+        index = definition.index_of(from_step) if from_step else _first_unfinished(record)
+        index = min(index, len(definition.steps) - 1)
+        if self.store.requeue(process_id, index, self.clock.time()) is None:
+            self._refuse(process_id, "retry")
+        with self._lock:
+            self._counters.move(record.kind, None, "pending")
+            self._pending_hint[record.kind] += 1
+            self._submits[record.kind] += 1
+        self.log.info("process_retried", process_id=process_id, from_step=from_step)
+        self._admit()
+
+    def prune(self, older_than: float, status: str | None = None) -> int:
+        """Delete finished processes (with steps and events) finished over ``older_than`` s ago.
+
+        Args:
+            older_than: seconds.
+            status: only this finished status; None: every finished status.
+
+        Returns:
+            How many were deleted (in batches of `PRUNE_BATCH`).
+        """
+        if status is not None and status not in TERMINAL:
+            raise ValueError(f"only finished processes are pruned: {', '.join(sorted(TERMINAL))}")
+        if not older_than >= 0:
+            raise ValueError(f"older_than must be seconds >= 0, not {older_than!r}")
+        cutoff = self.clock.time() - older_than
+        cutoffs = dict.fromkeys([status] if status else sorted(TERMINAL), cutoff)
+        return self._prune(cutoffs)
+
+    def _prune(self, cutoffs: Mapping[str, float]) -> int:
+        self.store.barrier().wait()
+        total = 0
+        while True:
+            deleted = self.store.prune(cutoffs, PRUNE_BATCH)
+            total += deleted
+            if deleted < PRUNE_BATCH:
+                return total
+
+    def _refuse(self, process_id: str, verb: str) -> None:
+        """Raise the error for a control the process's state does not allow."""
+        self.store.barrier().wait()
+        record = self.store.get(process_id) if isinstance(process_id, str) else None
+        if record is None and process_id not in self._runs:
+            raise ProcessNotFound(str(process_id))
+        status = self._runs[process_id].record.status if process_id in self._runs else None
+        status = status or (record.status if record else "?")
+        raise ValueError(f"cannot {verb} process {process_id}: it is {status}")
+
+    # -- the sweep ---------------------------------------------------------------
+
+    def sweep(self) -> None:
+        """Act on time: step timeouts, heartbeats, stuck steps, retries due, process timeouts.
+
+        Also writes coalesced progress, admits pending work, and prunes one
+        retention batch every ``prune_interval``. Called by the runtime's
+        sweeper; tests call it after advancing their clock.
+        """
+        if not self._started or self._stopping:
+            return
+        now = self.clock.monotonic()
+        closed = False
+        with self._lock:
+            for run in list(self._runs.values()):
+                closed |= self._check(run, now)
+        if closed or any(self._pending_hint.values()):
+            self._admit()
+        if self.retention and now >= self._next_prune:
+            self._next_prune = now + self.prune_interval
+            wall = self.clock.time()
+            cutoffs = {status: wall - keep for status, keep in self.retention.items()}
+            self.store.barrier().wait()
+            deleted = self.store.prune(cutoffs, PRUNE_BATCH)
+            if deleted:
+                self.log.info("processes_pruned", count=deleted)
+
+    def _check(self, run: _Run, now: float) -> bool:
+        """One run's timers (under the lock); True if it closed."""
+        if run.final is not None:
+            return False
+        record = run.record
+        if run.deadline is not None and now >= run.deadline:
+            entry = {
+                "error_type": "ProcessTimeout", "error_code": "timeout",
+                "message": f"the process ran past its timeout of {run.definition.timeout:g}s",
+                "details": None, "recoverable": False, "attempt": 0, "at": self.clock.time(),
+            }  # fmt: skip
+            attempt = run.attempt
+            if attempt is not None and not attempt.compensation:
+                attempt.interrupt = "timeout"
+                run.attempt = None
+                step = record.steps[attempt.spec.name]
+                step.status = "failed"
+                step.errors.append(entry)
+                self.store.save(record, [step.name], None)
+            run.log.warning("process_timed_out")
+            return self._finish(run, "timeout", error=entry)
+        attempt = run.attempt
+        if attempt is not None and not attempt.compensation:
+            why = overdue(attempt.spec, attempt.started, attempt.last_beat, now, self.stuck_after)
+            if why == "stuck":
+                attempt.interrupt = "stuck"
+                run.attempt = None
+                step = record.steps[attempt.spec.name]
+                step.status = "pending"
+                self._counters.recovered[record.kind] += 1
+                event = self._event(run, "step_recovered", step=step.name, attempt=attempt.number)
+                self.store.save(record, [step.name], event)
+                run.log.warning("step_stuck_recovered", step=step.name, attempt=attempt.number)
+                self._start_attempt(run)
+            elif why is not None:
+                attempt.interrupt = why
+                run.attempt = None
+                seconds = attempt.spec.timeout if why == "timeout" else attempt.spec.heartbeat
+                error: Exception = (
+                    StepTimeout(f"step {attempt.spec.name} ran past its timeout of {seconds:g}s")
+                    if why == "timeout"
+                    else HeartbeatLost(
+                        f"step {attempt.spec.name} sent no heartbeat for {seconds:g}s"
+                    )
+                )
+                return self._failed(run, attempt, error)
+        elif run.retry_at is not None and now >= run.retry_at and record.status == "running":
+            self._start_attempt(run)
+        if run.progress_dirty and now - run.progress_saved >= PROGRESS_EVERY:
+            self._save_progress(run, now)
+        return False
+
+    # -- the steps' side (StepHost) ----------------------------------------------
+
+    def step_beat(self, token: object, progress: float | None, note: str | None) -> None:
+        """A heartbeat (and progress) from a step; raises where the attempt must stop."""
+        assert isinstance(token, _Attempt)
+        with self._lock:
+            run = token.run
+            reason = token.interrupt
+            if reason is None and run.attempt is not token:
+                reason = "abandoned"
+            if reason is None:
+                now = self.clock.monotonic()
+                token.last_beat = now
+                if progress is not None or note is not None:
+                    step = run.record.steps[token.spec.name]
+                    if progress is not None:
+                        step.progress = progress
+                    if note is not None:
+                        step.note = str(note)[:500]
+                    run.progress_dirty = True
+                    if now - run.progress_saved >= PROGRESS_EVERY:
+                        self._save_progress(run, now)
+                return
+        if reason == "cancel":
+            cancelled = Cancelled(run.record.process_id)
+            cancelled.args = (f"process {run.record.process_id} was cancelled",)
+            raise cancelled
+        raise Interrupted(reason)
+
+    def step_checkpoint(self, token: object, data: Any) -> None:
+        """Keep a step's checkpoint durably; return once committed."""
+        assert isinstance(token, _Attempt)
+        problem = _storable(data)
+        if problem is not None:
+            raise problem
+        with self._lock:
+            run = token.run
+            if run.attempt is not token:
+                raise Interrupted(token.interrupt or "abandoned")
+            run.record.steps[token.spec.name].checkpoint = data
+            commit = self.store.save(run.record, [token.spec.name], None)
+        error = commit.wait()
+        if error is not None:
+            raise error
+
+    def step_time_left(self, token: object) -> float | None:
+        """Seconds the attempt has left before its step's or its process's timeout."""
+        assert isinstance(token, _Attempt)
+        now = self.clock.monotonic()
+        limits = []
+        if token.spec.timeout is not None:
+            limits.append(token.spec.timeout - (now - token.started))
+        if token.run.deadline is not None:
+            limits.append(token.run.deadline - now)
+        return min(limits) if limits else None
+
+    def _save_progress(self, run: _Run, now: float) -> None:
+        attempt = run.attempt
+        if attempt is None:
+            run.progress_dirty = False
+            return
+        step = run.record.steps[attempt.spec.name]
+        event = self._event(
+            run, "step_progress", step=step.name, progress=step.progress, note=step.note
+        )
+        self.store.save(run.record, [step.name], event)
+        run.progress_saved = now
+        run.progress_dirty = False
+
+    # -- admission and attempts (under the lock unless said) ---------------------
+
+    def _admit(self) -> None:
+        """Claim pending processes into free slots, by (priority, submit order). No lock held."""
+        if not self._started or self._stopping:
+            return
+        with self._admission:
+            with self._lock:
+                wanted = {
+                    kind: definition.max_concurrent - self._running[kind]
+                    for kind, definition in self.definitions.items()
+                    if self._pending_hint[kind] > 0
+                    and definition.max_concurrent > self._running[kind]
+                }
+                for kind, count in wanted.items():
+                    self._running[kind] += count  # reserved while claiming
+                submits = {kind: self._submits[kind] for kind in wanted}
+            for kind, count in wanted.items():
+                try:
+                    records = self.store.claim(kind, count, self.owner, self.clock.time())
+                except Rejected as error:
+                    self.log.error("process_claim_failed", kind=kind, error=str(error))
+                    records = []
+                with self._lock:
+                    self._running[kind] -= count - len(records)
+                    if len(records) < count and self._submits[kind] == submits[kind]:
+                        self._pending_hint[kind] = 0
+                    else:
+                        self._pending_hint[kind] = max(self._pending_hint[kind] - len(records), 1)
+                    for record in records:
+                        self._adopt(record)
+
+    def _adopt(self, record: ProcessRecord) -> None:
+        definition = self.definitions[record.kind]
+        run = self._make_run(record, definition, self.clock.monotonic(), self.clock.time())
+        self._runs[record.process_id] = run
+        self._counters.move(record.kind, "pending", "running")
+        run.log.info("process_started", priority=record.priority)
+        if isinstance(run.instance, Exception):
+            entry = error_entry(run.instance, 0, self.clock.time())
+            self._finish(run, "failed", error=entry)
+            return
+        self._start_attempt(run)
+
+    def _input_of(self, run: _Run, index: int) -> Any:
+        if index == 0:
+            return run.record.params
+        previous = run.definition.steps[index - 1].name
+        return run.record.steps[previous].output
+
+    def _event(self, run: _Run, kind: str, **data: Any) -> dict[str, Any]:
+        run.record.seq += 1
+        return {"type": kind, "at": self.clock.time(), "seq": run.record.seq, **data}
+
+    def _start_attempt(self, run: _Run) -> None:
+        if self._stopping:
+            return  # the process stays running in the store: the next start runs the step
+        spec = run.definition.steps[run.index]
+        step = run.record.steps[spec.name]
+        check_transition(step.status, "running", "step")
+        now = self.clock.monotonic()
+        step.status = "running"
+        step.attempts += 1
+        step.started_at = self.clock.time()
+        step.finished_at = None
+        step.progress = 0.0
+        step.note = ""
+        step.input = self._input_of(run, run.index)
+        run.record.current_step = spec.name
+        run.retry_at = None
+        event = self._event(run, "step_started", step=spec.name, attempt=step.attempts)
+        commit = self.store.save(run.record, [spec.name], event)
+        attempt = _Attempt(run, spec, step.attempts, now, compensation=False)
+        run.attempt = attempt
+        run.log.debug("step_started", step=spec.name, attempt=step.attempts)
+        self.executor.submit(
+            functools.partial(self._execute, attempt, commit, step.input, step.checkpoint),
+            f"tierd-step-{spec.name}",
+        )
+
+    def _execute(
+        self, attempt: _Attempt, commit: Outcome[Exception | None], data: Any, checkpoint: Any
+    ) -> None:
+        """Run one attempt in its own thread, once its start is committed; no lock held."""
+        problem = commit.wait()
+        run = attempt.run
+        if problem is not None:
+            run.log.error("process_store_write_failed", error=str(problem))
+            return
+        spec = attempt.spec
+        name = f"{spec.name}.compensate" if attempt.compensation else spec.name
+        ids = {key: run.record.correlation.get(key) for key in CORRELATION_KEYS}
+        ctx = StepContext(
+            self, attempt, self.requester, process_id=run.record.process_id,
+            kind=run.record.kind, step=name, attempt=attempt.number,
+            checkpoint_data=checkpoint, correlation=ids,
+            log=run.log.bind(step=name, attempt=attempt.number),
+        )  # fmt: skip
+        body = spec.compensate if attempt.compensation else spec.run
+        assert body is not None
+        started_cpu = time.thread_time()
+        output: Any = None
+        failure: BaseException | None = None
+        try:
+            output = body(run.instance, ctx, data)
+        except Interrupted as interrupted:
+            failure = interrupted
+        except Exception as error:  # noqa: BLE001 - a step's failure is the process's business
+            failure = error
+        if failure is None:
+            failure = _storable(output)
+        cpu = time.thread_time() - started_cpu
+        if self._attempt_finished(attempt, output, failure, cpu):
+            self._admit()
+
+    def _attempt_finished(  # noqa: PLR0911 - one return per outcome of an attempt
+        self, attempt: _Attempt, output: Any, failure: BaseException | None, cpu: float
+    ) -> bool:
+        """Decide what follows an attempt; True if its process closed. Takes the lock."""
+        with self._lock:
+            run = attempt.run
+            if run.attempt is not attempt:
+                run.log.debug("step_attempt_abandoned", step=attempt.spec.name)
+                return False
+            run.attempt = None
+            if attempt.compensation:
+                return self._compensated(run, attempt, failure)
+            if self._stopping and failure is not None:
+                return False
+            if failure is None:
+                return self._completed(run, attempt, output, cpu)
+            if isinstance(failure, Interrupted) and failure.reason == "pause":
+                step = run.record.steps[attempt.spec.name]
+                step.status = "pending"
+                self.store.save(run.record, [step.name], None)
+                self._pause_now(run)
+                return False
+            if isinstance(failure, Cancelled) or run.stop_request == "cancel":
+                step = run.record.steps[attempt.spec.name]
+                step.status = "failed"
+                step.errors.append(error_entry(failure, attempt.number, self.clock.time()))
+                self.store.save(run.record, [step.name], None)
+                return self._finish(run, "cancelled")
+            return self._failed(run, attempt, failure)
+
+    def _completed(self, run: _Run, attempt: _Attempt, output: Any, cpu: float) -> bool:
+        record, spec = run.record, attempt.spec
+        step = record.steps[spec.name]
+        now = self.clock.monotonic()
+        step.status = "completed"
+        step.progress = 1.0
+        step.output = output
+        step.finished_at = self.clock.time()
+        step.duration = now - attempt.started
+        step.cpu = cpu
+        step.checkpoint = None
+        self._counters.step_durations[(record.kind, spec.name)].observe(step.duration)
+        self._learn(record.kind, spec.name, step.duration)
+        event = self._event(
+            run, "step_completed", step=spec.name, attempt=attempt.number, duration=step.duration
+        )
+        self.store.save(record, [spec.name], event)
+        run.log.debug("step_completed", step=spec.name, duration=step.duration)
+        if self._stopping:
+            return False
+        if run.index + 1 >= len(run.definition.steps):
+            return self._finish(run, "completed", result=output)
+        if run.stop_request == "cancel":
+            return self._finish(run, "cancelled")
+        run.index += 1
+        if run.stop_request == "pause":
+            self._pause_now(run)
+            return False
+        self._start_attempt(run)
+        return False
+
+    def _failed(self, run: _Run, attempt: _Attempt, failure: BaseException) -> bool:
+        record, spec = run.record, attempt.spec
+        step = record.steps[spec.name]
+        entry = error_entry(failure, attempt.number, self.clock.time())
+        step.errors.append(entry)
+        step.status = "failed"
+        step.finished_at = self.clock.time()
+        decision = decide_step_retry(spec.retry, len(step.errors), failure)
+        if decision is None:
+            event = self._event(run, "step_failed", step=spec.name, attempt=attempt.number,
+                                error=entry)  # fmt: skip
+            self.store.save(record, [spec.name], event)
+            run.log.warning("step_failed", step=spec.name, attempt=attempt.number,
+                            error_type=entry["error_type"], error=entry["message"])  # fmt: skip
+            return self._finish(run, "failed", error=entry)
+        self._counters.step_retries[(record.kind, spec.name)] += 1
+        event = self._event(run, "step_retrying", step=spec.name, attempt=attempt.number,
+                            delay=decision.delay, error=entry)  # fmt: skip
+        self.store.save(record, [spec.name], event)
+        run.log.info("step_retrying", step=spec.name, attempt=attempt.number,
+                     delay=decision.delay, error_type=entry["error_type"])  # fmt: skip
+        if run.stop_request == "cancel":
+            return self._finish(run, "cancelled")
+        if run.stop_request == "pause":
+            self._pause_now(run)
+            return False
+        run.retry_at = self.clock.monotonic() + decision.delay
+        if decision.delay <= 0:
+            self._start_attempt(run)
+        return False
+
+    def _pause_now(self, run: _Run) -> None:
+        check_transition(run.record.status, "paused")
+        self._counters.move(run.record.kind, run.record.status, "paused")
+        run.record.status = "paused"
+        run.stop_request = None
+        run.retry_at = None
+        self.store.save(run.record, [], self._event(run, "process_paused"))
+        run.log.info("process_paused", step=run.record.current_step)
+
+    def _finish(
+        self, run: _Run, status: str, *, result: Any = None, error: dict[str, Any] | None = None
+    ) -> bool:
+        """End the process with ``status`` once its compensations ran; True if closed now."""
+        run.final = (status, result, error)
+        run.retry_at = None
+        if status != "completed":
+            run.undo = [
+                spec.name
+                for spec in reversed(run.definition.steps)
+                if spec.compensate is not None and run.record.steps[spec.name].status == "completed"
+            ]
+        return self._next_compensation(run)
+
+    def _next_compensation(self, run: _Run) -> bool:
+        if self._stopping:
+            return False
+        if run.undo:
+            name = run.undo.pop(0)
+            spec = run.definition.steps[run.definition.index_of(name)]
+            commit = self.store.save(
+                run.record, [], self._event(run, "compensation_started", step=name)
+            )
+            attempt = _Attempt(run, spec, 1, self.clock.monotonic(), compensation=True)
+            run.attempt = attempt
+            run.record.current_step = name
+            self.executor.submit(
+                functools.partial(
+                    self._execute, attempt, commit, run.record.steps[name].output, None
+                ),
+                f"tierd-compensate-{name}",
+            )
+            return False
+        self._close(run)
+        return True
+
+    def _compensated(self, run: _Run, attempt: _Attempt, failure: BaseException | None) -> bool:
+        name = attempt.spec.name
+        if failure is None:
+            event = self._event(run, "compensation_completed", step=name)
+        else:
+            entry = error_entry(failure, 1, self.clock.time())
+            event = self._event(run, "compensation_failed", step=name, error=entry)
+            run.log.error("compensation_failed", step=name, error=entry["message"])
+        self.store.save(run.record, [], event)
+        return self._next_compensation(run)
+
+    def _close(self, run: _Run) -> None:
+        assert run.final is not None
+        status, result, error = run.final
+        record = run.record
+        check_transition(record.status, status)
+        old = record.status
+        record.status = status
+        record.result = result
+        record.error = error
+        record.finished_at = self.clock.time()
+        record.current_step = None
+        skipped = [n for n, s in record.steps.items() if s.status == "pending"]
+        for name in skipped:
+            record.steps[name].status = "skipped"
+        commit = self.store.save(record, skipped, self._event(run, f"process_{status}"))
+        del self._runs[record.process_id]
+        self._running[record.kind] -= 1
+        self._counters.move(record.kind, old, None)
+        self._counters.finished[(record.kind, status)] += 1
+        if record.started_at is not None:
+            seconds = max(record.finished_at - record.started_at, 0.0)
+            self._counters.durations[record.kind].observe(seconds)
+        run.log.info("process_finished", status=status)
+        waiters = self._waiters.pop(record.process_id, [])
+        if waiters:
+            document = record.status_document()
+            commit.add_done_callback(lambda _: [waiter.set(document) for waiter in waiters])
+
+    # -- estimates ---------------------------------------------------------------
+
+    def _learn(self, kind: str, step: str, seconds: float) -> None:
+        means = self._means.setdefault(kind, {})
+        mean, count = means.get(step, (0.0, 0))
+        count = min(count + 1, 1000)
+        means[step] = (mean + (seconds - mean) / count, count)
+
+    def _estimate(self, run: _Run) -> float | None:
+        """When a running process should finish, from its kind's past step durations."""
+        means = self._means.get(run.record.kind, {})
+        left = 0.0
+        for index, spec in enumerate(run.definition.steps):
+            step = run.record.steps[spec.name]
+            if step.status in {"completed", "skipped"} or index < run.index:
+                continue
+            if spec.name not in means:
+                return None
+            share = 1.0 - step.progress if index == run.index else 1.0
+            left += means[spec.name][0] * share
+        return self.clock.time() + left
+
+    def _estimate_pending(self, record: ProcessRecord) -> float | None:
+        if record.status != "pending":
+            return None
+        means = self._means.get(record.kind, {})
+        if any(name not in means for name in record.steps):
+            return None
+        return self.clock.time() + sum(means[name][0] for name in record.steps)
+
+
+def _check_correlation(correlation: Mapping[str, Any] | None) -> dict[str, Any]:
+    if correlation is None:
+        return {}
+    if not isinstance(correlation, dict):
+        raise ValueError("correlation must be a map of request_id, user_id, session_id, trace_id")
+    unknown = sorted(set(correlation) - set(CORRELATION_KEYS))
+    if unknown:
+        raise ValueError(f"unknown correlation keys {unknown}; use {', '.join(CORRELATION_KEYS)}")
+    for key, value in correlation.items():
+        if value is not None and not (isinstance(value, str) and len(value) <= 200):
+            raise ValueError(f"correlation.{key} must be a string of at most 200 characters")
+    return dict(correlation)
+
+
+def _result_of(document: dict[str, Any]) -> Any:
+    status = document["status"]
+    if status == "completed":
+        return document["result"]
+    if status in TERMINAL:
+        raise ProcessFailed(document["process_id"], status, document["error"])
+    raise ValueError(
+        f"process {document['process_id']} is {status}: no result yet; wait for it first"
+    )

@@ -1,0 +1,718 @@
+"""`SqliteProcessStore`: the default `ProcessStore`, one SQLite file in WAL mode.
+
+Saves are batched like the level journal's (`tierd.orchestrators._journal`):
+a save is a list of statements put in the current batch under a short lock;
+one writer thread takes whole batches, runs each in one transaction and
+commits it, and every save of a batch waits on the same `Outcome`.
+Transactions that read and then write (`create` with a key, `claim`,
+`cancel_pending`, `requeue`, `prune`) run in the caller's thread on its own
+connection with ``BEGIN IMMEDIATE``, so no other writer slips in between
+the read and the write. Readers have a connection per thread; WAL lets them
+read while the writer writes.
+
+Tables: ``processes`` (the current row of each process; ``n`` is the submit
+order), ``steps`` (one row per step that has started), ``events``
+(append-only, ``seq`` rising by one per process) and ``schedule_fires``
+(unique per schedule and fire time, for the schedules to come).
+"""
+
+from __future__ import annotations
+
+import builtins  # noqa: TC003 - `list` is a method name here; annotations need the type
+import collections
+import contextlib
+import fcntl
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import msgpack
+
+from .._outcome import Outcome
+from ..errors import ConfigError, Rejected
+from ..logging import get_logger
+from ._lifecycle import TERMINAL, UNFINISHED
+from ._record import ProcessRecord, StepRecord
+from ._store import Finished, Page
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+BATCH_LIMIT: Final = 4096
+"""The most statements one group commit carries."""
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS processes (
+    n INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    key TEXT,
+    step_names BLOB NOT NULL,
+    params BLOB,
+    result BLOB,
+    error BLOB,
+    current_step TEXT,
+    correlation BLOB,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    seq INTEGER NOT NULL,
+    owner TEXT);
+CREATE INDEX IF NOT EXISTS processes_pending ON processes (kind, priority, n)
+    WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS processes_by_status ON processes (status, n);
+CREATE INDEX IF NOT EXISTS processes_by_kind ON processes (kind, n);
+CREATE INDEX IF NOT EXISTS processes_by_kind_status ON processes (kind, status, n);
+CREATE INDEX IF NOT EXISTS processes_created ON processes (created_at);
+CREATE INDEX IF NOT EXISTS processes_retention ON processes (status, finished_at)
+    WHERE finished_at IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS processes_key ON processes (kind, key)
+    WHERE key IS NOT NULL AND status IN ('pending', 'running', 'paused');
+CREATE TABLE IF NOT EXISTS steps (
+    process_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    progress REAL NOT NULL,
+    note TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    errors BLOB,
+    input BLOB,
+    output BLOB,
+    checkpoint BLOB,
+    started_at REAL,
+    finished_at REAL,
+    duration REAL,
+    cpu REAL,
+    PRIMARY KEY (process_id, position)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS steps_durations ON steps (kind, name, finished_at)
+    WHERE status = 'completed';
+CREATE TABLE IF NOT EXISTS events (
+    process_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    at REAL NOT NULL,
+    data BLOB,
+    PRIMARY KEY (process_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS schedule_fires (
+    schedule TEXT NOT NULL,
+    fire_at REAL NOT NULL,
+    process_id TEXT,
+    outcome TEXT NOT NULL,
+    recorded_at REAL NOT NULL,
+    PRIMARY KEY (schedule, fire_at)) WITHOUT ROWID;
+"""
+_COLUMNS: Final = (
+    "id, kind, status, priority, key, step_names, params, result, error, current_step, "
+    "correlation, created_at, started_at, finished_at, seq"
+)
+_INSERT: Final = f"INSERT INTO processes ({_COLUMNS}) VALUES ({', '.join('?' * 15)})"  # noqa: S608 - fixed names
+_UPDATE: Final = (
+    "UPDATE processes SET status = ?, result = ?, error = ?, current_step = ?, "
+    "started_at = ?, finished_at = ?, seq = ? WHERE id = ?"
+)
+_STEP: Final = (
+    "INSERT OR REPLACE INTO steps (process_id, position, name, kind, status, progress, note, "
+    "attempts, errors, input, output, checkpoint, started_at, finished_at, duration, cpu) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_EVENT: Final = "INSERT INTO events (process_id, seq, type, at, data) VALUES (?, ?, ?, ?, ?)"
+_STEP_COLUMNS: Final = (
+    "process_id, name, status, progress, note, attempts, errors, input, output, checkpoint, "
+    "started_at, finished_at, duration, cpu"
+)
+
+
+def _pack(value: Any) -> bytes:
+    try:
+        return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+    except (TypeError, ValueError, OverflowError) as error:
+        raise TypeError(f"not storable (msgpack-able values only): {error}") from None
+
+
+def _unpack(blob: bytes | None) -> Any:
+    return None if blob is None else msgpack.unpackb(blob, raw=False, strict_map_key=False)
+
+
+def _event_row(process_id: str, event: Mapping[str, Any]) -> tuple[Any, ...]:
+    data = {k: v for k, v in event.items() if k not in {"type", "at", "seq"}}
+    return (process_id, event["seq"], event["type"], event["at"], _pack(data) if data else None)
+
+
+def _step_row(record: ProcessRecord, position: int, step: StepRecord) -> tuple[Any, ...]:
+    return (
+        record.process_id, position, step.name, record.kind, step.status, step.progress,
+        step.note, step.attempts, _pack(step.errors) if step.errors else None,
+        _pack(step.input), _pack(step.output), _pack(step.checkpoint),
+        step.started_at, step.finished_at, step.duration, step.cpu,
+    )  # fmt: skip
+
+
+_Job = Callable[[sqlite3.Connection], Any]
+"""A read-then-write the writer runs inside its transaction (under a savepoint)."""
+
+
+class _Batch:
+    """What one group commit carries, in order: plain writes and jobs with their outcomes."""
+
+    __slots__ = ("commit", "items", "size")
+
+    def __init__(self) -> None:
+        self.items: builtins.list[tuple[str, tuple[Any, ...]] | tuple[_Job, Outcome[Any]]] = []
+        self.size = 0
+        self.commit: Outcome[Exception | None] = Outcome()
+
+
+class SqliteProcessStore:
+    """The process store in one SQLite file; a `ProcessStore`.
+
+    Every write goes through one writer thread and one connection, so writers
+    never wait on each other's locks: saves are queued, and the read-then-write
+    transactions (`create`, `claim`, `cancel_pending`, `requeue`, `prune`) are
+    jobs the writer runs in order inside its ``BEGIN IMMEDIATE`` transaction,
+    each under a savepoint (a failing job is rolled back alone); their callers
+    wait for the group commit and get the job's answer.
+
+    Args:
+        path: the database file; its folder is made if missing.
+        name: the runtime's name, for logs.
+
+    Raises:
+        ConfigError: the file cannot be made, opened or locked; names ``[processes] store``.
+    """
+
+    def __init__(self, path: Path, *, name: str = "tierd") -> None:
+        self.path = path
+        self.log = get_logger(runtime=name, component="process_store")
+        self._guard = threading.Condition(threading.Lock())
+        self._batches: collections.deque[_Batch] = collections.deque()
+        self._writing: _Batch | None = None
+        self._closed = False
+        self._local = threading.local()
+        self._connections: builtins.list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self.commits = 0
+        """Group commits so far."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_file = path.with_name(path.name + ".lock").open("a")
+        except OSError as error:
+            raise _unusable(path, error.strerror or str(error)) from None
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock_file.close()
+            raise _unusable(path, "another running tierd uses this process store") from None
+        try:
+            self._writer_db = self._connect()
+            self._writer_db.executescript(_SCHEMA)
+        except sqlite3.Error as error:
+            self._lock_file.close()
+            raise _unusable(path, str(error)) from None
+        self._thread = threading.Thread(
+            target=self._write_forever, name=f"tierd-process-store-{name}", daemon=True
+        )
+        self._thread.start()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        with self._connections_lock:
+            self._connections.append(db)
+        return db
+
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection, for reads."""
+        if self._closed:
+            raise Rejected("the process store is closed (the runtime is stopping)")
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._connect()
+        return db
+
+    # -- writes ------------------------------------------------------------------
+
+    def _run(self, job: _Job) -> Any:
+        """Run ``job`` in the writer's next transaction; return its answer once committed.
+
+        Raises:
+            Rejected: the store is closed, or the transaction could not be committed.
+            Exception: whatever the job raised (its savepoint was rolled back).
+        """
+        answer: Outcome[Any] = Outcome()
+        commit = self._enqueue([(job, answer)])
+        error = commit.wait()
+        if error is not None:
+            raise error
+        result = answer.wait()
+        if isinstance(result, _Failed):
+            raise result.error
+        return result
+
+    def create(self, record: ProcessRecord, events: Sequence[dict[str, Any]]) -> tuple[str, bool]:
+        """Insert a process and its events (see `ProcessStore.create`)."""
+        row = (
+            record.process_id, record.kind, record.status, record.priority, record.key,
+            _pack(list(record.steps)), _pack(record.params), None, None, None,
+            _pack(record.correlation), record.created_at, record.started_at, None, record.seq,
+        )  # fmt: skip
+        event_rows = [_event_row(record.process_id, event) for event in events]
+
+        def insert(db: sqlite3.Connection) -> tuple[str, bool]:
+            if record.key is not None:
+                found = db.execute(
+                    "SELECT id FROM processes WHERE kind = ? AND key = ? "
+                    "AND status IN ('pending', 'running', 'paused')",
+                    (record.kind, record.key),
+                ).fetchone()
+                if found is not None:
+                    return str(found[0]), False
+            db.execute(_INSERT, row)
+            db.executemany(_EVENT, event_rows)
+            return record.process_id, True
+
+        result: tuple[str, bool] = self._run(insert)
+        return result
+
+    def save(
+        self, record: ProcessRecord, steps: Sequence[str], event: dict[str, Any] | None
+    ) -> Outcome[Exception | None]:
+        """Queue the process row, some steps and an event (see `ProcessStore.save`).
+
+        Raises:
+            TypeError: a value is not msgpack-able (nothing is queued).
+        """
+        writes: builtins.list[tuple[str, tuple[Any, ...]] | tuple[_Job, Outcome[Any]]] = [
+            (
+                _UPDATE,
+                (
+                    record.status, _pack(record.result), _pack(record.error),
+                    record.current_step, record.started_at, record.finished_at, record.seq,
+                    record.process_id,
+                ),
+            )
+        ]  # fmt: skip
+        names = list(record.steps)
+        writes.extend(
+            (_STEP, _step_row(record, names.index(name), record.steps[name])) for name in steps
+        )
+        if event is not None:
+            writes.append((_EVENT, _event_row(record.process_id, event)))
+        return self._enqueue(writes)
+
+    def _enqueue(
+        self, items: builtins.list[tuple[str, tuple[Any, ...]] | tuple[_Job, Outcome[Any]]]
+    ) -> Outcome[Exception | None]:
+        with self._guard:
+            if self._closed:
+                return Outcome.of(Rejected("the process store is closed"))
+            if not self._batches or self._batches[-1].size >= BATCH_LIMIT:
+                self._batches.append(_Batch())
+                self._guard.notify()
+            batch = self._batches[-1]
+            batch.items.extend(items)
+            batch.size += len(items)
+            return batch.commit
+
+    def barrier(self) -> Outcome[Exception | None]:
+        """The commit of every save queued so far."""
+        with self._guard:
+            if self._batches:
+                return self._batches[-1].commit
+            if self._writing is not None:
+                return self._writing.commit
+        return Outcome.of(None)
+
+    def _write_forever(self) -> None:
+        db = self._writer_db
+        while True:
+            with self._guard:
+                while not self._batches and not self._closed:
+                    self._guard.wait()
+                if not self._batches:
+                    return
+                batch = self._writing = self._batches.popleft()
+            answers: builtins.list[tuple[Outcome[Any], Any]] = []
+            error: Exception | None = None
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                for item in batch.items:
+                    if isinstance(item[0], str):
+                        db.execute(item[0], item[1])
+                    else:
+                        job, outcome = item
+                        answers.append((outcome, _job(db, job)))
+                db.execute("COMMIT")
+                self.commits += 1
+            except sqlite3.Error as failure:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                self.log.error("process_store_write_failed", error=str(failure))
+                error = Rejected(f"the process store cannot be written: {failure}")
+            with self._guard:
+                self._writing = None
+            batch.commit.set(error)
+            for outcome, answer in answers:
+                outcome.set(answer)
+
+    def claim(self, kind: str, limit: int, owner: str, now: float) -> builtins.list[ProcessRecord]:
+        """Take pending processes of ``kind`` by (priority, submit order); mark them running."""
+        if limit <= 0:
+            return []
+
+        def take(db: sqlite3.Connection) -> builtins.list[ProcessRecord]:
+            ids = [
+                row[0]
+                for row in db.execute(
+                    "SELECT id FROM processes WHERE status = 'pending' AND kind = ? "
+                    "ORDER BY priority, n LIMIT ?",
+                    (kind, limit),
+                )
+            ]
+            if not ids:
+                return []
+            db.executemany(
+                "UPDATE processes SET status = 'running', owner = ?, seq = seq + 1, "
+                "started_at = COALESCE(started_at, ?) WHERE id = ?",
+                [(owner, now, process_id) for process_id in ids],
+            )
+            records = self._read_many(db, ids)
+            db.executemany(
+                _EVENT,
+                [
+                    _event_row(r.process_id, {"type": "process_started", "at": now, "seq": r.seq})
+                    for r in records
+                ],
+            )
+            return records
+
+        result: builtins.list[ProcessRecord] = self._run(take)
+        return result
+
+    def cancel_pending(self, process_id: str, now: float) -> ProcessRecord | None:
+        """Cancel a pending or paused process (see `ProcessStore.cancel_pending`)."""
+
+        def cancel(db: sqlite3.Connection) -> ProcessRecord | None:
+            changed = db.execute(
+                "UPDATE processes SET status = 'cancelled', finished_at = ?, seq = seq + 1, "
+                "current_step = NULL WHERE id = ? AND status IN ('pending', 'paused')",
+                (now, process_id),
+            ).rowcount
+            if not changed:
+                return None
+            record = self._read(db, process_id)
+            assert record is not None
+            event = {"type": "process_cancelled", "at": now, "seq": record.seq}
+            db.execute(_EVENT, _event_row(process_id, event))
+            return record
+
+        result: ProcessRecord | None = self._run(cancel)
+        return result
+
+    def requeue(
+        self, process_id: str, from_step: int, now: float, new_params: Any = None
+    ) -> ProcessRecord | None:
+        """Put a finished process back to pending from step ``from_step`` (see the protocol)."""
+
+        def again(db: sqlite3.Connection) -> ProcessRecord | None:
+            record = self._read(db, process_id)
+            if record is None or record.status not in TERMINAL:
+                return None
+            names = list(record.steps)
+            for position, name in enumerate(names):
+                step = record.steps[name]
+                if position < from_step and step.status == "completed":
+                    continue
+                keep_input = step.input
+                record.steps[name] = StepRecord(name, attempts=step.attempts)
+                if position == from_step:
+                    record.steps[name].input = keep_input
+                db.execute(_STEP, _step_row(record, position, record.steps[name]))
+            record.status, record.result, record.error = "pending", None, None
+            record.finished_at, record.current_step = None, None
+            record.seq += 1
+            db.execute(
+                "UPDATE processes SET status = 'pending', result = NULL, error = NULL, "
+                "finished_at = NULL, current_step = NULL, owner = NULL, seq = ? WHERE id = ?",
+                (record.seq, process_id),
+            )
+            event = {"type": "process_retried", "at": now, "seq": record.seq,
+                     "from_step": names[from_step]}  # fmt: skip
+            db.execute(_EVENT, _event_row(process_id, event))
+            return record
+
+        result: ProcessRecord | None = self._run(again)
+        return result
+
+    def prune(self, cutoffs: Mapping[str, float], batch: int = 1000) -> int:
+        """Delete up to ``batch`` finished processes older than their cutoffs."""
+
+        def delete(db: sqlite3.Connection) -> int:
+            ids: builtins.list[str] = []
+            for status, cutoff in cutoffs.items():
+                if len(ids) >= batch:
+                    break
+                ids += [
+                    row[0]
+                    for row in db.execute(
+                        "SELECT id FROM processes WHERE status = ? AND finished_at IS NOT NULL "
+                        "AND finished_at < ? LIMIT ?",
+                        (status, cutoff, batch - len(ids)),
+                    )
+                ]
+            for table in ("events", "steps"):
+                db.executemany(f"DELETE FROM {table} WHERE process_id = ?", [(i,) for i in ids])  # noqa: S608 - fixed names
+            db.executemany("DELETE FROM processes WHERE id = ?", [(i,) for i in ids])
+            return len(ids)
+
+        result: int = self._run(delete)
+        return result
+
+    # -- reads -------------------------------------------------------------------
+
+    def get(self, process_id: str) -> ProcessRecord | None:
+        """The process as committed, or None."""
+        return self._read(self._db(), process_id)
+
+    def _read(self, db: sqlite3.Connection, process_id: str) -> ProcessRecord | None:
+        row = db.execute(f"SELECT {_COLUMNS} FROM processes WHERE id = ?", (process_id,)).fetchone()  # noqa: S608 - fixed names
+        if row is None:
+            return None
+        return self._records(db, [row])[0]
+
+    def _read_many(
+        self, db: sqlite3.Connection, ids: builtins.list[str]
+    ) -> builtins.list[ProcessRecord]:
+        marks = ", ".join("?" * len(ids))
+        rows = db.execute(
+            f"SELECT {_COLUMNS} FROM processes WHERE id IN ({marks})",  # noqa: S608 - placeholders
+            ids,
+        ).fetchall()
+        by_id = {record.process_id: record for record in self._records(db, rows)}
+        return [by_id[i] for i in ids]
+
+    def _records(
+        self, db: sqlite3.Connection, rows: builtins.list[Any]
+    ) -> builtins.list[ProcessRecord]:
+        records: dict[str, ProcessRecord] = {}
+        for row in rows:
+            (process_id, kind, status, priority, key, step_names, params, result, error,
+             current, correlation, created_at, started_at, finished_at, seq) = row  # fmt: skip
+            records[process_id] = ProcessRecord(
+                process_id, kind, _unpack(params),
+                {name: StepRecord(name) for name in _unpack(step_names)},
+                status=status, priority=priority, key=key, result=_unpack(result),
+                error=_unpack(error), current_step=current, created_at=created_at,
+                started_at=started_at, finished_at=finished_at,
+                correlation=_unpack(correlation) or {}, seq=seq,
+            )  # fmt: skip
+        if records:
+            marks = ", ".join("?" * len(records))
+            for step_row in db.execute(
+                f"SELECT {_STEP_COLUMNS} FROM steps WHERE process_id IN ({marks})",  # noqa: S608 - placeholders
+                list(records),
+            ):
+                (process_id, name, status, progress, note, attempts, errors, data_in, data_out,
+                 checkpoint, started_at, finished_at, duration, cpu) = step_row  # fmt: skip
+                records[process_id].steps[name] = StepRecord(
+                    name, status, progress, note, attempts, _unpack(errors) or [],
+                    _unpack(data_in), _unpack(data_out), _unpack(checkpoint),
+                    started_at, finished_at, duration, cpu,
+                )  # fmt: skip
+        return list(records.values())
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Processes newest first, filtered, one page at a time (see `ProcessStore.list`)."""
+        clauses: builtins.list[str] = []
+        values: builtins.list[Any] = []
+        for column, value in (("status", status), ("kind", kind)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                values.append(value)
+        if since is not None:
+            clauses.append("created_at >= ?")
+            values.append(since)
+        if until is not None:
+            clauses.append("created_at < ?")
+            values.append(until)
+        if cursor is not None:
+            if not cursor.isdigit():
+                raise ValueError(f"bad cursor {cursor[:40]!r}: pass back the one a page returned")
+            clauses.append("n < ?")
+            values.append(int(cursor))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        db = self._db()
+        rows = db.execute(
+            f"SELECT n, {_COLUMNS} FROM processes {where} ORDER BY n DESC LIMIT ?",  # noqa: S608 - built from fixed parts
+            [*values, limit + 1],
+        ).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = self._records(db, [row[1:] for row in rows])
+        return Page(items, str(rows[-1][0]) if more and rows else None)
+
+    def history(self, process_id: str) -> builtins.list[dict[str, Any]]:
+        """The process's events in seq order."""
+        events = []
+        for seq, kind, at, data in self._db().execute(
+            "SELECT seq, type, at, data FROM events WHERE process_id = ? ORDER BY seq",
+            (process_id,),
+        ):
+            events.append({"type": kind, "at": at, "seq": seq, **(_unpack(data) or {})})
+        return events
+
+    def unfinished(self, owner: str) -> builtins.list[ProcessRecord]:
+        """Processes running or paused when the store was last written."""
+        db = self._db()
+        rows = db.execute(
+            f"SELECT {_COLUMNS} FROM processes WHERE status IN ('running', 'paused') "  # noqa: S608 - fixed names
+            "ORDER BY n"
+        ).fetchall()
+        del owner  # one runtime per SQLite file (the file lock): everything unfinished is its own
+        return self._records(db, rows)
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Processes pending, running and paused, by (kind, status)."""
+        marks = ", ".join(f"'{status}'" for status in sorted(UNFINISHED))
+        return {
+            (kind, status): count
+            for kind, status, count in self._db().execute(
+                f"SELECT kind, status, count(*) FROM processes WHERE status IN ({marks}) "  # noqa: S608 - fixed names
+                "GROUP BY kind, status"
+            )
+        }
+
+    def step_durations(self, kind: str, limit: int = 1000) -> dict[str, float]:
+        """The mean duration of each step of ``kind`` over its last ``limit`` completions."""
+        durations: dict[str, float] = {}
+        db = self._db()
+        names = [
+            row[0]
+            for row in db.execute(
+                "SELECT DISTINCT name FROM steps WHERE kind = ? AND status = 'completed'", (kind,)
+            )
+        ]
+        for name in names:
+            (mean,) = db.execute(
+                "SELECT avg(duration) FROM (SELECT duration FROM steps WHERE kind = ? AND "
+                "name = ? AND status = 'completed' ORDER BY finished_at DESC LIMIT ?)",
+                (kind, name, limit),
+            ).fetchone()
+            if mean is not None:
+                durations[name] = float(mean)
+        return durations
+
+    def finished_since(self, since: float, kind: str | None = None) -> builtins.list[Finished]:
+        """Processes finished at or after ``since``, for statistics."""
+        db = self._db()
+        query = (
+            "SELECT id, kind, status, started_at, finished_at FROM processes "
+            "WHERE finished_at IS NOT NULL AND finished_at >= ?"
+        )
+        values: builtins.list[Any] = [since]
+        if kind is not None:
+            query += " AND kind = ?"
+            values.append(kind)
+        rows = db.execute(query, values).fetchall()
+        step_times: dict[str, dict[str, float]] = collections.defaultdict(dict)
+        if rows:
+            step_query = (
+                "SELECT process_id, name, duration FROM steps WHERE status = 'completed' "
+                "AND finished_at >= ?"
+            )
+            if kind is not None:
+                step_query += " AND kind = ?"
+            for process_id, name, duration in db.execute(step_query, values):
+                if duration is not None:
+                    step_times[process_id][name] = duration
+        return [
+            Finished(
+                kind_,
+                status,
+                None if started is None else max(finished - started, 0.0),
+                step_times.get(process_id, {}),
+            )
+            for process_id, kind_, status, started, finished in rows
+            if status in TERMINAL
+        ]
+
+    def close(self) -> None:
+        """Commit what is queued, stop the writer and close every connection."""
+        with self._guard:
+            if self._closed:
+                return
+            self._closed = True
+            self._guard.notify_all()
+        self._thread.join(timeout=30)
+        with self._connections_lock:
+            for db in self._connections:
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
+            self._connections.clear()
+        self._lock_file.close()
+
+
+class _Failed:
+    """A job's exception, carried to its caller."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _job(db: sqlite3.Connection, job: _Job) -> Any:
+    """Run one job under a savepoint: its failure rolls back its own writes only."""
+    db.execute("SAVEPOINT job")
+    try:
+        answer = job(db)
+    except sqlite3.Error:
+        # SQLite may have rolled the whole transaction back already (a full disk does).
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK TO job")
+            db.execute("RELEASE job")
+        raise  # the store cannot be written: the whole batch fails
+    except Exception as error:  # noqa: BLE001 - handed to the caller, who raises it
+        db.execute("ROLLBACK TO job")
+        db.execute("RELEASE job")
+        return _Failed(error)
+    db.execute("RELEASE job")
+    return answer
+
+
+def _unusable(path: Path, reason: str) -> ConfigError:
+    return ConfigError(
+        f"[processes] store: cannot use {path}: {reason}; set another store path, "
+        "or runtime.data_dir"
+    )
+
+
+def store_path(url: str, data_dir: str) -> Path:
+    """The file of a ``sqlite:///path`` store URL ("" means ``processes.db`` in ``data_dir``).
+
+    Raises:
+        ValueError: not a ``sqlite:///`` URL.
+    """
+    if not url:
+        return Path(data_dir) / "processes.db"
+    if not url.startswith("sqlite:///"):
+        raise ValueError(
+            f"unsupported store {url!r}: use 'sqlite:///path/to/processes.db' "
+            "(PostgreSQL comes in a later release)"
+        )
+    return Path(url.removeprefix("sqlite:///"))

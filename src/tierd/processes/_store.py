@@ -1,0 +1,143 @@
+"""The `ProcessStore` seam: where processes, their steps and their events are kept.
+
+`tierd.processes._sqlite.SqliteProcessStore` is the default (one runtime, one
+file); a PostgreSQL store shared by several runtimes comes later and must pass
+the same behaviour suite (``tests/processes/test_store.py``).
+
+Two kinds of writes:
+
+- *transactions* that read and then write (`create` with its idempotency
+  key, `claim`, `cancel_pending`, `requeue`, `prune`) run at once in the
+  caller's thread and are committed when they return;
+- *saves* of a running process's transitions (`save`) are queued and
+  committed in groups by the store's writer; the caller waits on the
+  returned `Outcome` (or on `barrier`) before it lets anyone see the change.
+"""
+
+from __future__ import annotations
+
+import builtins  # noqa: TC003 - `list` is a method name here; annotations need the type
+import dataclasses
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from .._outcome import Outcome
+    from ._record import ProcessRecord
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing, newest first."""
+
+    items: builtins.list[ProcessRecord]
+    cursor: str | None
+    """Pass it back to get the next page; None: this was the last one."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Finished:
+    """One finished process, as `ProcessStore.finished_since` reports it for statistics."""
+
+    kind: str
+    status: str
+    duration: float | None
+    steps: dict[str, float]
+    """Each completed step's duration, in seconds."""
+
+
+class ProcessStore(Protocol):
+    """Keeps processes durably. Every method may be called from any thread."""
+
+    def create(self, record: ProcessRecord, events: Sequence[dict[str, Any]]) -> tuple[str, bool]:
+        """Insert a process (pending, or running if it starts at once) and its events, at once.
+
+        Returns:
+            ``(id, True)``, or ``(existing id, False)`` when ``record.key`` is
+            used already by an unfinished process of the same kind.
+
+        Raises:
+            Rejected: the store cannot be written (disk full...); nothing was kept.
+        """
+
+    def save(
+        self, record: ProcessRecord, steps: Sequence[str], event: dict[str, Any] | None
+    ) -> Outcome[Exception | None]:
+        """Queue the process row, the named steps' rows and one event; return the commit.
+
+        The values are read now, so the caller may change the record afterwards.
+        """
+
+    def barrier(self) -> Outcome[Exception | None]:
+        """The commit of every save queued so far."""
+
+    def get(self, process_id: str) -> ProcessRecord | None:
+        """The process as committed, or None if there is none."""
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Processes newest first (by submit order), filtered, one page at a time."""
+
+    def history(self, process_id: str) -> builtins.list[dict[str, Any]]:
+        """The process's events in seq order (empty if there is no such process)."""
+
+    def claim(self, kind: str, limit: int, owner: str, now: float) -> builtins.list[ProcessRecord]:
+        """Take up to ``limit`` pending processes of ``kind`` by (priority, submit order).
+
+        Each is marked running and owned by ``owner``, with its
+        ``process_started`` event, in one transaction.
+        """
+
+    def cancel_pending(self, process_id: str, now: float) -> ProcessRecord | None:
+        """Cancel a process that is pending (or paused and not running here).
+
+        Returns:
+            The cancelled record, or None if it was not pending or paused.
+        """
+
+    def requeue(
+        self, process_id: str, from_step: int, now: float, new_params: Any = None
+    ) -> ProcessRecord | None:
+        """Put a finished process back to pending, from step position ``from_step`` on.
+
+        The steps before it stay completed; that step gets its last input.
+
+        Returns:
+            The record, or None if the process is not finished.
+        """
+
+    def unfinished(self, owner: str) -> builtins.list[ProcessRecord]:
+        """Processes running or paused as the store saw them last: what to recover."""
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Processes pending, running and paused, by (kind, status)."""
+
+    def step_durations(self, kind: str, limit: int = 1000) -> dict[str, float]:
+        """The mean duration of each step of ``kind`` over its last ``limit`` completions."""
+
+    def finished_since(self, since: float, kind: str | None = None) -> builtins.list[Finished]:
+        """Processes finished at or after ``since`` (epoch seconds), for statistics."""
+
+    def prune(self, cutoffs: Mapping[str, float], batch: int = 1000) -> int:
+        """Delete up to ``batch`` finished processes older than their status's cutoff.
+
+        Args:
+            cutoffs: a finished status and the epoch seconds before which its
+                processes go (finished before the cutoff).
+            batch: the most processes deleted in this call (with their steps and events).
+
+        Returns:
+            How many were deleted; call again while it returns ``batch``.
+        """
+
+    def close(self) -> None:
+        """Commit what is queued and close; later calls fail."""

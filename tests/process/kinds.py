@@ -1,0 +1,199 @@
+"""Process kinds for tests: each records what its steps did in `CALLS`."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pydantic
+
+import tierd
+
+CALLS: list[tuple[str, Any]] = []
+"""``(step, input)`` for every step body that ran, in order, across kinds."""
+HOOKS: dict[str, Any] = {}
+"""Functions steps call in the middle, set by a test: ``HOOKS[step](ctx)``."""
+
+
+class Three(tierd.Process):
+    """Three trivial steps: add one, double, to text."""
+
+    kind = "three"
+
+    @tierd.step
+    def add(self, ctx: tierd.StepContext, data: Any) -> Any:
+        CALLS.append(("add", data))
+        return data + 1
+
+    @tierd.step(timeout=10)
+    def double(self, ctx: tierd.StepContext, data: Any) -> Any:
+        CALLS.append(("double", data))
+        if "double" in HOOKS:
+            HOOKS["double"](ctx)
+        return data * 2
+
+    @tierd.step
+    def text(self, ctx: tierd.StepContext, data: Any) -> Any:
+        CALLS.append(("text", data))
+        return f"={data}"
+
+
+class Flaky(tierd.Process):
+    """One step that raises ConnectionError while ``HOOKS['failures']`` > 0."""
+
+    kind = "flaky"
+
+    @tierd.step(retry=tierd.Retry(max_attempts=3, initial_delay=5, multiplier=2, on=["OSError"]))
+    def fetch(self, ctx: tierd.StepContext, data: Any) -> Any:
+        CALLS.append(("fetch", ctx.attempt))
+        if HOOKS.get("failures", 0) > 0:
+            HOOKS["failures"] -= 1
+            raise ConnectionError("the far side hung up")
+        return "fetched"
+
+
+class Fatal(tierd.Process):
+    """A step that fails on purpose, not recoverable, though it has a retry."""
+
+    @tierd.step(retry=tierd.Retry(max_attempts=5, initial_delay=0))
+    def check(self, ctx: tierd.StepContext, data: Any) -> Any:
+        raise tierd.StepError("bad_input", "class 123 does not exist", details={"id": 123})
+
+
+class Undo(tierd.Process):
+    """Two steps with compensations, then one that fails."""
+
+    @tierd.step(compensate="undo_first")
+    def first(self, ctx: tierd.StepContext, data: Any) -> Any:
+        CALLS.append(("first", data))
+        return "one"
+
+    @tierd.step(compensate="undo_second")
+    def second(self, ctx: tierd.StepContext, data: Any) -> Any:
+        CALLS.append(("second", data))
+        return "two"
+
+    @tierd.step
+    def third(self, ctx: tierd.StepContext, data: Any) -> Any:
+        CALLS.append(("third", data))
+        if "third" in HOOKS:
+            HOOKS["third"](ctx)
+            return "three"
+        raise RuntimeError("third failed")
+
+    def undo_first(self, ctx: tierd.StepContext, output: Any) -> None:
+        CALLS.append(("undo_first", output))
+
+    def undo_second(self, ctx: tierd.StepContext, output: Any) -> None:
+        CALLS.append(("undo_second", output))
+
+
+class Long(tierd.Process):
+    """One long step that reports progress, checkpoints, and calls ``HOOKS['long']``."""
+
+    timeout = 100
+
+    @tierd.step(heartbeat=30, retry=tierd.Retry(max_attempts=2, initial_delay=0, on=["Exception"]))
+    def work(self, ctx: tierd.StepContext, data: Any) -> Any:
+        start = (ctx.checkpoint_data or {}).get("done", 0)
+        CALLS.append(("work", start))
+        for i in range(start, 4):
+            ctx.progress((i + 1) / 4, note=f"part {i}")
+            ctx.checkpoint({"done": i + 1})
+            if "long" in HOOKS:
+                HOOKS["long"](ctx, i)
+        return "done"
+
+
+class Params(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    id: int
+
+
+class Checked(tierd.Process):
+    """Params checked by a pydantic model and a validate hook."""
+
+    params_model: ClassVar[type[pydantic.BaseModel]] = Params
+
+    def validate(self, params: Any) -> Any:
+        if params["id"] < 0:
+            raise ValueError("id must be >= 0")
+        return params
+
+    @tierd.step
+    def only(self, ctx: tierd.StepContext, data: Any) -> Any:
+        return data["id"]
+
+
+class Greet(tierd.Process):
+    """A step that asks a daemon: ``ctx.request`` through the runtime."""
+
+    max_concurrent = 2
+
+    @tierd.step(timeout=5)
+    def ask(self, ctx: tierd.StepContext, data: Any) -> Any:
+        ctx.log.info("asking", who=data)
+        return ctx.request("echo@1", {"hello": data}, timeout=2)
+
+    @tierd.step
+    def tell(self, ctx: tierd.StepContext, data: Any) -> Any:
+        ctx.notify("recorder@1", data)
+        return data
+
+
+class Nap(tierd.Process):
+    """Two steps that take ``params['seconds']`` each in real time, reporting progress."""
+
+    @tierd.step
+    def first(self, ctx: tierd.StepContext, data: Any) -> Any:
+        return _nap(ctx, data)
+
+    @tierd.step
+    def second(self, ctx: tierd.StepContext, data: Any) -> Any:
+        return _nap(ctx, data)
+
+
+def _nap(ctx: tierd.StepContext, data: Any) -> Any:
+    import threading
+
+    pause = threading.Event()
+    for i in range(10):
+        ctx.progress(i / 10, note=f"tick {i}")
+        pause.wait(data["seconds"] / 10)  # real time passing, on purpose
+    return data
+
+
+class Logged(tierd.Process):
+    """Three steps; each appends ``process step attempt pid`` to ``params['log']`` when done.
+
+    For the kill -9 fault test: one ``write`` per line (O_APPEND), which a kill cannot
+    undo; the middle step takes ``params['delay']`` seconds, so that some are mid-step.
+    """
+
+    max_concurrent = 20
+
+    @tierd.step
+    def one(self, ctx: tierd.StepContext, data: Any) -> Any:
+        return _log_step(ctx, data, 0.0)
+
+    @tierd.step
+    def two(self, ctx: tierd.StepContext, data: Any) -> Any:
+        return _log_step(ctx, data, data["delay"])
+
+    @tierd.step
+    def three(self, ctx: tierd.StepContext, data: Any) -> Any:
+        return _log_step(ctx, data, 0.0)
+
+
+def _log_step(ctx: tierd.StepContext, data: Any, delay: float) -> Any:
+    import os
+    import threading
+
+    if delay:
+        threading.Event().wait(delay)  # real work takes real time
+    line = f"{ctx.process_id} {ctx.step} {ctx.attempt} {os.getpid()}\n".encode()
+    descriptor = os.open(data["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(descriptor, line)
+    finally:
+        os.close(descriptor)
+    return data

@@ -1,0 +1,251 @@
+"""The behaviour every `ProcessStore` must have, run over each store.
+
+A new store (PostgreSQL) joins by adding a parameter to the ``store`` fixture.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import tierd
+from tierd.processes._record import ProcessRecord, new_process_id
+from tierd.processes._sqlite import SqliteProcessStore
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from tierd.processes._store import ProcessStore
+
+STEPS = ["one", "two", "three"]
+
+
+@pytest.fixture(params=["sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ProcessStore]:
+    """Each store implementation, fresh and empty."""
+    made = SqliteProcessStore(tmp_path / "processes.db")
+    yield made
+    made.close()
+
+
+def record(kind: str = "k", *, priority: int = 10, key: str | None = None, at: float = 100.0,
+           params: Any = None) -> ProcessRecord:  # fmt: skip
+    made = ProcessRecord.new(
+        new_process_id(at), kind, STEPS, params, priority=priority, key=key,
+        correlation={"user_id": "u"}, created_at=at,
+    )  # fmt: skip
+    made.seq = 1
+    return made
+
+
+def submitted(at: float = 100.0) -> list[dict[str, Any]]:
+    return [{"type": "process_submitted", "at": at, "seq": 1}]
+
+
+def create(store: ProcessStore, *args: Any, **kwargs: Any) -> str:
+    one = record(*args, **kwargs)
+    process_id, created = store.create(one, submitted(one.created_at))
+    assert created
+    return process_id
+
+
+def test_a_created_process_reads_back_pending_with_every_step_pending(store):
+    """Every field survives; steps that never started read as pending."""
+    one = record(params={"id": 1, "data": b"\x00"})
+    store.create(one, submitted())
+    back = store.get(one.process_id)
+    assert back is not None
+    assert back.status_document() == one.status_document()
+    assert back.steps["one"].status == "pending"
+
+
+def test_an_unknown_id_reads_as_none_and_has_no_history(store):
+    """Never a fake row."""
+    assert store.get("nope") is None
+    assert store.history("nope") == []
+
+
+def test_a_key_taken_by_an_unfinished_process_returns_its_id_and_writes_nothing(store):
+    """Idempotency within a kind; another kind may use the same key."""
+    first = create(store, key="k1")
+    again = record(key="k1")
+    assert store.create(again, submitted()) == (first, False)
+    assert store.get(again.process_id) is None
+    assert store.create(record("other", key="k1"), submitted())[1]
+
+
+def test_a_save_is_committed_when_its_outcome_is_set_and_read_in_order(store):
+    """The row, the named steps and the event, in one group commit."""
+    one = record()
+    store.create(one, submitted())
+    one.status = "running"
+    one.steps["one"].status = "running"
+    one.steps["one"].attempts = 1
+    one.seq = 2
+    assert store.save(one, ["one"], {"type": "step_started", "at": 1.0, "seq": 2}).wait(5) is None
+    back = store.get(one.process_id)
+    assert back is not None
+    assert back.status == "running"
+    assert back.steps["one"].attempts == 1
+    assert [e["type"] for e in store.history(one.process_id)] == [
+        "process_submitted",
+        "step_started",
+    ]
+
+
+def test_saves_from_many_threads_are_all_committed_and_the_barrier_waits_for_them(store):
+    """Group commits lose nothing."""
+    records = [record() for _ in range(50)]
+    for one in records:
+        store.create(one, submitted())
+
+    def save(one: ProcessRecord) -> None:
+        for seq in range(2, 12):
+            one.seq = seq
+            store.save(one, [], {"type": "step_progress", "at": 1.0, "seq": seq})
+
+    threads = [threading.Thread(target=save, args=(one,)) for one in records]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.barrier().wait(10) is None
+    assert all(len(store.history(one.process_id)) == 11 for one in records)
+
+
+def test_claim_takes_pending_by_priority_then_submit_order_and_marks_them_running(store):
+    """And never the same process twice."""
+    ids = [create(store, priority=p) for p in (10, 5, 10, 1)]
+    other = create(store, "other")
+    claimed = store.claim("k", 3, "me", 200.0)
+    assert [c.process_id for c in claimed] == [ids[3], ids[1], ids[0]]
+    assert all(c.status == "running" and c.started_at == 200.0 for c in claimed)
+    assert [c.process_id for c in store.claim("k", 5, "me", 201.0)] == [ids[2]]
+    assert store.claim("k", 5, "me", 202.0) == []
+    assert store.get(other).status == "pending"
+    assert store.history(ids[3])[-1]["type"] == "process_started"
+
+
+def test_cancel_pending_cancels_only_what_is_pending(store):
+    """A running process is the runner's to cancel."""
+    waiting = create(store)
+    cancelled = store.cancel_pending(waiting, 300.0)
+    assert cancelled is not None
+    assert cancelled.status == "cancelled"
+    assert cancelled.finished_at == 300.0
+    assert store.cancel_pending(waiting, 301.0) is None
+    running = create(store)
+    store.claim("k", 1, "me", 1.0)
+    assert store.cancel_pending(running, 302.0) is None
+
+
+def test_requeue_keeps_the_steps_before_and_resets_the_rest(store):
+    """A finished process goes back to pending from a given step."""
+    one = record()
+    store.create(one, submitted())
+    for name in STEPS:
+        one.steps[name].status = "completed"
+        one.steps[name].output = name.upper()
+    one.status, one.finished_at, one.seq = "failed", 5.0, 2
+    store.save(one, STEPS, {"type": "process_failed", "at": 5.0, "seq": 2}).wait(5)
+    back = store.requeue(one.process_id, 1, 6.0)
+    assert back is not None
+    assert back.status == "pending"
+    assert back.steps["one"].status == "completed"
+    assert back.steps["one"].output == "ONE"
+    assert back.steps["two"].status == "pending"
+    assert store.requeue(one.process_id, 1, 7.0) is None  # pending: not finished
+
+
+def test_list_is_newest_first_filtered_and_paged_by_cursor(store):
+    """kind, status, since/until; the cursor walks each page once."""
+    ids = [create(store, "a" if i % 2 else "b", at=100.0 + i) for i in range(7)]
+    page = store.list(limit=3)
+    assert [r.process_id for r in page.items] == ids[::-1][:3]
+    seen, cursor = [], None
+    while True:
+        page = store.list(kind="a", limit=2, cursor=cursor)
+        seen += [r.process_id for r in page.items]
+        if page.cursor is None:
+            break
+        cursor = page.cursor
+    assert seen == [ids[5], ids[3], ids[1]]
+    assert [r.process_id for r in store.list(since=104.0, until=106.0).items] == [ids[5], ids[4]]
+    assert store.list(status="running").items == []
+    with pytest.raises(ValueError, match="bad cursor"):
+        store.list(cursor="x")
+
+
+def test_unfinished_and_counts_report_what_is_left_to_do(store):
+    """Running and paused are recovered; counts cover pending, running and paused."""
+    create(store)
+    create(store)
+    create(store, "other")
+    store.claim("k", 1, "me", 1.0)
+    assert [r.status for r in store.unfinished("me")] == ["running"]
+    assert store.counts() == {("k", "pending"): 1, ("k", "running"): 1, ("other", "pending"): 1}
+
+
+def test_prune_deletes_finished_processes_before_their_cutoff_in_bounded_batches(store):
+    """With their steps and events; unfinished ones are never pruned."""
+    ids = []
+    for _ in range(5):
+        one = record()
+        store.create(one, submitted())
+        one.status, one.finished_at, one.seq = "completed", 10.0, 2
+        store.save(one, ["one"], {"type": "process_completed", "at": 10.0, "seq": 2})
+        ids.append(one.process_id)
+    keep = create(store)
+    store.barrier().wait(5)
+    assert store.prune({"completed": 11.0}, batch=2) == 2
+    assert store.prune({"completed": 11.0}, batch=2) == 2
+    assert store.prune({"completed": 11.0, "failed": 11.0}, batch=2) == 1
+    assert store.prune({"completed": 11.0}, batch=2) == 0
+    assert all(store.get(i) is None and store.history(i) == [] for i in ids)
+    assert store.get(keep) is not None
+
+
+def test_finished_since_and_step_durations_feed_the_statistics(store):
+    """Durations by step, over completed steps of a kind."""
+    one = record()
+    store.create(one, submitted())
+    one.status, one.started_at, one.finished_at, one.seq = "completed", 10.0, 14.0, 2
+    for name, seconds in zip(STEPS, (1.0, 2.0, 1.0), strict=True):
+        step = one.steps[name]
+        step.status, step.duration, step.finished_at = "completed", seconds, 13.0
+    store.save(one, STEPS, {"type": "process_completed", "at": 14.0, "seq": 2}).wait(5)
+    assert store.step_durations("k") == {"one": 1.0, "two": 2.0, "three": 1.0}
+    (finished,) = store.finished_since(12.0)
+    assert finished.status == "completed"
+    assert finished.duration == 4.0
+    assert finished.steps == {"one": 1.0, "two": 2.0, "three": 1.0}
+    assert store.finished_since(15.0) == []
+
+
+def test_a_second_store_on_the_same_file_is_refused(store, tmp_path):
+    """One runtime per SQLite file: the second gets a ConfigError that names the key."""
+    with pytest.raises(tierd.ConfigError, match=r"\[processes\] store: .*another running tierd"):
+        SqliteProcessStore(tmp_path / "processes.db")
+
+
+def test_a_store_that_cannot_be_written_refuses_the_create_and_keeps_nothing(store, tmp_path):
+    """A failed submit leaves no row (here: a value msgpack cannot hold)."""
+    with pytest.raises(TypeError, match="not storable"):
+        store.create(record(params=object()), submitted())
+    assert store.list().items == []
+
+
+def test_a_full_disk_refuses_the_create_with_a_clear_error_and_keeps_nothing(store, tmp_path):
+    """SQLite's 'database or disk is full' (a page limit here) is Rejected; no row is left."""
+    if not isinstance(store, SqliteProcessStore):
+        pytest.skip("simulates a full disk with SQLite's max_page_count")
+    (pages,) = store._writer_db.execute("PRAGMA page_count").fetchone()
+    store._writer_db.execute(f"PRAGMA max_page_count = {pages}")
+    big = record(params={"blob": b"x" * 100_000})
+    with pytest.raises(tierd.Rejected, match="cannot be written: database or disk is full"):
+        store.create(big, submitted())
+    assert store.get(big.process_id) is None
+    assert store.history(big.process_id) == []
