@@ -6,6 +6,7 @@ import tierd
 
 PUBLIC = [
     "Address",
+    "BatchRejected",
     "BindError",
     "Cancelled",
     "Client",
@@ -14,6 +15,7 @@ PUBLIC = [
     "Daemon",
     "DaemonState",
     "Deadlock",
+    "ItemRefusal",
     "Message",
     "MetricsServerError",
     "Rejected",

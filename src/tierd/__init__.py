@@ -9,10 +9,12 @@ from .actors.daemon import Daemon
 from .actors.states import DaemonState
 from .config import Config, load_config
 from .errors import (
+    BatchRejected,
     BindError,
     Cancelled,
     ConfigError,
     Deadlock,
+    ItemRefusal,
     MetricsServerError,
     Rejected,
     RemoteError,
@@ -26,6 +28,7 @@ from .runtime import Runtime
 
 __all__ = [
     "Address",
+    "BatchRejected",
     "BindError",
     "Cancelled",
     "Client",
@@ -34,6 +37,7 @@ __all__ = [
     "Daemon",
     "DaemonState",
     "Deadlock",
+    "ItemRefusal",
     "Message",
     "MetricsServerError",
     "Rejected",

@@ -209,3 +209,19 @@ def test_fast_path_agrees_with_pydantic(change: dict[str, object], drop: str | N
 def test_fast_path_takes_a_plain_message() -> None:
     """The common case does not go to pydantic at all."""
     assert codec._common_message(_valid_fields()) is not None
+
+
+def test_a_batched_confirm_round_trips_and_bad_ones_are_refused():
+    """An acks frame carries 1..MAX_ACKS_PER_FRAME ids; an empty or bad list is invalid."""
+    assert codec.decode(codec.encode_acks(["a", "b"])) == codec.AcksFrame(("a", "b"))
+    for ids in ([], ["x"] * (codec.MAX_ACKS_PER_FRAME + 1), [1], "abc"):
+        data = msgpack.packb({"v": 1, "t": "acks", "ids": ids})
+        with pytest.raises(codec.DecodeError, match="acks"):
+            codec.decode(data)
+
+
+def test_the_batch_flag_travels_and_defaults_to_off():
+    """``batch`` is a new field with a default: older frames decode as unbatched."""
+    note = Message.notification(Address("c", 0), Address("r", 1), 1)
+    assert codec.decode(codec.encode_message(note, batch=True)).batch is True
+    assert codec.decode(codec.encode_message(note)).batch is False

@@ -6,8 +6,11 @@ Every frame on the wire is one msgpack map, an *envelope*::
                                          "ack": false asks for no ack (a client's
                                          request: its reply is the answer);
                                          "wait": true asks to wait for room in a
-                                         full queue (a notification), up to its timeout
+                                         full queue (a notification), up to its timeout;
+                                         "batch": true lets the receiver confirm it
+                                         in an "acks" frame with others
     {"v": 1, "t": "ack", "id": "..."}                    the receiver accepted message id
+    {"v": 1, "t": "acks", "ids": ["...", ...]}          the receiver accepted every one of ids
     {"v": 1, "t": "error", "id": "..." | None, "error": {...}}
                                                          a frame or notification was refused
     {"v": 1, "t": "ping"} / {"v": 1, "t": "pong"}       peer heartbeats
@@ -52,6 +55,9 @@ DEFAULT_MAX_MESSAGE_BYTES: Final = 1 << 20
 
 REASONS: Final = ("oversized", "malformed", "bad_version", "unknown_type", "invalid", "unexpected")
 """Why a frame is refused; the ``reason`` label of ``tierd_rejected_frames_total``."""
+
+MAX_ACKS_PER_FRAME: Final = 1024
+"""The most ids one ``acks`` frame carries; more accepted at once go in several frames."""
 
 _MAX_ID_LENGTH: Final = 128
 _MAX_WAIT_CHAIN: Final = 256
@@ -130,6 +136,8 @@ class MessageFrame:
     """Whether the sender waits for an ack; a client's request waits for its reply only."""
     wait: bool = False
     """Whether a full queue should park the message until there is room, not refuse it."""
+    batch: bool = False
+    """Whether the sender takes its ack inside an `AcksFrame` with others."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -137,6 +145,13 @@ class AckFrame:
     """The receiver accepted the message ``message_id``."""
 
     message_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AcksFrame:
+    """The receiver accepted every message in ``message_ids`` (a batched confirm)."""
+
+    message_ids: tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -190,8 +205,8 @@ class ControlReply:
 
 
 Frame = (
-    MessageFrame | AckFrame | ErrorFrame | PingFrame | PongFrame | StatusQuery | StatusReply
-    | ControlQuery | ControlReply
+    MessageFrame | AckFrame | AcksFrame | ErrorFrame | PingFrame | PongFrame | StatusQuery
+    | StatusReply | ControlQuery | ControlReply
 )  # fmt: skip
 
 
@@ -217,10 +232,13 @@ def encode_message(
     *,
     wants_ack: bool = True,
     wait: bool = False,
+    batch: bool = False,
 ) -> bytes:
     """Encode a message for the wire; ``wants_ack=False`` tells the receiver not to ack it.
 
-    ``wait=True`` asks the receiver to wait for room if the level is full.
+    ``wait=True`` asks the receiver to wait for room if the level is full;
+    ``batch=True`` lets it confirm the message in an ``acks`` frame with others
+    (a receiver that does not know the field acks it alone, which is as good).
 
     Raises:
         Rejected: the payload is not msgpack-able, or the frame is over ``max_bytes``.
@@ -230,12 +248,20 @@ def encode_message(
         envelope["ack"] = False
     if wait:
         envelope["wait"] = True
+    if batch:
+        envelope["batch"] = True
     return _pack(envelope, max_bytes)
 
 
 def encode_ack(message_id: str) -> bytes:
     """Encode the acknowledgement of an accepted message."""
     return _pack({"v": PROTOCOL_VERSION, "t": "ack", "id": message_id}, DEFAULT_MAX_MESSAGE_BYTES)
+
+
+def encode_acks(message_ids: list[str]) -> bytes:
+    """Encode one confirm of many accepted messages (`MAX_ACKS_PER_FRAME` at most)."""
+    envelope = {"v": PROTOCOL_VERSION, "t": "acks", "ids": message_ids}
+    return _pack(envelope, DEFAULT_MAX_MESSAGE_BYTES)
 
 
 def encode_error(message_id: str | None, error: dict[str, Any]) -> bytes:
@@ -341,9 +367,12 @@ def decode(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Frame:  #
                 _message(envelope.get("m")),
                 wants_ack=envelope.get("ack") is not False,
                 wait=envelope.get("wait") is True,
+                batch=envelope.get("batch") is True,
             )
         case "ack":
             return AckFrame(_id(envelope.get("id"), "ack"))
+        case "acks":
+            return _acks(envelope.get("ids"))
         case "error":
             raw_id, error = envelope.get("id"), envelope.get("error")
             if not isinstance(error, dict):
@@ -363,6 +392,14 @@ def decode(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Frame:  #
         case "control" | "control_reply":
             return _control(envelope)
     raise DecodeError("unknown_type", f"unknown envelope type {str(kind)[:40]!r}")
+
+
+def _acks(ids: Any) -> AcksFrame:
+    if type(ids) is not list or not 0 < len(ids) <= MAX_ACKS_PER_FRAME:
+        raise DecodeError("invalid", f"acks frame without a list of 1..{MAX_ACKS_PER_FRAME} ids")
+    for message_id in ids:
+        _id(message_id, "acks")
+    return AcksFrame(tuple(ids))
 
 
 def _control(envelope: dict[str, Any]) -> ControlQuery | ControlReply:
