@@ -6,6 +6,7 @@ import tierd
 
 PUBLIC = [
     "Address",
+    "AsyncClient",
     "BatchRejected",
     "BindError",
     "Cancelled",

@@ -22,12 +22,14 @@ from .errors import (
     TierdError,
     UnknownRecipient,
 )
+from .messaging._transport.async_client import AsyncClient
 from .messaging._transport.client import Client
 from .messaging.message import Address, Message
 from .runtime import Runtime
 
 __all__ = [
     "Address",
+    "AsyncClient",
     "BatchRejected",
     "BindError",
     "Cancelled",

@@ -55,16 +55,14 @@ def test_an_error_reply_and_an_error_frame_raise_the_callers_error_type():
 def test_an_acks_frame_settles_many_sends_and_a_window_counts_them():
     """One batched confirm settles every send it names; the window knows how many are left."""
     calls = _calls()
-    window = Window()
-    sends = [
-        calls.send("recorder@1", n, priority="normal", timeout=30, ack_timeout=5, batch=True)
-        for n in range(4)
-    ]
-    for call in sends:
-        window.add(call)
+    window = Window(4)
+    options = {"priority": "normal", "timeout": 30, "ack_timeout": 5}
+    sends = [window.build(calls, ("recorder@1", n), **options) for n in range(4)]
+    assert window.full
     assert _sent(sends[0].data).batch is True
     calls.received(codec.encode_acks([call.key for call in sends[:3]]))
     assert window.unconfirmed == 1
+    assert not window.full
     calls.received(codec.encode_error(sends[3].key, to_payload(tierd.Rejected("queue full"))))
     assert window.unconfirmed == 0
     with pytest.raises(tierd.BatchRejected) as refused:
@@ -113,3 +111,19 @@ def test_an_error_without_an_id_settles_the_one_call_in_flight_only():
     calls.received(error)
     with pytest.raises(tierd.Rejected):
         first.outcome()
+
+
+def test_a_window_that_gives_up_fails_the_unconfirmed_and_the_unsent():
+    """Silence fails what is in flight with RequestTimeout and what was never sent with Rejected."""
+    calls = _calls()
+    window = Window(10)
+    options = {"priority": "normal", "timeout": 30, "ack_timeout": 5}
+    first = window.build(calls, ("recorder@1", 1), **options)
+    assert window.build(calls, ("bad address", 2), **options) is None
+    window.give_up(calls, 5.0, rest=iter([("recorder@1", 3)]))
+    with pytest.raises(tierd.BatchRejected) as refused:
+        window.outcome()
+    kinds = [type(item.error) for item in refused.value.refused]
+    assert kinds == [tierd.RequestTimeout, tierd.Rejected, tierd.Rejected]
+    assert refused.value.ids == [first.key, "", ""]
+    assert calls.pending == {}

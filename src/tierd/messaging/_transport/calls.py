@@ -17,7 +17,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from ...errors import BatchRejected, ItemRefusal, RequestTimeout, TierdError, from_payload
+from ...errors import (
+    BatchRejected,
+    ItemRefusal,
+    Rejected,
+    RequestTimeout,
+    TierdError,
+    from_payload,
+)
 from ..message import Address, Message, new_id, parse_priority
 from .codec import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -37,7 +44,7 @@ from .codec import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
 PROBE_TIMEOUT: Final = 1.0
 """Seconds a timed-out call waits for a pong, to tell a slow handler from no runtime."""
@@ -254,31 +261,65 @@ class Calls:
 
 
 class Window:
-    """The items of one ``send_many``: their calls by index, and how many are unconfirmed."""
+    """The items of one ``send_many``: their calls by index, and how many are unconfirmed.
 
-    __slots__ = ("calls", "unconfirmed")
+    `Client` and `AsyncClient` drive it the same way: `build` each item, send
+    its frame, wait while `full`, `give_up` on silence, then `outcome`.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("calls", "on_change", "size", "unconfirmed")
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"window must be at least 1, not {size}")
+        self.size = size
+        """The most messages unconfirmed at once."""
         self.calls: list[Call | TierdError] = []
         """Each item's call, or the error that kept it from being sent at all."""
         self.unconfirmed = 0
         """Calls sent and not settled yet."""
+        self.on_change: Callable[[], None] | None = None
+        """Called whenever a call settles (an asyncio client wakes its sender with it)."""
 
-    def add(self, call: Call) -> None:
-        """Count ``call`` in flight until it settles."""
+    def build(self, calls: Calls, item: tuple[str | Address, Any], **options: Any) -> Call | None:
+        """The call for one item, counted in flight; None if it cannot be sent (recorded)."""
+        target, payload = item
+        try:
+            call = calls.send(target, payload, batch=True, **options)
+        except (ValueError, Rejected) as error:
+            self.calls.append(error if isinstance(error, Rejected) else Rejected(str(error)))
+            return None
         self.calls.append(call)
         self.unconfirmed += 1
         call.on_settled = self._settled
+        return call
+
+    @property
+    def full(self) -> bool:
+        """Whether the sender must wait for confirms before it sends more."""
+        return self.unconfirmed >= self.size
 
     def _settled(self, _call: Call) -> None:
         self.unconfirmed -= 1
+        if self.on_change is not None:
+            self.on_change()
 
-    def give_up(self, calls: Calls, timed_out: Callable[[Call], TierdError]) -> None:
-        """Settle every unconfirmed call with ``timed_out(call)``: no confirm came in time."""
+    def give_up(self, calls: Calls, ack_timeout: float, rest: Iterable[object] = ()) -> None:
+        """Fail every unconfirmed call (no confirm came in time), and every item of ``rest``.
+
+        ``rest`` is what was never sent: each gets a `Rejected` and no id.
+        """
         for call in self.calls:
             if isinstance(call, Call) and not call.done:
                 calls.forget(call)
-                call.settle(error=timed_out(call))
+                call.settle(error=RequestTimeout(call.key, call.what, ack_timeout))
+        for _ in rest:
+            self.calls.append(
+                Rejected(
+                    f"not sent: an earlier message got no confirm within {ack_timeout:g}s "
+                    "(is the runtime there?)"
+                )
+            )
 
     def outcome(self) -> list[str]:
         """Every id, by index, if all were accepted.

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 import zmq
 
-from ...errors import Rejected, RequestTimeout, TierdError
 from ..message import DEFAULT_TIMEOUT, Address, parse_priority
 from .calls import Call, Calls, Window
 from .codec import DEFAULT_MAX_MESSAGE_BYTES
@@ -80,33 +79,13 @@ class Client:
         self._busy = threading.Lock()
         self._context: zmq.Context[Any] = zmq.Context()
         self._socket: zmq.Socket[Any] = self._context.socket(zmq.DEALER)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        # A stable identity: after the runtime restarts and this socket
-        # reconnects, the reply to a request a durable level kept still finds it.
-        self._socket.setsockopt(zmq.ROUTING_ID, name.encode())
-        self._socket.setsockopt(zmq.MAXMSGSIZE, 2 * max_message_bytes + 4096)
         self._recv_timeout_ms = -1
         """The socket's RCVTIMEO now; set only when a wait needs another value."""
         try:
-            if server_key is not None:
-                self._use_curve(server_key, client_key)
-            self._socket.connect(endpoint)
+            connect_dealer(self._socket, endpoint, name, max_message_bytes, server_key, client_key)
         except BaseException:
             self.close()
             raise
-
-    def _use_curve(self, server_key: str | Path | bytes, client_key: str | Path | None) -> None:
-        server_public = (
-            server_key
-            if isinstance(server_key, bytes)
-            else load_public_key(server_key, "server_key")
-        )
-        if client_key is not None:
-            keys = load_key_pair(client_key, "client_key")
-        else:
-            public, secret = zmq.curve_keypair()
-            keys = KeyPair(public, secret)
-        connect_with_curve(self._socket, keys, server_public)
 
     def __enter__(self) -> Client:
         return self
@@ -194,31 +173,24 @@ class Client:
                 runtime may have it), and every other item was accepted.
             ValueError: a bad priority or window.
         """
-        if window < 1:
-            raise ValueError(f"window must be at least 1, not {window}")
         parse_priority(priority)
-        batch = Window()
+        batch = Window(window)
+        options = {"priority": priority, "timeout": timeout, "ack_timeout": self.ack_timeout}
         with self._one_thread():
-            for target, payload in items:
-                try:
-                    call = self._calls.send(
-                        target, payload, priority=priority, timeout=timeout,
-                        ack_timeout=self.ack_timeout, batch=True,
-                    )  # fmt: skip
-                except (ValueError, Rejected) as error:
-                    batch.calls.append(_item_error(error))
+            pending = iter(items)
+            for item in pending:
+                call = batch.build(self._calls, item, **options)
+                if call is None:
                     continue
-                batch.add(call)
-                if not self._put(call.data, self.ack_timeout):
-                    batch.give_up(self._calls, self._unconfirmed)
+                stalled = not self._put(call.data, self.ack_timeout)
+                while not stalled and batch.full:
+                    stalled = not self._receive(self.ack_timeout)
+                if stalled:
+                    batch.give_up(self._calls, self.ack_timeout, pending)
                     break
-                while batch.unconfirmed >= window:
-                    if not self._receive(self.ack_timeout):
-                        batch.give_up(self._calls, self._unconfirmed)
-                        break
             while batch.unconfirmed and self._receive(self.ack_timeout):
                 pass
-            batch.give_up(self._calls, self._unconfirmed)
+            batch.give_up(self._calls, self.ack_timeout)
         return batch.outcome()
 
     def request(
@@ -408,8 +380,37 @@ class Client:
         self._calls.forget(ping)
         return self._calls.heard > heard  # a pong, or the runtime's own late answer
 
-    def _unconfirmed(self, call: Call) -> TierdError:
-        return RequestTimeout(call.key, call.what, self.ack_timeout)
+
+def connect_dealer(
+    socket: zmq.Socket[Any],
+    endpoint: str,
+    name: str,
+    max_bytes: int,
+    server_key: str | Path | bytes | None,
+    client_key: str | Path | None,
+) -> None:
+    """Set up a client's DEALER (identity, limits, CURVE) and connect it to ``endpoint``.
+
+    `Client` and `AsyncClient` connect the same way through this.
+    """
+    socket.setsockopt(zmq.LINGER, 0)
+    # A stable identity: after the runtime restarts and this socket
+    # reconnects, the reply to a request a durable level kept still finds it.
+    socket.setsockopt(zmq.ROUTING_ID, name.encode())
+    socket.setsockopt(zmq.MAXMSGSIZE, 2 * max_bytes + 4096)
+    if server_key is not None:
+        server_public = (
+            server_key
+            if isinstance(server_key, bytes)
+            else load_public_key(server_key, "server_key")
+        )
+        if client_key is not None:
+            keys = load_key_pair(client_key, "client_key")
+        else:
+            public, secret = zmq.curve_keypair()
+            keys = KeyPair(public, secret)
+        connect_with_curve(socket, keys, server_public)
+    socket.connect(endpoint)
 
 
 class _Exclusive:
@@ -428,8 +429,3 @@ class _Exclusive:
 
     def __exit__(self, *exc_info: object) -> None:
         self._lock.release()
-
-
-def _item_error(error: ValueError | Rejected) -> TierdError:
-    """The refusal of an item that could not even be sent (a bad address, a large payload)."""
-    return error if isinstance(error, Rejected) else Rejected(str(error))
