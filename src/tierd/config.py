@@ -23,6 +23,8 @@ from .orchestrators._retries import DEFAULT_POISON_AFTER, RetryPolicy
 from .orchestrators._supervision import RestartPolicy, SupervisionPolicy
 
 DEFAULT_TOPOLOGY = Path(__file__).with_name("default.toml")
+MAX_INSTANCES = 64
+"""The most instances one daemon may have: they are threads, and metric label values."""
 """The topology `tierd run` runs when it is given no config."""
 
 _ENDPOINT = re.compile(
@@ -102,6 +104,7 @@ class DaemonConfig(_Section):
     class_path: Annotated[str, Field(alias="class", pattern=r"^[\w.]+:\w+$")]
     options: dict[str, Any] = Field(default_factory=dict)
     prefetch: Annotated[int, Field(ge=1)] = 1
+    instances: Annotated[int, Field(ge=1, le=MAX_INSTANCES, strict=True)] = 1
     restart: RestartConfig = RestartConfig()
     supervision: SupervisionConfig = SupervisionConfig()
     retry: RetryConfig | None = None

@@ -420,6 +420,7 @@ def _daemon_spec(daemon: Any) -> DaemonSpec:
         factory=functools.partial(daemon_class, **daemon.options),
         class_path=daemon.class_path,
         prefetch=daemon.prefetch,
+        instances=daemon.instances,
         restart=daemon.restart.policy(),
         supervision=daemon.supervision.policy(),
         retry=daemon.retry.policy() if daemon.retry is not None else None,
