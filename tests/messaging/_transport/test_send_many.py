@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 import tierd
 from tests.network import echo_level, endpoint, network_config
 from tests.topology import daemon, level
+from tierd.cli import main
 
 
 def _dump(client: tierd.Client, target: str = "recorder@1") -> list[object] | None:
@@ -94,3 +97,23 @@ def test_a_bad_window_is_a_value_error(make_client):
     """A window below one is a ValueError."""
     with pytest.raises(ValueError, match="window"):
         make_client(endpoint()).send_many([], window=0)
+
+
+def test_tierd_send_lines_sends_each_json_line_and_names_refused_lines(
+    capsys, monkeypatch, make_runtime, make_client
+):
+    """``tierd send TARGET --lines`` pipelines stdin's JSON lines; a refusal names its line."""
+    address = endpoint()
+    make_runtime(network_config(address, echo_level(1)))
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"n": 1}\n\n2\n"three"\n'))
+    assert main(["send", "recorder@1", "--lines", "--endpoint", address]) == 0
+    ids = capsys.readouterr().out.split()
+    assert len(ids) == 3
+    client = make_client(address)
+    assert tierd.testing.wait_until(lambda: _dump(client) == [{"n": 1}, 2, "three"])
+    monkeypatch.setattr("sys.stdin", io.StringIO("1\nnot json\n"))
+    assert main(["send", "recorder@1", "--lines", "--endpoint", address]) == 2
+    assert "line 2 is not JSON" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("1\n"))
+    assert main(["send", "nobody@1", "--lines", "--endpoint", address]) == 1
+    assert "line 1: UnknownRecipient" in capsys.readouterr().err
