@@ -53,11 +53,15 @@ FULL = Sizes(
 QUICK = Sizes(one_way=2_000, round_trips=300, concurrent=640, scaling=[100, 1_000], repeat=1)
 
 TARGETS = {
-    "in-process W1": 0.40,
-    "in-process W2": 0.55,
-    "in-process W3": 0.40,
+    "in-process W1": 0.50,
+    "in-process W2": 0.80,
+    "in-process W3": 0.70,
+    "cross-process W1 send_many": 0.30,
+    "cross-process W1 send_many durable": 0.50,
     "cross-process W2": 0.50,
     "cross-process W3": 0.40,
+    "AsyncClient, 16 in flight": 0.80,
+    "pool of 4, 2 ms handler, 16 in flight": 3.50,
 }
 """Each workload's target ratio, tierd over its baseline (higher is better)."""
 

@@ -36,11 +36,13 @@ from .codec import (
     MessageFrame,
     PongFrame,
     StatusReply,
-    decode,
+    decode_envelope,
     encode_control,
     encode_message,
     encode_ping,
     encode_status_query,
+    reply_answer,
+    unpack,
 )
 
 if TYPE_CHECKING:
@@ -192,11 +194,21 @@ class Calls:
     def received(self, data: bytes) -> None:  # noqa: PLR0912 - one branch per frame type
         """Settle whatever call the frame ``data`` answers; a bad frame is dropped."""
         self.heard += 1
+        pending = self.pending
         try:
-            frame = decode(data, self.max_bytes)
+            envelope = unpack(data, self.max_bytes)
+            answer = reply_answer(envelope)
+            if answer is not None:  # the common case: settle it without building a Message
+                parent_id, failed, payload = answer
+                call = pending.pop(parent_id, None)
+                if call is not None and failed:
+                    call.settle(error=from_payload(payload))
+                elif call is not None:
+                    call.settle(payload)
+                return
+            frame = decode_envelope(envelope)
         except DecodeError:
             return
-        pending = self.pending
         match frame:
             case AcksFrame(message_ids=ids):
                 for message_id in ids:

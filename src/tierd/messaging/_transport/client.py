@@ -334,11 +334,13 @@ class Client:
         if not self._put(call.data, call.timeout):
             self._calls.forget(call)
             raise self._calls.timed_out(call, self.endpoint, runtime_answers=False)
+        wait = call.timeout  # the whole timeout first: RCVTIMEO stays as it was set
         while not call.done:
-            if not self._receive(deadline - time.monotonic()):
+            if not self._receive(wait):
                 self._calls.forget(call)
                 answers = self._calls.heard > heard or self._runtime_answers()
                 raise self._calls.timed_out(call, self.endpoint, runtime_answers=answers)
+            wait = deadline - time.monotonic()
         return call.outcome()
 
     def _put(self, data: bytes, timeout: float) -> bool:

@@ -341,14 +341,22 @@ def unpack(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Any:
         raise DecodeError("malformed", f"not a msgpack value: {error}") from None
 
 
-def decode(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Frame:  # noqa: PLR0911, PLR0912 - one return per envelope type
+def decode(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Frame:
     """Decode and validate one inbound frame.
 
     Raises:
         DecodeError: the frame is oversized, malformed, of another protocol
             version, of an unknown type, or carries an invalid message.
     """
-    envelope = unpack(data, max_bytes)
+    return decode_envelope(unpack(data, max_bytes))
+
+
+def decode_envelope(envelope: Any) -> Frame:  # noqa: PLR0911, PLR0912 - one return per envelope type
+    """Validate one unpacked envelope (see `decode`).
+
+    Raises:
+        DecodeError: as `decode`, but never ``oversized`` or ``malformed`` msgpack.
+    """
     if not isinstance(envelope, dict):
         raise DecodeError("malformed", f"envelope is a {type(envelope).__name__}, not a map")
     version = envelope.get("v")
@@ -400,6 +408,25 @@ def _acks(ids: Any) -> AcksFrame:
     for message_id in ids:
         _id(message_id, "acks")
     return AcksFrame(tuple(ids))
+
+
+def reply_answer(envelope: Any) -> tuple[str, bool, Any] | None:
+    """``(parent_id, is_error, payload)`` if ``envelope`` is a reply; None for anything else.
+
+    A client's lean reading of the frame it waits for most: it needs three
+    fields of a reply from the runtime it chose to connect to, not a
+    validated `Message` (the runtime validates what *it* receives). Anything
+    that is not plainly a reply returns None and goes through `decode`.
+    """
+    if type(envelope) is not dict or envelope.get("t") != "msg":
+        return None
+    fields = envelope.get("m")
+    if envelope.get("v") != PROTOCOL_VERSION or type(fields) is not dict:
+        return None
+    parent_id = fields.get("parent_id")
+    if fields.get("kind") != "reply" or type(parent_id) is not str:
+        return None
+    return parent_id, fields.get("status") == "error", fields.get("payload")
 
 
 def _control(envelope: dict[str, Any]) -> ControlQuery | ControlReply:
