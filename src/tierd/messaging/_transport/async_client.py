@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import zmq
 import zmq.asyncio
 
+from ...logging import get_logger
 from ..message import DEFAULT_TIMEOUT, Address, parse_priority
 from .calls import PROBE_TIMEOUT, Call, Calls, Window
 from .client import ACK_TIMEOUT, DEFAULT_ENDPOINT, SEND_WINDOW, connect_dealer
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
     from types import TracebackType
+
+_log = get_logger(component="async_client")
 
 
 class AsyncClient:
@@ -285,7 +288,10 @@ class AsyncClient:
                 data = await self._socket.recv()
             except zmq.ZMQError:  # the socket was closed
                 return
-            received(data)
+            try:
+                received(data)
+            except Exception:  # noqa: BLE001 - one odd frame must not stall every call in flight
+                _log.exception("async_client_frame_failed")
 
 
 def _wake(future: asyncio.Future[None], _call: Call) -> None:
