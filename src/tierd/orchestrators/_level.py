@@ -312,7 +312,7 @@ class Level:
         # While stopping, only requests made by a daemon finishing its work (they
         # carry a wait chain) get in, so that WORKING daemons can finish.
         stopping = not self._accepting and not message.wait_chain
-        if pool is None or stopping or _given_up(pool):
+        if pool is None or stopping or (pool[0].given_up and _given_up(pool)):
             self._refuse(message, route, *self._refusal(pool, recipient, stopping=stopping), later)
             return None
         return self._take_in(message, route, pool, later)
@@ -341,7 +341,11 @@ class Level:
         """Hand ``message`` to an instance of ``pool`` now, or queue it; return a full queue."""
         recipient = message.recipient
         now = self._monotonic()
-        slot = _free(pool)
+        slot: DaemonSlot | None = pool[0]
+        if len(pool) != 1:  # a pool: an IDLE instance, else one with prefetch room
+            slot = _free(pool)
+        elif not slot.can_take():  # type: ignore[union-attr] # pool[0] is a slot
+            slot = None
         if slot is not None and not self.queue.has_waiting(recipient.daemon):
             # Nothing is ahead of it and the daemon is free: skip the queue.
             self._counters.count_received(message.kind, message.priority)
