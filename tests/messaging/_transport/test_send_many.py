@@ -44,7 +44,7 @@ def test_send_many_keeps_order_per_priority_and_returns_ids_in_item_order(
     client = make_client(address)
     ids = client.send_many((("recorder@1", n) for n in range(500)), priority="high", window=7)
     assert len(set(ids)) == 500
-    assert tierd.testing.wait_until(lambda: _dump(client) == list(range(500)))
+    # Accepted means queued in order: a dump behind them (normal comes after high) sees all.
     assert _dump(client) == list(range(500))
 
 
@@ -64,7 +64,6 @@ def test_a_refused_middle_item_is_reported_by_index_and_nothing_else_is_lost(
     assert isinstance(refused.value.refused[0].error, tierd.UnknownRecipient)
     assert isinstance(refused.value.refused[1].error, tierd.Rejected)
     assert refused.value.refused[0].message_id == refused.value.ids[4]
-    assert tierd.testing.wait_until(lambda: _dump(client) == [0, 1, 2, 3, 5, 6, 8, 9])
     assert _dump(client) == [0, 1, 2, 3, 5, 6, 8, 9]
 
 
