@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.orchestrators.manual import ManualLevel, spec
+from tierd._outcome import Outcome
 from tierd.actors.states import DaemonState
 from tierd.messaging.message import Address, Message
 from tierd.orchestrators._supervision import RestartPolicy, SupervisionPolicy
@@ -119,3 +120,33 @@ def test_statistics_name_each_instance_and_a_single_daemon_keeps_its_id():
     manual = ManualLevel([spec(instances=2), spec("solo")])
     names = [d.daemon for d in manual.level.statistics().daemons]
     assert names == ["worker#0", "worker#1", "solo"]
+
+
+def test_an_instance_blocked_on_its_request_is_the_only_one_blocked():
+    """A request from one instance BLOCKs that instance alone; its reply unblocks it."""
+    manual = ManualLevel([spec(instances=2), spec("echo")])
+    manual.level.submit(_note(manual, "a"), None)
+    first = manual.executors("worker")[0]
+    request = Message.request(WORKER, Address("echo", 1), "ping")
+    waiter: Outcome[object] = Outcome()
+    manual.level.request("worker", first.generation, request, waiter)
+    assert _states(manual)["worker#0"] is DaemonState.BLOCKED
+    assert _states(manual)["worker#1"] is DaemonState.IDLE
+    manual.level.submit(_note(manual, "b"), None)  # goes to the free instance
+    assert [m.payload for m in manual.executors("worker")[1].inbox] == ["b"]
+    manual.handle_next("echo")
+    reply = waiter.wait(1)
+    assert isinstance(reply, Message)
+    assert reply.payload == "ping"
+    assert _states(manual)["worker#0"] is DaemonState.WORKING
+
+
+def test_a_stale_generation_of_a_pool_instance_is_ignored():
+    """A report from an executor replaced after a crash changes nothing."""
+    policy = RestartPolicy(initial_delay=0.1)
+    manual = ManualLevel([spec(instances=2, restart=policy, supervision=RESTART_ON_RUNTIME_ERROR)])
+    manual.level.submit(_note(manual, "x"), None)
+    old = manual.executors("worker")[0]
+    manual.handle_next("worker", _raise, executor=old)
+    manual.advance(0.1)
+    assert manual.level.finished("worker", old.generation, "nope", None, None, 0.0) is None
