@@ -154,6 +154,7 @@ class AsyncClient:
                 if call is None:
                     continue
                 stalled = not await self._put(call.data, self.ack_timeout)
+                call.data = b""  # sent: the window keeps its id, not its frame
                 while not stalled and batch.full:
                     stalled = not await self._progress(progress)
                 if stalled:

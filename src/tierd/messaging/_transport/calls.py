@@ -15,6 +15,7 @@ event loop) at a time, like the socket beside it.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, Final
 
 from ...errors import (
@@ -273,46 +274,60 @@ class Calls:
 
 
 class Window:
-    """The items of one ``send_many``: their calls by index, and how many are unconfirmed.
+    """The items of one ``send_many``: their ids by index, what is unconfirmed, what was refused.
 
     `Client` and `AsyncClient` drive it the same way: `build` each item, send
-    its frame, wait while `full`, `give_up` on silence, then `outcome`.
+    its frame, wait while `full`, `give_up` on silence, then `outcome`. It
+    keeps an id per item and a call only while it is unconfirmed, so a
+    million items cost their ids, not their frames.
     """
 
-    __slots__ = ("calls", "on_change", "size", "unconfirmed")
+    __slots__ = ("_open", "ids", "on_change", "refused", "size")
 
     def __init__(self, size: int) -> None:
         if size < 1:
             raise ValueError(f"window must be at least 1, not {size}")
         self.size = size
         """The most messages unconfirmed at once."""
-        self.calls: list[Call | TierdError] = []
-        """Each item's call, or the error that kept it from being sent at all."""
-        self.unconfirmed = 0
-        """Calls sent and not settled yet."""
+        self.ids: list[str] = []
+        """Each item's message id, by index; ``""`` for an item that was never sent."""
+        self.refused: list[ItemRefusal] = []
+        """The items refused so far, in the order their refusals came."""
+        self._open: dict[int, Call] = {}
+        """The calls sent and not settled yet, by item index."""
         self.on_change: Callable[[], None] | None = None
         """Called whenever a call settles (an asyncio client wakes its sender with it)."""
 
-    def build(self, calls: Calls, item: tuple[str | Address, Any], **options: Any) -> Call | None:
-        """The call for one item, counted in flight; None if it cannot be sent (recorded)."""
-        target, payload = item
-        try:
-            call = calls.send(target, payload, batch=True, **options)
-        except (ValueError, Rejected) as error:
-            self.calls.append(error if isinstance(error, Rejected) else Rejected(str(error)))
-            return None
-        self.calls.append(call)
-        self.unconfirmed += 1
-        call.on_settled = self._settled
-        return call
+    @property
+    def unconfirmed(self) -> int:
+        """Messages sent and not settled yet."""
+        return len(self._open)
 
     @property
     def full(self) -> bool:
         """Whether the sender must wait for confirms before it sends more."""
-        return self.unconfirmed >= self.size
+        return len(self._open) >= self.size
 
-    def _settled(self, _call: Call) -> None:
-        self.unconfirmed -= 1
+    def build(self, calls: Calls, item: tuple[str | Address, Any], **options: Any) -> Call | None:
+        """The call for the next item, counted in flight; None if it cannot be sent (refused)."""
+        index = len(self.ids)
+        target, payload = item
+        try:
+            call = calls.send(target, payload, batch=True, **options)
+        except (ValueError, Rejected) as error:
+            refusal = error if isinstance(error, Rejected) else Rejected(str(error))
+            self.ids.append("")
+            self.refused.append(ItemRefusal(index, "", refusal))
+            return None
+        self.ids.append(call.key)
+        self._open[index] = call
+        call.on_settled = functools.partial(self._settled, index)
+        return call
+
+    def _settled(self, index: int, call: Call) -> None:
+        del self._open[index]
+        if call.error is not None:
+            self.refused.append(ItemRefusal(index, call.key, call.error))
         if self.on_change is not None:
             self.on_change()
 
@@ -321,17 +336,20 @@ class Window:
 
         ``rest`` is what was never sent: each gets a `Rejected` and no id.
         """
-        for call in self.calls:
-            if isinstance(call, Call) and not call.done:
-                calls.forget(call)
-                call.settle(error=RequestTimeout(call.key, call.what, ack_timeout))
+        for call in list(self._open.values()):
+            calls.forget(call)
+            call.settle(error=RequestTimeout(call.key, call.what, ack_timeout))
         for _ in rest:
-            self.calls.append(
-                Rejected(
-                    f"not sent: an earlier message got no confirm within {ack_timeout:g}s "
-                    "(is the runtime there?)"
+            self.refused.append(
+                ItemRefusal(
+                    len(self.ids), "",
+                    Rejected(
+                        f"not sent: an earlier message got no confirm within {ack_timeout:g}s "
+                        "(is the runtime there?)"
+                    ),
                 )
-            )
+            )  # fmt: skip
+            self.ids.append("")
 
     def outcome(self) -> list[str]:
         """Every id, by index, if all were accepted.
@@ -339,16 +357,10 @@ class Window:
         Raises:
             BatchRejected: some were not; it lists each with its index, id and error.
         """
-        ids: list[str] = []
-        refused: list[ItemRefusal] = []
-        for index, call in enumerate(self.calls):
-            if isinstance(call, Call):
-                ids.append(call.key)
-                if call.error is not None:
-                    refused.append(ItemRefusal(index, call.key, call.error))
-            else:
-                ids.append("")
-                refused.append(ItemRefusal(index, "", call))
-        if refused:
-            raise BatchRejected(ids, refused)
-        return ids
+        if self.refused:
+            raise BatchRejected(self.ids, sorted(self.refused, key=_by_index))
+        return self.ids
+
+
+def _by_index(refusal: ItemRefusal) -> int:
+    return refusal.index

@@ -183,6 +183,7 @@ class Client:
                 if call is None:
                     continue
                 stalled = not self._put(call.data, self.ack_timeout)
+                call.data = b""  # sent: the window keeps its id, not its frame
                 while not stalled and batch.full:
                     stalled = not self._receive(self.ack_timeout)
                 if stalled:
