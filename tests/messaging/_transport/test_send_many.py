@@ -7,7 +7,7 @@ import io
 import pytest
 
 import tierd
-from tests.network import echo_level, endpoint, network_config
+from tests.network import FAST_PEER, echo_level, endpoint, network_config
 from tests.topology import daemon, level
 from tierd.cli import main
 
@@ -116,3 +116,17 @@ def test_tierd_send_lines_sends_each_json_line_and_names_refused_lines(
     monkeypatch.setattr("sys.stdin", io.StringIO("1\n"))
     assert main(["send", "nobody@1", "--lines", "--endpoint", address]) == 1
     assert "line 1: UnknownRecipient" in capsys.readouterr().err
+
+
+def test_send_many_to_a_level_a_peer_serves_is_confirmed_after_the_peer_took_it(
+    make_runtime, make_client
+):
+    """Through a front runtime to its peer's level: each message confirmed once the peer acked."""
+    back_address, front_address = endpoint(), endpoint()
+    make_runtime(network_config(back_address, echo_level(2), name="back"))
+    peer = {"endpoint": back_address, "levels": [2], **FAST_PEER}
+    make_runtime(network_config(front_address, echo_level(1), peers=[peer], name="front"))
+    client = make_client(front_address)
+    ids = client.send_many(("recorder@2", n) for n in range(200))
+    assert len(set(ids)) == 200
+    assert tierd.testing.wait_until(lambda: _dump(client, "recorder@2") == list(range(200)))
