@@ -60,11 +60,15 @@ QUICK = Sizes(
 )  # fmt: skip
 
 TARGETS = {
-    "in-process W1": 0.40,
-    "in-process W2": 0.55,
-    "in-process W3": 0.40,
+    "in-process W1": 0.50,
+    "in-process W2": 0.80,
+    "in-process W3": 0.70,
+    "cross-process W1 send_many": 0.30,
+    "cross-process W1 send_many durable": 0.50,
     "cross-process W2": 0.50,
     "cross-process W3": 0.40,
+    "AsyncClient, 16 in flight": 0.80,
+    "pool of 4, 2 ms handler, 16 in flight": 3.50,
 }
 """Each workload's target ratio, tierd over its baseline (higher is better)."""
 

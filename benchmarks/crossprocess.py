@@ -7,10 +7,20 @@ in flight from 16 client threads (one client socket each) over 4 daemons.
 "W1 durable" is W1 to a recorder on a durable level of the same runtime
 (each send returns once the message is in the level's SQLite journal),
 compared with W1 to the recorder of the level that is not durable.
+
+Issue 16 adds: W1 with `Client.send_many` (every message confirmed, in
+batches) against the raw DEALER that waits for nothing, and to the durable
+level against the same to the level that is not; W2 against the bare
+two-thread server (`benchmarks.two_thread_server`, the floor of tierd's
+design: I/O thread, hand-off, worker replying itself); `AsyncClient` with 16
+requests in flight on one connection against 16 synchronous clients; and a
+daemon of ``instances = 4`` whose handler sleeps 2 ms, 16 in flight, against
+``instances = 1``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -63,6 +73,16 @@ durable = true
   id = "recorder"
   class = "tierd.actors.builtin:Recorder"
 """
+POOLS = """
+  [[levels.daemons]]
+  id = "pool1"
+  class = "tierd.actors.builtin:Sleeper"
+  [[levels.daemons]]
+  id = "pool4"
+  class = "tierd.actors.builtin:Sleeper"
+  instances = 4
+"""
+SLEEP = {"seconds": 0.002}
 
 
 @contextmanager
@@ -75,7 +95,7 @@ def tierd_server() -> Iterator[str]:
     )
     daemons += (
         '  [[levels.daemons]]\n  id = "recorder"\n  class = "tierd.actors.builtin:Recorder"\n'
-    )
+    ) + POOLS
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "bench.toml"
         config.write_text(
@@ -112,11 +132,11 @@ def _wait_for_tierd(endpoint: str, timeout: float = 30.0) -> None:
 
 
 @contextmanager
-def raw_server() -> Iterator[str]:
-    """The raw pyzmq ROUTER server in a child process; yields its endpoint."""
+def raw_server(module: str = "benchmarks.raw_zmq_server") -> Iterator[str]:
+    """A raw pyzmq ROUTER server (``module``) in a child process; yields its endpoint."""
     endpoint = _free_endpoint()
     child = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.raw_zmq_server", endpoint],
+        [sys.executable, "-m", module, endpoint],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -209,6 +229,37 @@ def tierd_one_way(endpoint: str, n: int, target: str = "recorder@1") -> float:
         return n / (time.perf_counter() - started)
 
 
+def tierd_send_many(endpoint: str, n: int, target: str = "recorder@1") -> float:
+    """W1 with `Client.send_many`: every message confirmed, until the recorder counted them."""
+    with tierd.Client(endpoint) as client:
+        before = client.request(target, {"op": "count"}, timeout=60)
+        started = time.perf_counter()
+        client.send_many((target, {"id": i, "payload": PAYLOAD}) for i in range(n))
+        while client.request(target, {"op": "count"}, timeout=60) < before + n:
+            pass
+        return n / (time.perf_counter() - started)
+
+
+def tierd_async_round_trips(
+    endpoint: str, total: int, concurrency: int, payload: Any = PAYLOAD, target: str = ""
+) -> float:
+    """``concurrency`` tasks on one `AsyncClient`, each doing round trips one at a time."""
+
+    async def main() -> float:
+        async with tierd.AsyncClient(endpoint) as client:
+
+            async def work(number: int) -> None:
+                to = target or f"echo{number % TARGETS}@1"
+                for _ in range(total // concurrency):
+                    await client.request(to, payload, timeout=60)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(work(n) for n in range(concurrency)))
+            return (total // concurrency) * concurrency / (time.perf_counter() - started)
+
+    return asyncio.run(main())
+
+
 # -- raw pyzmq ---------------------------------------------------------------------
 
 
@@ -251,14 +302,35 @@ def raw_one_way(endpoint: str, n: int) -> float:
 def rows(round_trips: int, concurrent: int, one_way: int, repeat: int) -> list[dict[str, Any]]:
     """Cross-process W1, W2 and W3 for tierd and raw pyzmq, each the median of ``repeat`` runs."""
     measured: dict[str, tuple[list[Any], list[Any]]] = {}
-    with tierd_server() as tierd_endpoint, raw_server() as raw_endpoint:
+    pooled = max(concurrent // 20, 64)
+    with (
+        tierd_server() as tierd_endpoint,
+        raw_server() as raw_endpoint,
+        raw_server("benchmarks.two_thread_server") as floor_endpoint,
+    ):
         plans: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = [
             ("cross-process W1", lambda: tierd_one_way(tierd_endpoint, one_way // 4),
              lambda: raw_one_way(raw_endpoint, one_way // 4)),
+            ("cross-process W1 send_many", lambda: tierd_send_many(tierd_endpoint, one_way),
+             lambda: raw_one_way(raw_endpoint, one_way)),
+            ("cross-process W1 send_many durable",
+             lambda: tierd_send_many(tierd_endpoint, one_way, "recorder@2"),
+             lambda: tierd_send_many(tierd_endpoint, one_way, "recorder@1")),
             ("cross-process W2", lambda: tierd_round_trips(tierd_endpoint, round_trips, 1),
              lambda: raw_round_trips(raw_endpoint, round_trips, 1)),
+            ("cross-process W2 vs two-thread floor",
+             lambda: tierd_round_trips(tierd_endpoint, round_trips, 1),
+             lambda: raw_round_trips(floor_endpoint, round_trips, 1)),
             ("cross-process W3", lambda: tierd_round_trips(tierd_endpoint, concurrent, CONCURRENCY),
              lambda: raw_round_trips(raw_endpoint, concurrent, CONCURRENCY)),
+            ("AsyncClient, 16 in flight",
+             lambda: tierd_async_round_trips(tierd_endpoint, concurrent, CONCURRENCY),
+             lambda: tierd_round_trips(tierd_endpoint, concurrent, CONCURRENCY)),
+            ("pool of 4, 2 ms handler, 16 in flight",
+             lambda: tierd_async_round_trips(
+                 tierd_endpoint, pooled, CONCURRENCY, SLEEP, "pool4@1"),
+             lambda: tierd_async_round_trips(
+                 tierd_endpoint, pooled // 4, CONCURRENCY, SLEEP, "pool1@1")),
             ("cross-process W1 durable",
              lambda: tierd_one_way(tierd_endpoint, one_way // 4, "recorder@2"),
              lambda: tierd_one_way(tierd_endpoint, one_way // 4, "recorder@1")),
@@ -272,6 +344,16 @@ def rows(round_trips: int, concurrent: int, one_way: int, repeat: int) -> list[d
     return [_row(name, *runs) for name, runs in measured.items()]
 
 
+BASELINES = {
+    "cross-process W1 send_many": "raw pyzmq DEALER, no acks",
+    "cross-process W1 send_many durable": "tierd send_many, level not durable",
+    "cross-process W1 durable": "tierd W1, level not durable",
+    "cross-process W2 vs two-thread floor": "bare two-thread pyzmq server",
+    "AsyncClient, 16 in flight": "16 synchronous tierd.Clients",
+    "pool of 4, 2 ms handler, 16 in flight": "the same daemon, instances = 1",
+}
+
+
 def _row(name: str, tierd_runs: list[Any], raw_runs: list[Any]) -> dict[str, Any]:
     from .bench import TARGETS
 
@@ -280,13 +362,11 @@ def _row(name: str, tierd_runs: list[Any], raw_runs: list[Any]) -> dict[str, Any
 
     tierd_value = median([rate(r) for r in tierd_runs])
     raw_value = median([rate(r) for r in raw_runs])
-    baseline = "raw pyzmq DEALER/ROUTER + msgpack"
-    if name.endswith("durable"):
-        baseline = "tierd W1, level not durable"
+    baseline = BASELINES.get(name, "raw pyzmq DEALER/ROUTER + msgpack")
     row: dict[str, Any] = {
         "workload": name,
         "baseline": baseline,
-        "unit": "rt/s" if name.endswith(("W2", "W3")) else "msg/s",
+        "unit": "msg/s" if "W1" in name else "rt/s",
         "tierd": tierd_value,
         "baseline_value": raw_value,
         "ratio": tierd_value / raw_value,

@@ -45,7 +45,7 @@ def test_defaults_fill_everything_but_level_id_and_class(tmp_path):
     assert config.runtime.endpoint == "tcp://127.0.0.1:5555"
     assert config.runtime.sweep_interval == 0.1
     daemon = config.levels[0].daemons[0]
-    assert (daemon.prefetch, daemon.restart.max_restarts) == (1, 5)
+    assert (daemon.prefetch, daemon.instances, daemon.restart.max_restarts) == (1, 1, 5)
 
 
 def _daemon(extra: str = "", *, daemon_id: str = "echo", cls: str = "builtin:Echo") -> str:
@@ -75,6 +75,12 @@ def _daemon(extra: str = "", *, daemon_id: str = "echo", cls: str = "builtin:Ech
          "runtime.sweep_intervall: unknown key"),
         ("[[levels]]\nlevel = 0\n" + _daemon(), "levels[0].level: Input should be greater than"),
         ("[[levels]]\nlevel = 1\n" + _daemon("  prefetch = 0\n"), "levels[0].daemons[0].prefetch"),
+        ("[[levels]]\nlevel = 1\n" + _daemon("  instances = 0\n"),
+         "levels[0].daemons[0].instances"),
+        ("[[levels]]\nlevel = 1\n" + _daemon("  instances = 65\n"),
+         "levels[0].daemons[0].instances: Input should be less than or equal to 64"),
+        ("[[levels]]\nlevel = 1\n" + _daemon("  instances = '4'\n"),
+         "levels[0].daemons[0].instances"),
         ("[[levels]]\nlevel = 1\n" + _daemon("  options = { to = 'x' }\n", cls="builtin:Relay"),
          "levels[0].daemons[0]: options do not fit tierd.actors.builtin:Relay: option 'to'"),
         ("[[levels]]\nlevel = 1\n" + _daemon("  options = { colour = 'red' }\n"),

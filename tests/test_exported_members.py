@@ -6,6 +6,8 @@ import tierd
 
 PUBLIC = [
     "Address",
+    "AsyncClient",
+    "BatchRejected",
     "BindError",
     "Cancelled",
     "Client",
@@ -14,6 +16,7 @@ PUBLIC = [
     "Daemon",
     "DaemonState",
     "Deadlock",
+    "ItemRefusal",
     "Message",
     "MetricsServerError",
     "Process",

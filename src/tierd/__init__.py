@@ -10,10 +10,12 @@ from .actors.daemon import Daemon
 from .actors.states import DaemonState
 from .config import Config, load_config
 from .errors import (
+    BatchRejected,
     BindError,
     Cancelled,
     ConfigError,
     Deadlock,
+    ItemRefusal,
     MetricsServerError,
     ProcessFailed,
     ProcessNotFound,
@@ -24,6 +26,7 @@ from .errors import (
     TierdError,
     UnknownRecipient,
 )
+from .messaging._transport.async_client import AsyncClient
 from .messaging._transport.client import Client
 from .messaging.message import Address, Message
 from .processes._context import StepContext
@@ -32,6 +35,8 @@ from .runtime import Runtime
 
 __all__ = [
     "Address",
+    "AsyncClient",
+    "BatchRejected",
     "BindError",
     "Cancelled",
     "Client",
@@ -40,6 +45,7 @@ __all__ = [
     "Daemon",
     "DaemonState",
     "Deadlock",
+    "ItemRefusal",
     "Message",
     "MetricsServerError",
     "Process",

@@ -36,7 +36,7 @@ from ._process_commands import USER_MISTAKES, add_process_commands, run_process_
 from ._status import format_status
 from ._version import __version__
 from .config import DEFAULT_TOPOLOGY, load_config, override_runtime
-from .errors import ConfigError, TierdError
+from .errors import BatchRejected, ConfigError, TierdError
 from .logging import LEVELS
 from .logging import configure as configure_logging
 from .messaging._transport.client import DEFAULT_ENDPOINT, Client
@@ -196,6 +196,8 @@ def _on_stop_signals(request_stop: Callable[[], None]) -> None:
 
 def cmd_send(args: argparse.Namespace) -> int:
     """Send a notification and print its id once the runtime accepted it."""
+    if args.lines:
+        return _send_lines(args)
     payload = _read_payload(args)
     if payload is _NO_PAYLOAD:
         return EXIT_USAGE
@@ -208,6 +210,43 @@ def cmd_send(args: argparse.Namespace) -> int:
         )
 
     return _with_client(args, send)
+
+
+def _send_lines(args: argparse.Namespace) -> int:
+    """``tierd send TARGET --lines``: one notification per JSON line of stdin, pipelined.
+
+    Every line is read and parsed before anything is sent, so a bad line
+    sends nothing. Prints the id of each accepted line, in order; a refused
+    line is one line on stderr with its line number, and the exit code is 1.
+    """
+    if args.payload is not None:
+        return _fail(args, UsageError("give a PAYLOAD or --lines, not both"), EXIT_USAGE)
+    payloads: list[tuple[int, object]] = []
+    for number, line in enumerate(sys.stdin, start=1):
+        if line.strip():
+            try:
+                payloads.append((number, json.loads(line)))
+            except json.JSONDecodeError as error:
+                return _fail(args, UsageError(f"line {number} is not JSON ({error})"), EXIT_USAGE)
+    refused: list[tuple[int, TierdError]] = []
+
+    def send(client: Client) -> None:
+        items = ((args.target, payload) for _, payload in payloads)
+        try:
+            ids = client.send_many(items, priority=args.priority, timeout=args.timeout)
+        except BatchRejected as partly:
+            ids = partly.ids
+            refused.extend((item.index, item.error) for item in partly.refused)
+        not_sent = {index for index, _ in refused}
+        for number, message_id in enumerate(ids):
+            if number not in not_sent:
+                print(message_id)
+
+    code = _with_client(args, send)
+    for index, problem in refused:
+        text = f"{type(problem).__name__}: {' '.join(str(problem).split())}"
+        print(f"tierd send: line {payloads[index][0]}: {text}", file=sys.stderr)
+    return EXIT_FAILED if refused else code
 
 
 def cmd_request(args: argparse.Namespace) -> int:
@@ -481,6 +520,11 @@ def _add_message_commands(commands: Any) -> None:
     send.add_argument(
         "--wait", action="store_true",
         help="if the level's queue is full, wait for room (up to --timeout) instead of failing",
+    )  # fmt: skip
+    send.add_argument(
+        "--lines", action="store_true",
+        help="send one notification per line of stdin (newline-delimited JSON), pipelined; "
+        "print each accepted id",
     )  # fmt: skip
     _add_client_options(send, timeout=None)
     send.add_argument(

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 DEFAULT_TOPOLOGY = Path(__file__).with_name("default.toml")
 """The topology `tierd run` runs when it is given no config."""
+MAX_INSTANCES = 64
+"""The most instances one daemon may have: they are threads, and metric label values."""
 
 _ENDPOINT = re.compile(
     r"^(tcp://(?P<host>\[[0-9a-fA-F:]+\]|[^:/\s]+):(?P<port>\d{1,5})|ipc://\S+|inproc://\S+)$"
@@ -151,6 +153,8 @@ class DaemonConfig(_Section):
     """Keyword arguments for the class's constructor, checked by its ``check_options``."""
     prefetch: Annotated[int, Field(ge=1)] = 1
     """Messages the daemon may hold at once; 1 hands it a message only when it is IDLE."""
+    instances: Annotated[int, Field(ge=1, le=MAX_INSTANCES, strict=True)] = 1
+    """Copies of the daemon behind its one address: a message goes to any idle one."""
     restart: RestartConfig = RestartConfig()
     """How the daemon is restarted after a crash: a ``restart`` table."""
     supervision: SupervisionConfig = SupervisionConfig()

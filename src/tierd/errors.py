@@ -8,6 +8,7 @@ The tree::
     ├── RemoteError                     the recipient's handler raised
     ├── UnknownRecipient (LookupError)  no such daemon or level
     ├── Rejected                        the runtime refused the message
+    │   └── BatchRejected               some items of a send_many were refused
     ├── Deadlock                        the request would close a wait-for cycle
     ├── Cancelled                       the message was cancelled before handling
     ├── BindError (OSError)             the runtime cannot listen on its endpoint
@@ -24,6 +25,7 @@ reply's payload by `to_payload` and raised again on the requester's side by
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 
@@ -112,6 +114,37 @@ class Rejected(TierdError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ItemRefusal:
+    """One item of a `send_many` that was not accepted."""
+
+    index: int
+    """Its position in the items given, from 0."""
+    message_id: str
+    """The id its message had; resending it with a new call makes a new id."""
+    error: TierdError
+    """Why: `Rejected` (``"queue full"``...), `UnknownRecipient`, or `RequestTimeout`
+    when no confirm came (the runtime may have it)."""
+
+
+class BatchRejected(Rejected):
+    """Some items of a `send_many` were not accepted; every other item was.
+
+    Attributes:
+        ids: every item's message id, by index (refused items included).
+        refused: the items not accepted, by index: resend exactly these.
+    """
+
+    def __init__(self, ids: list[str], refused: list[ItemRefusal]) -> None:
+        self.ids = ids
+        self.refused = refused
+        first = refused[0]
+        super().__init__(
+            f"{len(refused)} of {len(ids)} messages were not accepted (the first, item "
+            f"{first.index}: {first.error}); every other one was: resend the items in .refused"
+        )
 
 
 class Deadlock(TierdError):

@@ -534,6 +534,7 @@ def _daemon_spec(daemon: DaemonConfig, factory: _DaemonFactory) -> DaemonSpec:
         factory=factory,
         class_path=daemon.class_path,
         prefetch=daemon.prefetch,
+        instances=daemon.instances,
         restart=daemon.restart.policy(),
         supervision=daemon.supervision.policy(),
         retry=daemon.retry.policy() if daemon.retry is not None else None,

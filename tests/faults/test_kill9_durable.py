@@ -221,3 +221,58 @@ def journal_holds(path: Path, message_id: str) -> bool:
         return (
             db.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)).fetchone() is not None
         )
+
+
+class BatchSender(threading.Thread):
+    """Sends ``total`` notifications with `Client.send_many`, in calls of ``chunk`` items."""
+
+    def __init__(self, address: str, total: int, chunk: int = 500) -> None:
+        super().__init__(daemon=True)
+        self.address = address
+        self.total = total
+        self.chunk = chunk
+        self.confirmed: list[str] = []
+        """Ids the runtime confirmed: returned by send_many, or not in its refusal."""
+        self.refused: list[str] = []
+        """Ids reported refused or unconfirmed (they may or may not be handled)."""
+        self.calls = threading.Semaphore(0)
+
+    def run(self) -> None:
+        with tierd.Client(self.address, ack_timeout=1.0) as client:
+            for start in range(0, self.total, self.chunk):
+                items = [("log@1", n) for n in range(start, start + self.chunk)]
+                try:
+                    self.confirmed.extend(client.send_many(items, timeout=300, window=200))
+                except tierd.BatchRejected as partly:
+                    refused = {item.index for item in partly.refused}
+                    for index, message_id in enumerate(partly.ids):
+                        (self.refused if index in refused else self.confirmed).append(message_id)
+                self.calls.release()
+
+
+@pytest.mark.timeout(300)
+def test_kill9_during_send_many_to_a_durable_level_loses_no_confirmed_message(tmp_path, tierd_cli):
+    """Every id send_many confirmed (after the group commit) is handled after kill -9."""
+    address = endpoint()
+    config = write_config(tmp_path, address, durable=True)
+    first = start_runtime(tierd_cli, config)
+    sender = BatchSender(address, MESSAGES)
+    sender.start()
+    for _ in range(MESSAGES // sender.chunk // 2):
+        assert sender.calls.acquire(timeout=60)
+    kill9(first)
+
+    second = start_runtime(tierd_cli, config)
+    sender.join(240)
+    assert not sender.is_alive()
+    confirmed = set(sender.confirmed)
+    assert len(confirmed) >= MESSAGES // 2
+    wait_until(lambda: confirmed <= {i for i, _, _ in handled_lines(tmp_path)}, timeout=120)
+    second.finish()
+    handled = {i for i, _, _ in handled_lines(tmp_path)}
+    assert confirmed <= handled, "a confirmed message was lost"
+    assert handled <= confirmed | set(sender.refused), "handled a message never sent"
+    print(
+        f"\n{MESSAGES} sent, {len(confirmed)} confirmed, {len(sender.refused)} refused or "
+        f"unconfirmed, {len(handled)} handled"
+    )

@@ -64,18 +64,28 @@ class ManualLevel:
         """The daemon's newest executor."""
         return next(ex for name, ex in reversed(self.started) if name == daemon)
 
+    def executors(self, daemon: str) -> list[ManualExecutor]:
+        """The running executors of a daemon's instances (a pool has several), oldest first."""
+        return [ex for name, ex in self.started if name == daemon and not ex.stopped]
+
     def handle_next(
-        self, daemon: str, handler: Callable[[Message], Any] | None = None, *, one: bool = False
+        self,
+        daemon: str,
+        handler: Callable[[Message], Any] | None = None,
+        *,
+        one: bool = False,
+        executor: ManualExecutor | None = None,
     ) -> list[Message]:
         """Play the daemon's thread: handle what it was told, and what is handed back.
 
         ``handler`` gives the result or raises; by default it echoes the
-        payload. With ``one``, stop after one message.
+        payload. With ``one``, stop after one message. ``executor`` picks one
+        instance of a pool; the newest executor by default.
 
         Returns:
             The messages handled, in order.
         """
-        executor = self.executor(daemon)
+        executor = executor or self.executor(daemon)
         handled: list[Message] = []
         message = executor.inbox.popleft() if executor.inbox else None
         while message is not None:

@@ -123,3 +123,23 @@ def test_unknown_recipient_is_refused_at_once(make_runtime):
         rt.send("recorder", 1)
     with pytest.raises(ValueError, match="unknown priority"):
         rt.send("recorder@1", 1, priority="urgent")
+
+
+def test_a_pool_of_four_works_on_four_messages_at_once_and_reports_each(make_runtime, gates):
+    """``instances = 4``: four messages in hand at once, one per instance, each in status."""
+    config = {"levels": [level(1, daemon("gate", "Gate", options={"name": "pool"}, instances=4))]}
+    rt = make_runtime(config)
+    _entered, release = gate("pool")
+    for n in range(6):
+        rt.send("gate@1", n)
+
+    def states() -> list[tuple[str, str, int]]:
+        return [(d.daemon, d.state, d.in_flight) for d in rt.statistics()[0].daemons]
+
+    assert wait_until(lambda: [s for _, s, _ in states()] == ["WORKING"] * 4)
+    assert states() == [(f"gate#{n}", "WORKING", 1) for n in range(4)]
+    assert rt.statistics()[0].queued == 2
+    release.set()
+    assert wait_until(lambda: sum(d.processed for d in rt.statistics()[0].daemons) == 6)
+    exposition = rt.metrics.exposition().decode()
+    assert 'tierd_daemon_state{daemon="gate#3",level="1",state="idle"} 1.0' in exposition

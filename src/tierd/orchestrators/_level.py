@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import itertools
 import threading
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -85,15 +86,19 @@ to do with it), the store's commit to wait for, or None."""
 class _Uncommitted:
     """A message of a durable level accepted under the lock and not yet committed."""
 
-    __slots__ = ("message", "route", "slot", "stored")
+    __slots__ = ("message", "pool", "route", "stored")
 
     def __init__(
-        self, stored: Outcome[Rejected | None], message: Message, route: Route, slot: DaemonSlot
+        self,
+        stored: Outcome[Rejected | None],
+        message: Message,
+        route: Route,
+        pool: tuple[DaemonSlot, ...],
     ) -> None:
         self.stored = stored
         self.message = message
         self.route = route
-        self.slot = slot
+        self.pool = pool
 
 
 def run(later: Later) -> None:
@@ -160,14 +165,24 @@ class Level:
         self._store: Store = store if store is not None else MemoryStore()
         self._lock = threading.Lock()
         self.queue = LevelQueue(queue_limit, aging, clock.monotonic)
-        self.slots = {spec.id: DaemonSlot(spec, Address(spec.id, number)) for spec in daemons}
+        self._pools: dict[str, tuple[DaemonSlot, ...]] = {
+            spec.id: tuple(
+                DaemonSlot(spec, Address(spec.id, number), index) for index in range(spec.instances)
+            )
+            for spec in daemons
+        }
+        """Each daemon's instances, by daemon id; they share its address and queue lane."""
+        self.slots = {slot.key: slot for pool in self._pools.values() for slot in pool}
+        """Every instance, by its key (the daemon id, or ``id#index`` in a pool)."""
+        self._generations = itertools.count(1)
+        """Executor generations, unique in the level: a report names its instance by it."""
         self._expiry = QueueExpiry()
         self._pending = PendingRequests()
         self._retries = RetryWaits()
         self._room = WaitingRoom(waiting_room)
-        self._supervisor = Supervisor(
-            {spec.id: spec.restart for spec in daemons},
-            {spec.id: spec.supervision for spec in daemons},
+        self._supervisor = Supervisor(  # each instance has its own restart history
+            {key: slot.spec.restart for key, slot in self.slots.items()},
+            {key: slot.spec.supervision for key, slot in self.slots.items()},
         )
         self._handling = HandlingDeadlines()
         self._dead_letters = DeadLetters(dead_letter_capacity, self._store, clock.time)
@@ -183,7 +198,7 @@ class Level:
         """The store's hooks of every hand-over and every finish, bound once: the hot path."""
         # Build every daemon now, in the caller's thread, so that a bad option
         # fails the runtime's start instead of starting a restart loop.
-        self._first_instances = {spec.id: spec.factory() for spec in daemons}
+        self._first_instances = {key: slot.spec.factory() for key, slot in self.slots.items()}
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -191,7 +206,7 @@ class Level:
         """Start every daemon."""
         with self._lock:
             for slot in self.slots.values():
-                self._start_daemon(slot, self._first_instances.pop(slot.spec.id))
+                self._start_daemon(slot, self._first_instances.pop(slot.key))
                 self._dispatch(slot)  # what a durable level recovered before its daemons ran
 
     def stop_daemons(self) -> None:
@@ -209,8 +224,15 @@ class Level:
             waiting = len(self._retries) + len(self._room) + len(self._uncommitted)
             return len(self.queue) + in_flight + waiting
 
+    def _reporting(self, daemon: str, generation: int) -> DaemonSlot | None:
+        """The instance of ``daemon`` whose executor is ``generation``; None if it is stale."""
+        for slot in self._pools[daemon]:
+            if slot.generation == generation:
+                return slot
+        return None  # an executor replaced after a crash
+
     def _start_daemon(self, slot: DaemonSlot, instance: Any) -> None:
-        slot.generation += 1
+        slot.generation = next(self._generations)
         slot.executor = self._start_executor(
             instance, slot.address, self, slot.generation, self.log
         )
@@ -311,17 +333,17 @@ class Level:
                 "message_received", message_id=message.id, trace_id=message.trace_id,
                 daemon=recipient.daemon, kind=message.kind,
             )  # fmt: skip
-        slot = self.slots.get(recipient.daemon)
+        pool = self._pools.get(recipient.daemon)
         # While stopping, only requests made by a daemon finishing its work (they
         # carry a wait chain) get in, so that WORKING daemons can finish.
         stopping = not self._accepting and not message.wait_chain
-        if slot is None or slot.given_up or stopping:
-            self._refuse(message, route, *self._refusal(slot, recipient, stopping=stopping), later)
+        if pool is None or stopping or (pool[0].given_up and _given_up(pool)):
+            self._refuse(message, route, *self._refusal(pool, recipient, stopping=stopping), later)
             return None
-        return self._take_in(message, route, slot, later)
+        return self._take_in(message, route, pool, later)
 
     def _enqueue_stored(
-        self, message: Message, route: Route, slot: DaemonSlot, later: Later
+        self, message: Message, route: Route, pool: tuple[DaemonSlot, ...], later: Later
     ) -> Accepted:
         """`_enqueue` for a durable level: the message is queued once its journal row is committed.
 
@@ -340,12 +362,12 @@ class Level:
             return Rejected("queue full")
         stored = store.put(row, message.attempts)
         if stored is None:  # a store with nothing to wait for
-            return self._enqueue(message, route, slot, later)
+            return self._enqueue(message, route, pool, later)
         # Refused means not kept: the message is queued (or handed over) only once
         # its row is committed, so a failed write withdraws a message no daemon has
         # seen. Its room is reserved meanwhile. This callback is added before the
         # caller gets the outcome, so it runs before the sender is told either way.
-        self._uncommitted.append(_Uncommitted(stored, message, route, slot))
+        self._uncommitted.append(_Uncommitted(stored, message, route, pool))
         later.append(functools.partial(stored.add_done_callback, self._committed))
         return stored
 
@@ -368,7 +390,7 @@ class Level:
                 item = uncommitted.popleft()
                 error = item.stored.wait(0)
                 if error is None:
-                    args = item.message, item.route, item.slot, later
+                    args = item.message, item.route, item.pool, later
                     if self._enqueue(*args) is not None:  # retries requeued meanwhile
                         with self.queue.unlimited():  # its room was reserved at acceptance
                             self._enqueue(*args)
@@ -399,12 +421,17 @@ class Level:
                 pending.waiter.set(error)
 
     def _enqueue(
-        self, message: Message, route: Route, slot: DaemonSlot, later: Later
+        self, message: Message, route: Route, pool: tuple[DaemonSlot, ...], later: Later
     ) -> Rejected | None:
-        """Hand ``message`` to ``slot`` now, or queue it; a full queue is returned."""
+        """Hand ``message`` to an instance of ``pool`` now, or queue it; return a full queue."""
         recipient = message.recipient
         now = self._monotonic()
-        if slot.can_take() and not self.queue.has_waiting(recipient.daemon):
+        slot: DaemonSlot | None = pool[0]
+        if len(pool) != 1:  # a pool: an IDLE instance, else one with prefetch room
+            slot = _free(pool)
+        elif not slot.can_take():  # type: ignore[union-attr] # pool[0] is a slot
+            slot = None
+        if slot is not None and not self.queue.has_waiting(recipient.daemon):
             # Nothing is ahead of it and the daemon is free: skip the queue.
             self._counters.count_received(message.kind, message.priority)
             self._hand_over(slot, self.queue.unqueued(message, route, now), now)
@@ -433,14 +460,14 @@ class Level:
         self._expiry.add(entry, now + max(remaining, 0.0))
 
     def _refusal(
-        self, slot: DaemonSlot | None, recipient: Address, *, stopping: bool
+        self, pool: tuple[DaemonSlot, ...] | None, recipient: Address, *, stopping: bool
     ) -> tuple[TierdError, str]:
         """Why a message for ``recipient`` is refused, and the dead-letter reason."""
-        if slot is None:
+        if pool is None:
             return UnknownRecipient(str(recipient)), "unknown_recipient"
         if stopping:
             return Rejected("runtime is stopping"), "stopped"
-        return self._given_up_error(slot), "daemon_gave_up"
+        return self._given_up_error(pool[0]), "daemon_gave_up"
 
     def _forward(self, message: Message, route: Route, later: Later) -> None:
         link = self.router.link_for(message.recipient.level)
@@ -512,8 +539,8 @@ class Level:
         """
         later: Later = []
         with self._lock:
-            slot = self.slots[daemon]
-            if generation != slot.generation:
+            slot = self._reporting(daemon, generation)
+            if slot is None:
                 return None  # an executor replaced after a crash
             entry = slot.in_flight.pop(message_id)
             slot.handle_duration.observe(duration)
@@ -569,13 +596,14 @@ class Level:
         """
         later: Later = []
         with self._lock:
-            error = self._request_error(daemon, generation, request)
+            slot = self._reporting(daemon, generation)
+            error = self._request_error(slot, request)
             if error is not None:
                 waiter.set(error)
                 return
-            slot = self.slots[daemon]
+            assert slot is not None  # a stale one has an error
             slot.set_state(DaemonState.BLOCKED)
-            self._pending.add(request, waiter, daemon, self._monotonic())
+            self._pending.add(request, waiter, slot.key, self._monotonic())
             if self._debug:
                 self.log.debug(
                     "request_sent", message_id=request.id, trace_id=request.trace_id,
@@ -584,10 +612,9 @@ class Level:
             self._accept_or_reject(request, REPLY_HERE, None, later)
         run(later)
 
-    def _request_error(self, daemon: str, generation: int, request: Message) -> TierdError | None:
+    def _request_error(self, slot: DaemonSlot | None, request: Message) -> TierdError | None:
         """Why a daemon's request must fail at once, or None if it may go."""
-        slot = self.slots[daemon]
-        if generation != slot.generation:
+        if slot is None:
             return Rejected("the requesting daemon was replaced")
         try:
             self.router.check(request.recipient)
@@ -603,10 +630,10 @@ class Level:
         """A daemon's ``on_start`` raised; called in the daemon's thread."""
         later: Later = []
         with self._lock:
-            slot = self.slots[daemon]
-            if generation == slot.generation:
-                self.log.error("daemon_start_failed", daemon=daemon, exc_info=error)
-                decision = self._supervisor.crashed(daemon, self._monotonic())
+            slot = self._reporting(daemon, generation)
+            if slot is not None:
+                self.log.error("daemon_start_failed", daemon=slot.key, exc_info=error)
+                decision = self._supervisor.crashed(slot.key, self._monotonic())
                 self._crash(slot, decision, error, later)
         run(later)
 
@@ -774,11 +801,11 @@ class Level:
         slot.errors += 1
         if message.kind == "request":
             self._handling.finished(message.id)
-        decision = self._supervisor.failed(slot.spec.id, error, self._monotonic())
+        decision = self._supervisor.failed(slot.key, error, self._monotonic())
         # Logged once the lock is released: formatting a traceback takes a while.
         later.append(
             functools.partial(
-                self.log.error, "handler_failed", daemon=slot.spec.id, message_id=message.id,
+                self.log.error, "handler_failed", daemon=slot.key, message_id=message.id,
                 trace_id=message.trace_id, attempts=message.attempts,
                 directive=type(decision).__name__.lower(), exc_info=error,
             )
@@ -846,16 +873,17 @@ class Level:
 
     def _retry_due(self, due: RetryDue, later: Later) -> None:
         """A retry's backoff is over: queue the message again at its old place."""
-        slot, entry = self.slots[due.daemon], due.entry
-        if slot.given_up:
+        pool, entry = self._pools[due.daemon], due.entry
+        if _given_up(pool):
             self._refuse(
-                entry.message, entry.reply_route, self._given_up_error(slot), "daemon_gave_up",
+                entry.message, entry.reply_route, self._given_up_error(pool[0]), "daemon_gave_up",
                 later,
             )  # fmt: skip
             return
         self.queue.requeue(entry)
         self._set_expiry(entry, self._monotonic())
-        self._dispatch(slot)
+        for slot in pool:
+            self._dispatch(slot)
 
     def _crash(
         self, slot: DaemonSlot, decision: Restart | Stop, error: BaseException, later: Later
@@ -865,7 +893,7 @@ class Level:
         self._retire(slot, later)
         if isinstance(decision, Restart):
             self.log.warning(
-                "daemon_crashed", daemon=slot.spec.id, error=repr(error),
+                "daemon_crashed", daemon=slot.key, error=repr(error),
                 restart_in=decision.delay,
             )  # fmt: skip
         else:
@@ -901,9 +929,11 @@ class Level:
         slot.given_up = True
         slot.given_up_reason = reason
         self.log.error(
-            "daemon_given_up", daemon=slot.spec.id, error=repr(error), reason=reason,
-            restarts=self._supervisor.restarts(slot.spec.id),
+            "daemon_given_up", daemon=slot.key, error=repr(error), reason=reason,
+            restarts=self._supervisor.restarts(slot.key),
         )  # fmt: skip
+        if not _given_up(self._pools[slot.spec.id]):
+            return  # other instances of the daemon still take its messages
         given_up = self._given_up_error(slot)
         for entry in self.queue.drain(slot.spec.id):
             self._expiry.cancel(entry)
@@ -923,14 +953,14 @@ class Level:
         try:
             instance = slot.spec.factory()
         except Exception as error:
-            self.log.error("daemon_constructor_failed", daemon=slot.spec.id, exc_info=error)
-            decision = self._supervisor.crashed(slot.spec.id, self._monotonic())
+            self.log.error("daemon_constructor_failed", daemon=slot.key, exc_info=error)
+            decision = self._supervisor.crashed(slot.key, self._monotonic())
             if isinstance(decision, Stop):
                 self._give_up_daemon(slot, decision.reason, error, later)
             return
         self._start_daemon(slot, instance)
         slot.set_state(DaemonState.IDLE)
-        self.log.info("daemon_restarted", daemon=slot.spec.id, generation=slot.generation)
+        self.log.info("daemon_restarted", daemon=slot.key, generation=slot.generation)
         self._dispatch(slot)
 
     def _replace(self, slot: DaemonSlot) -> None:
@@ -939,14 +969,14 @@ class Level:
         try:
             instance = slot.spec.factory()
         except Exception as error:
-            self.log.error("daemon_constructor_failed", daemon=slot.spec.id, exc_info=error)
+            self.log.error("daemon_constructor_failed", daemon=slot.key, exc_info=error)
             return
         if slot.executor is not None:
             slot.executor.stop()
         self._start_daemon(slot, instance)
         if slot.state is not DaemonState.IDLE:
             slot.set_state(DaemonState.IDLE)
-        self.log.info("daemon_restarted", daemon=slot.spec.id, generation=slot.generation)
+        self.log.info("daemon_restarted", daemon=slot.key, generation=slot.generation)
         self._dispatch(slot)
 
     def restart_daemon(self, daemon: str) -> bool:
@@ -960,20 +990,21 @@ class Level:
         """
         later: Later = []
         with self._lock:
-            slot = self.slots.get(daemon)
-            if slot is None:
+            pool = self._pools.get(daemon)
+            if pool is None:
                 return False
-            self.log.info("daemon_restart_requested", daemon=daemon, given_up=slot.given_up)
-            if slot.given_up:
-                slot.given_up = False
-                self._supervisor.reset(daemon)
-                self._restart(slot, later)
-            elif slot.executor is None:
-                pass  # its restart is due already, after its backoff
-            elif slot.in_flight:
-                slot.restart_requested = True
-            else:
-                self._replace(slot)
+            for slot in pool:  # every instance of a pool
+                self.log.info("daemon_restart_requested", daemon=slot.key, given_up=slot.given_up)
+                if slot.given_up:
+                    slot.given_up = False
+                    self._supervisor.reset(slot.key)
+                    self._restart(slot, later)
+                elif slot.executor is None:
+                    pass  # its restart is due already, after its backoff
+                elif slot.in_flight:
+                    slot.restart_requested = True
+                else:
+                    self._replace(slot)
         run(later)
         return True
 
@@ -1060,12 +1091,13 @@ class Level:
         """
         later: Later = []
         with self._lock:
-            slot = self.slots.get(daemon)
-            if slot is None:
+            pool = self._pools.get(daemon)
+            if pool is None:
                 return False
-            slot.paused = paused
             self.log.info("daemon_paused" if paused else "daemon_resumed", daemon=daemon)
-            self._dispatch(slot)
+            for slot in pool:
+                slot.paused = paused
+                self._dispatch(slot)
             if self._room.parked.by_key:
                 self._admit_waiting(later)
         run(later)
@@ -1088,8 +1120,10 @@ class Level:
                 in_flight_requests=len(self._pending),
                 dispatch_latency=counters.dispatch_latency.snapshot(),
                 daemons=tuple(
-                    slot.statistics(self.queue.depth_of(daemon), self._supervisor.restarts(daemon))
-                    for daemon, slot in self.slots.items()
+                    slot.statistics(
+                        self.queue.depth_of(slot.spec.id), self._supervisor.restarts(key)
+                    )
+                    for key, slot in self.slots.items()
                 ),
                 rejected=dict(counters.rejected),
                 retries=counters.retries,
@@ -1174,8 +1208,7 @@ class Level:
                 route = None
                 if identity is not None and route_for is not None and message.kind == "request":
                     route = route_for(identity)
-                slot = self.slots.get(message.recipient.daemon)
-                if slot is None:
+                if message.recipient.daemon not in self._pools:
                     missing = UnknownRecipient(str(message.recipient), "no longer in the config")
                     self._refuse(message, route, missing, "unknown_recipient", later)
                     continue
@@ -1201,6 +1234,26 @@ class Level:
                 handled_ids=len(recovered.handled),
             )  # fmt: skip
         return requeued
+
+
+def _free(pool: tuple[DaemonSlot, ...]) -> DaemonSlot | None:
+    """The instance to hand a message to now: an IDLE one first, else one with prefetch room."""
+    room = None
+    for slot in pool:
+        if slot.can_take():
+            if slot.state is DaemonState.IDLE:
+                return slot
+            if room is None:
+                room = slot
+    return room
+
+
+def _given_up(pool: tuple[DaemonSlot, ...]) -> bool:
+    """Whether every instance of a daemon is given up: then its messages are refused."""
+    for slot in pool:  # noqa: SIM110 - a loop, not all(): it runs for every message taken in
+        if not slot.given_up:
+            return False
+    return True
 
 
 def _admit_when_stored(

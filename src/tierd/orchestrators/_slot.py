@@ -31,7 +31,9 @@ class DaemonSpec:
     class_path: str = ""
     """``module:Class``, for status and logs."""
     prefetch: int = 1
-    """How many messages it may hold at once; 1 means only when IDLE."""
+    """How many messages each instance may hold at once; 1 means only when IDLE."""
+    instances: int = 1
+    """How many copies run behind its one address; a message goes to any that can take it."""
     restart: RestartPolicy = dataclasses.field(default_factory=RestartPolicy)
     """How it is restarted after a crash."""
     supervision: SupervisionPolicy = dataclasses.field(default_factory=SupervisionPolicy)
@@ -43,11 +45,20 @@ class DaemonSpec:
 
 
 class DaemonSlot:
-    """One daemon of a level: its state, its actor and what it holds."""
+    """One instance of a daemon of a level: its state, its actor and what it holds.
 
-    def __init__(self, spec: DaemonSpec, address: Address) -> None:
+    A daemon with ``instances = N`` has N slots, which share its address and
+    its queue lane and have each their own state, restart history and counters.
+    """
+
+    def __init__(self, spec: DaemonSpec, address: Address, index: int = 0) -> None:
         self.spec = spec
         self.address = address
+        self.index = index
+        """Which instance of its daemon it is, from 0."""
+        self.key = spec.id if spec.instances == 1 else f"{spec.id}#{index}"
+        """Its name in the level, status and metrics: the daemon's id, or ``id#index``
+        in a pool (bounded by ``instances``, so fit for a metric label)."""
         self.state = DaemonState.IDLE
         self.executor: DaemonExecutor | None = None
         """What runs the daemon's current instance; None while it is not running."""
@@ -80,7 +91,7 @@ class DaemonSlot:
     def statistics(self, queued: int, restarts: int) -> DaemonStatistics:
         """A snapshot of the daemon; ``queued`` and ``restarts`` come from the level."""
         return DaemonStatistics(
-            daemon=self.spec.id,
+            daemon=self.key,
             daemon_class=self.spec.class_path,
             state=self.state.name,
             paused=self.paused,

@@ -58,7 +58,7 @@ class DaemonStatistics:
     """One daemon, as its orchestrator sees it."""
 
     daemon: str
-    """The daemon's id."""
+    """The daemon's id; ``id#index`` for one instance of a daemon with ``instances > 1``."""
     daemon_class: str
     """``module:Class`` of its handler."""
     state: str

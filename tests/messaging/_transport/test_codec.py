@@ -217,3 +217,19 @@ def test_a_pong_carries_the_durable_levels_and_a_bad_list_reads_as_not_said():
     assert codec.decode(codec.encode_pong()) == codec.PongFrame(durable=None)
     junk = msgpack.packb({"v": codec.PROTOCOL_VERSION, "t": "pong", "durable": ["1", 2]})
     assert codec.decode(junk) == codec.PongFrame(durable=None)
+
+
+def test_a_batched_confirm_round_trips_and_bad_ones_are_refused():
+    """An acks frame carries 1..MAX_ACKS_PER_FRAME ids; an empty or bad list is invalid."""
+    assert codec.decode(codec.encode_acks(["a", "b"])) == codec.AcksFrame(("a", "b"))
+    for ids in ([], ["x"] * (codec.MAX_ACKS_PER_FRAME + 1), [1], "abc"):
+        data = msgpack.packb({"v": 1, "t": "acks", "ids": ids})
+        with pytest.raises(codec.DecodeError, match="acks"):
+            codec.decode(data)
+
+
+def test_the_batch_flag_travels_and_defaults_to_off():
+    """``batch`` is a new field with a default: older frames decode as unbatched."""
+    note = Message.notification(Address("c", 0), Address("r", 1), 1)
+    assert codec.decode(codec.encode_message(note, batch=True)).batch is True
+    assert codec.decode(codec.encode_message(note)).batch is False

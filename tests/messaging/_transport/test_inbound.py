@@ -216,3 +216,84 @@ def test_a_control_operation_needs_the_operate_role(inbound):
     assert "'operate' role" in refusal.error["text"]
     assert handler.access.forbidden == 1
     assert handler.rejections.snapshot() == {"forbidden": 1}
+
+
+def test_batched_messages_are_confirmed_by_one_acks_frame_per_flush(inbound):
+    """Messages marked ``batch`` get no ack each; `flush` sends one acks frame for them all."""
+    handler, _link, sent = inbound
+    notes = [_note(n) for n in range(5)]
+    for note in notes:
+        handler.handle([b"client", codec.encode_message(note, batch=True)])
+    assert sent == []
+    handler.flush()
+    assert _frames(sent) == [codec.AcksFrame(tuple(note.id for note in notes))]
+    assert handler.confirm_frames == 1
+    handler.flush()
+    assert len(sent) == 1  # nothing owed any more
+
+
+def test_a_refused_batched_message_gets_its_own_error_at_once(inbound):
+    """A refusal is not batched: the error frame names the refused id, the others are confirmed."""
+    handler, _link, sent = inbound
+    good = Message.notification(Address("client", 0), Address("recorder", 2), 1)
+    bad = Message.notification(Address("client", 0), Address("recorder", 7), 2)
+    handler.handle([b"client", codec.encode_message(good, batch=True)])
+    handler.handle([b"client", codec.encode_message(bad, batch=True)])
+    handler.flush()
+    frames = _frames(sent)
+    assert isinstance(frames[0], codec.ErrorFrame)
+    assert frames[0].message_id == bad.id
+    assert frames[1] == codec.AcksFrame((good.id,))
+
+
+def test_batched_acks_are_split_at_the_frame_limit_and_per_sender(inbound):
+    """More than MAX_ACKS_PER_FRAME confirms go in several frames, each to its own sender."""
+    handler, _link, sent = inbound
+    count = codec.MAX_ACKS_PER_FRAME + 3
+    for n in range(count):
+        note = Message.notification(Address("client", 0), Address("recorder", 2), n)
+        handler.handle([b"a" if n % 2 else b"b", codec.encode_message(note, batch=True)])
+    handler.flush()
+    sizes = {identity: [] for identity, _ in sent}
+    for identity, frame in sent:
+        decoded = codec.decode(frame)
+        assert isinstance(decoded, codec.AcksFrame)
+        sizes[identity].append(len(decoded.message_ids))
+    assert sum(map(sum, sizes.values())) == count
+    assert max(max(s) for s in sizes.values()) <= codec.MAX_ACKS_PER_FRAME
+
+
+def test_acks_settled_in_another_thread_are_gathered_and_flushed_once():
+    """Acks that settle later (a group commit) are owed together; one I/O-thread call sends them."""
+    router = Router()
+    link = RecordingLink()
+    router.add_remote(2, link)
+    sent: list[tuple[bytes, bytes]] = []
+    soon: list[Any] = []
+    handler = InboundHandler(
+        router, Rejections(get_logger()), RecentIds(60.0),
+        send_now=lambda i, f: sent.append((i, f)), send_any_thread=lambda i, f: sent.append((i, f)),
+        ask_status=lambda *_: None, call_soon=soon.append,
+    )  # fmt: skip
+    notes = [_note(n) for n in range(3)]
+    pending: list[Outcome[tierd.TierdError | None]] = []
+
+    def durable_submit(message: Message, route: Any, *, wait: bool = False) -> Any:
+        outcome: Outcome[tierd.TierdError | None] = Outcome()
+        pending.append(outcome)
+        return outcome
+
+    link.submit = durable_submit  # type: ignore[method-assign]
+    for note in notes:
+        handler.handle([b"client", codec.encode_message(note, batch=True)])
+    handler.flush()
+    assert sent == []
+    for outcome in pending:  # the journal's commit settles them one after another
+        outcome.set(None)
+    assert len(soon) == 1
+    soon[0]()
+    assert _frames(sent) == [codec.AcksFrame(tuple(note.id for note in notes))]
+
+
+def _note(payload: int) -> Message:
+    return Message.notification(Address("client", 0), Address("recorder", 2), payload)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 
 import pytest
@@ -127,3 +128,22 @@ def test_allowed_clients_with_a_bad_role_are_refused_naming_the_key():
     }
     with pytest.raises(tierd.ConfigError, match=r"curve_allowed_clients.*role"):
         parse_config({"runtime": runtime, "levels": levels})
+
+
+def test_the_async_client_speaks_curve_like_the_client(keys, make_runtime):
+    """AsyncClient connects with the same key arguments; a stranger gets only silence."""
+    address = endpoint()
+    make_runtime(network_config(
+        address, echo_level(1),
+        curve_secret_key=str(keys["server"][1]), curve_allowed_clients=str(keys["allowed"]),
+    ))  # fmt: skip
+
+    async def ask(client_key: object, timeout: float) -> object:
+        async with tierd.AsyncClient(
+            address, server_key=keys["server"][0], client_key=client_key
+        ) as client:
+            return await client.request("echo@1", "hi", timeout=timeout)
+
+    assert asyncio.run(ask(keys["friend"][1], 5)) == "hi"
+    with pytest.raises(tierd.RequestTimeout, match="curve_allowed_clients"):
+        asyncio.run(ask(keys["stranger"][1], 0.5))

@@ -155,6 +155,7 @@ class Bridge:
             send_any_thread=self._send_now,  # thread-safe: the ROUTER has a lock
             ask_status=self._ask_status,
             ask_control=self._ask_control if control is not None else None,
+            call_soon=self.handoff.call_soon,
             max_bytes=self.max_bytes,
             durable_levels=durable_levels,
         )
@@ -381,6 +382,8 @@ class Bridge:
         handle = self.inbound.handle
         for frames in batch:
             self._guarded(handle, frames)
+        if batch:
+            self._guarded(self.inbound.flush)  # the batched acks of this drain, one frame each
         return len(batch) >= _BATCH or self._recheck
 
     def _drain_router_curve(self) -> bool:

@@ -17,37 +17,24 @@ from typing import TYPE_CHECKING, Any, Final
 
 import zmq
 
-from ...errors import Rejected, RequestTimeout, TierdError, from_payload
-from ..message import DEFAULT_TIMEOUT, Address, Message, check_timeout, new_id, parse_priority
-from .codec import (
-    DEFAULT_MAX_MESSAGE_BYTES,
-    AckFrame,
-    ControlReply,
-    DecodeError,
-    ErrorFrame,
-    Frame,
-    MessageFrame,
-    StatusReply,
-    decode,
-    encode_control,
-    encode_message,
-    encode_ping,
-    encode_status_query,
-)
+from ...errors import Rejected, RequestTimeout
+from ..message import DEFAULT_TIMEOUT, Address, check_timeout, parse_priority
+from .calls import Call, Calls, Window
+from .codec import DEFAULT_MAX_MESSAGE_BYTES
 from .security import KeyPair, connect_with_curve, load_key_pair, load_public_key
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Iterable
     from pathlib import Path
     from types import TracebackType
 
 DEFAULT_ENDPOINT: Final = "tcp://127.0.0.1:5555"
 """Where `Client` and the ``tierd`` commands look for a runtime by default."""
 
-_PROBE_TIMEOUT: Final = 1.0
-"""Seconds a timed-out request waits for a pong, to tell a slow handler from no runtime."""
-_ACK_TIMEOUT: Final = 5.0
+ACK_TIMEOUT: Final = 5.0
 """Seconds `Client.send` waits for the runtime to accept a notification."""
+SEND_WINDOW: Final = 1000
+"""Messages `Client.send_many` keeps unconfirmed in flight by default."""
 
 
 class Client:
@@ -57,6 +44,7 @@ class Client:
 
         with tierd.Client("tcp://127.0.0.1:5555") as client:
             msg_id = client.send("recorder@1", {"n": 1}, priority="high")
+            ids = client.send_many(("recorder@1", {"n": i}) for i in range(100_000))
             reply = client.request("echo@2", {"x": 1}, timeout=5.0)
             info = client.status()
 
@@ -71,7 +59,8 @@ class Client:
             ``server_key`` and no ``client_key`` a throwaway key pair is used,
             which only a runtime that allows any key accepts.
         max_message_bytes: the largest frame sent or accepted.
-        ack_timeout: seconds `send` waits for the runtime to accept a message.
+        ack_timeout: seconds `send` waits for the runtime to accept a message
+            (`send_many`: for the next confirm).
     """
 
     def __init__(
@@ -81,7 +70,7 @@ class Client:
         server_key: str | Path | bytes | None = None,
         client_key: str | Path | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-        ack_timeout: float = _ACK_TIMEOUT,
+        ack_timeout: float = ACK_TIMEOUT,
     ) -> None:
         self.endpoint = endpoint
         self.max_bytes = max_message_bytes
@@ -89,41 +78,19 @@ class Client:
         name = f"client-{os.urandom(8).hex()}"
         self.address = Address(name, 0)
         """The sender address of this client's messages (level 0: outside every level)."""
+        self._calls = Calls(self.address, max_message_bytes)
         self._busy = threading.Lock()
         self._context: zmq.Context[Any] = zmq.Context()
         self._socket: zmq.Socket[Any] = self._context.socket(zmq.DEALER)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        # A stable routing id: after the runtime restarts and this socket
-        # reconnects, the reply to a request a durable level kept still finds it.
-        # It is a secret, unlike the name in `address` that every message shows,
-        # so that no one else can claim it (the runtime keeps the first
-        # connection with a routing id and ignores a second).
-        self._socket.setsockopt(zmq.ROUTING_ID, b"client-" + os.urandom(16).hex().encode())
-        self._socket.setsockopt(zmq.MAXMSGSIZE, 2 * max_message_bytes + 4096)
         self._recv_timeout_ms = -1
         """The socket's RCVTIMEO now; set only when a wait needs another value."""
         self.processes = ClientProcesses(self)
         """Submit, query and control the runtime's processes: the names of `Runtime.processes`."""
         try:
-            if server_key is not None:
-                self._use_curve(server_key, client_key)
-            self._socket.connect(endpoint)
+            connect_dealer(self._socket, endpoint, name, max_message_bytes, server_key, client_key)
         except BaseException:
             self.close()
             raise
-
-    def _use_curve(self, server_key: str | Path | bytes, client_key: str | Path | None) -> None:
-        server_public = (
-            server_key
-            if isinstance(server_key, bytes)
-            else load_public_key(server_key, "server_key")
-        )
-        if client_key is not None:
-            keys = load_key_pair(client_key, "client_key")
-        else:
-            public, secret = zmq.curve_keypair()
-            keys = KeyPair(public, secret)
-        connect_with_curve(self._socket, keys, server_public)
 
     def __enter__(self) -> Client:
         return self
@@ -175,18 +142,64 @@ class Client:
             ValueError: a bad address, priority or timeout (more than 0, finite, at
                 most `MAX_TIMEOUT`); nothing was sent.
         """
-        check_timeout(timeout)
-        message = Message.notification(
-            self.address, Address.parse(target), payload,
-            priority=parse_priority(priority), timeout=timeout,
+        call = self._calls.send(
+            target, payload, priority=priority, timeout=timeout,
+            ack_timeout=self.ack_timeout, wait=wait,
         )  # fmt: skip
-        patience = self.ack_timeout + (timeout if wait else 0.0)
         with self._one_thread():
-            self._exchange(
-                encode_message(message, self.max_bytes, wait=wait), message.id,
-                str(message.recipient), patience, lambda f: _acked(f, message.id),
-            )  # fmt: skip
-        return message.id
+            return str(self._run(call))
+
+    def send_many(
+        self,
+        items: Iterable[tuple[str | Address, Any]],
+        *,
+        priority: int | str = "normal",
+        timeout: float = DEFAULT_TIMEOUT,
+        window: int = SEND_WINDOW,
+    ) -> list[str]:
+        """Send many notifications, pipelined; return every id once all are accepted.
+
+        Up to ``window`` messages are in flight unconfirmed; the runtime confirms
+        them in batches (one ``acks`` frame for many, after the group commit on a
+        durable level). Items are sent in order, so a level handles those of
+        one priority in the order given.
+
+        Args:
+            items: ``(target, payload)`` pairs; any iterable, read once, lazily.
+            priority: of every message: a name or 1..20.
+            timeout: seconds each message may wait in a queue.
+            window: the most messages unconfirmed at once.
+
+        Returns:
+            Each item's message id, in the order of ``items``.
+
+        Raises:
+            BatchRejected: some items were not accepted; ``.refused`` lists each
+                with its index, id and error (`Rejected`, `UnknownRecipient`, or
+                `RequestTimeout` if no confirm came within ``ack_timeout``: the
+                runtime may have it), and every other item was accepted.
+            ValueError: a bad priority or window.
+        """
+        parse_priority(priority)
+        batch = Window(window)
+        options = {"priority": priority, "timeout": timeout, "ack_timeout": self.ack_timeout}
+        with self._one_thread():
+            pending = iter(items)
+            for item in pending:
+                call = batch.build(self._calls, item, **options)
+                if call is None:
+                    continue
+                stalled = not self._put(call.data, self.ack_timeout)
+                call.data = b""  # sent: the window keeps its id, not its frame
+                while not stalled and batch.full:
+                    stalled = not self._receive(self.ack_timeout)
+                if stalled:
+                    batch.give_up(self._calls, self.ack_timeout, pending)
+                    break
+            while batch.unconfirmed and self._receive(self.ack_timeout):
+                pass
+            batch.give_up(self._calls, self.ack_timeout)
+        return batch.outcome()
 
     def request(
         self,
@@ -206,21 +219,9 @@ class Client:
             ValueError: a bad address, priority or timeout (more than 0, finite, at
                 most `MAX_TIMEOUT`); nothing was sent.
         """
-        check_timeout(timeout)
-        message = Message.request(
-            self.address, Address.parse(target), payload,
-            priority=parse_priority(priority), timeout=timeout,
-        )  # fmt: skip
+        call = self._calls.request(target, payload, timeout=timeout, priority=priority)
         with self._one_thread():
-            frame = self._exchange(
-                encode_message(message, self.max_bytes, wants_ack=False), message.id,
-                str(message.recipient), timeout, lambda f: _replied(f, message.id),
-            )  # fmt: skip
-        assert isinstance(frame, MessageFrame)
-        reply = frame.message
-        if reply.status == "error":
-            raise from_payload(reply.payload)
-        return reply.payload
+            return self._run(call)
 
     def status(self, *, timeout: float = 5.0) -> dict[str, Any]:
         """The runtime's levels, daemons, states, queue depths, counters and peers.
@@ -229,15 +230,8 @@ class Client:
             RequestTimeout: no answer within ``timeout``.
             ValueError: a bad timeout; nothing was sent.
         """
-        check_timeout(timeout)
-        query_id = new_id()
         with self._one_thread():
-            frame = self._exchange(
-                encode_status_query(query_id), query_id, f"status of {self.endpoint}", timeout,
-                lambda f: isinstance(f, StatusReply) and f.query_id == query_id,
-            )  # fmt: skip
-        assert isinstance(frame, StatusReply)
-        return frame.status
+            return dict(self._run(self._calls.status(self.endpoint, timeout)))
 
     def cancel(self, message_id: str, *, timeout: float = 5.0) -> bool:
         """Cancel a queued message (its requester gets `Cancelled`).
@@ -328,103 +322,110 @@ class Client:
         return int(self._control("purge_dead_letters", {"level": level, "ids": ids}, timeout))
 
     def _control(self, operation: str, arguments: dict[str, Any], timeout: float) -> Any:
-        check_timeout(timeout)
-        query_id = new_id()
         with self._one_thread():
-            frame = self._exchange(
-                encode_control(query_id, operation, arguments), query_id,
-                f"{operation} on {self.endpoint}", timeout,
-                lambda f: isinstance(f, ControlReply) and f.query_id == query_id,
-            )  # fmt: skip
-        assert isinstance(frame, ControlReply)
-        return frame.result
+            return self._run(self._calls.control(operation, arguments, self.endpoint, timeout))
 
     # -- the socket --------------------------------------------------------------
 
     def _one_thread(self) -> _Exclusive:
         return _Exclusive(self._busy)
 
-    def _exchange(
-        self,
-        data: bytes,
-        message_id: str,
-        what: str,
-        timeout: float,
-        wanted: Callable[[Frame], bool],
-    ) -> Frame:
-        """Send ``data``, then read frames until ``wanted`` accepts one, or an error comes.
+    def _run(self, call: Call) -> Any:
+        """Send ``call``'s frame, then read frames until it settles; its outcome.
 
-        An error frame about ``message_id`` raises its error; frames about
-        earlier calls (late replies of a timed-out request) are skipped. The
-        send never blocks past ``timeout``: without a connection (a refused
-        CURVE handshake, no runtime) ZeroMQ would otherwise wait forever.
+        The send never blocks past the call's timeout: without a connection (a
+        refused CURVE handshake, no runtime) ZeroMQ would otherwise wait forever.
+
+        Raises:
+            TierdError: the call's error, or `RequestTimeout`.
         """
-        deadline = time.monotonic() + timeout
-        heard = False
+        deadline = time.monotonic() + call.timeout
+        heard = self._calls.heard
+        if not self._put(call.data, call.timeout):
+            self._calls.forget(call)
+            raise self._calls.timed_out(call, self.endpoint, runtime_answers=False)
+        wait = call.timeout  # the whole timeout first: RCVTIMEO stays as it was set
+        while not call.done:
+            if not self._receive(wait):
+                self._calls.forget(call)
+                answers = self._calls.heard > heard or self._runtime_answers()
+                raise self._calls.timed_out(call, self.endpoint, runtime_answers=answers)
+            wait = deadline - time.monotonic()
+        return call.outcome()
+
+    def _put(self, data: bytes, timeout: float) -> bool:
+        """Send one frame, waiting up to ``timeout`` for a connection; False if none came."""
         try:
             self._socket.send(data, zmq.NOBLOCK)
-        except zmq.Again:  # no connection yet: wait for one, as long as the timeout allows
+        except zmq.Again:  # no connection yet, or the send queue is full: wait for room
             if not self._socket.poll(max(int(timeout * 1000), 1), zmq.POLLOUT):
-                raise self._timed_out(message_id, what, timeout, heard=heard) from None
+                return False
             self._socket.send(data, zmq.NOBLOCK)
-        wait_ms = math.ceil(timeout * 1000)
-        while True:
-            # A blocking recv bounded by RCVTIMEO costs less than Socket.poll,
-            # which builds a Poller on every call.
-            if wait_ms != self._recv_timeout_ms:
-                self._socket.setsockopt(zmq.RCVTIMEO, wait_ms)
-                self._recv_timeout_ms = wait_ms
-            try:
-                frame = decode(self._socket.recv(), self.max_bytes)
-            except zmq.Again:
-                if time.monotonic() >= deadline:
-                    raise self._timed_out(message_id, what, timeout, heard=heard) from None
-                frame = None
-            except DecodeError:
-                frame = None
-            if frame is not None:
-                heard = True
-                if wanted(frame):
-                    return frame
-                if isinstance(frame, ErrorFrame) and frame.message_id in {message_id, None}:
-                    raise from_payload(frame.error)
-            wait_ms = max(math.ceil((deadline - time.monotonic()) * 1000), 1)
+        return True
 
-    def _timed_out(self, message_id: str, what: str, timeout: float, *, heard: bool) -> TierdError:
-        """The `RequestTimeout` to raise, saying whether the runtime is there at all.
-
-        A request is sent without an ack, so silence alone cannot tell a
-        runtime that is not there from a handler that is slow; one ping,
-        only on this failure path, tells them apart.
-        """
-        error = RequestTimeout(message_id, what, timeout)
-        if heard or self._runtime_answers():
-            error.args = (
-                f"request {message_id} to {what}: the runtime at {self.endpoint} has it, and "
-                f"no reply came within {timeout:g}s; the handler is slow or stuck: raise "
-                "the timeout, or look at what it waits on (tierd status)",
-            )
-        else:
-            error.args = (
-                f"no answer at all from {self.endpoint} within {timeout:g}s ({what}, "
-                f"message {message_id}): is tierd running there, and (with CURVE) is this "
-                "client's public key in its curve_allowed_clients?",
-            )
-        return error
-
-    def _runtime_answers(self, within: float = _PROBE_TIMEOUT) -> bool:
-        """Whether anything comes back to a ping within ``within`` seconds."""
+    def _receive(self, timeout: float) -> bool:
+        """Read one frame within ``timeout`` and settle what it answers; False if none came."""
+        wait_ms = max(math.ceil(timeout * 1000), 1)
+        # A blocking recv bounded by RCVTIMEO costs less than Socket.poll,
+        # which builds a Poller on every call.
+        if wait_ms != self._recv_timeout_ms:
+            self._socket.setsockopt(zmq.RCVTIMEO, wait_ms)
+            self._recv_timeout_ms = wait_ms
         try:
-            self._socket.send(encode_ping(), zmq.NOBLOCK)
-        except zmq.Again:
-            return False  # not even connected
-        self._recv_timeout_ms = math.ceil(within * 1000)
-        self._socket.setsockopt(zmq.RCVTIMEO, self._recv_timeout_ms)
-        try:
-            self._socket.recv()  # a pong, or the runtime's own late answer: it is there
+            data = self._socket.recv()
         except zmq.Again:
             return False
+        self._calls.received(data)
         return True
+
+    def _runtime_answers(self) -> bool:
+        """Whether anything comes back to a ping within `PROBE_TIMEOUT` seconds."""
+        ping = self._calls.ping()
+        heard = self._calls.heard
+        if not self._put(ping.data, 0.0):
+            self._calls.forget(ping)
+            return False  # not even connected
+        deadline = time.monotonic() + ping.timeout
+        while not ping.done and self._calls.heard == heard:
+            if not self._receive(deadline - time.monotonic()):
+                break
+        self._calls.forget(ping)
+        return self._calls.heard > heard  # a pong, or the runtime's own late answer
+
+
+def connect_dealer(
+    socket: zmq.Socket[Any],
+    endpoint: str,
+    name: str,
+    max_bytes: int,
+    server_key: str | Path | bytes | None,
+    client_key: str | Path | None,
+) -> None:
+    """Set up a client's DEALER (identity, limits, CURVE) and connect it to ``endpoint``.
+
+    `Client` and `AsyncClient` connect the same way through this.
+    """
+    socket.setsockopt(zmq.LINGER, 0)
+    # A stable routing id: after the runtime restarts and this socket
+    # reconnects, the reply to a request a durable level kept still finds it.
+    # It is a secret, unlike the name in the sender address that every message
+    # shows, so that no one else can claim it (the runtime keeps the first
+    # connection with a routing id and ignores a second).
+    socket.setsockopt(zmq.ROUTING_ID, b"client-" + os.urandom(16).hex().encode())
+    socket.setsockopt(zmq.MAXMSGSIZE, 2 * max_bytes + 4096)
+    if server_key is not None:
+        server_public = (
+            server_key
+            if isinstance(server_key, bytes)
+            else load_public_key(server_key, "server_key")
+        )
+        if client_key is not None:
+            keys = load_key_pair(client_key, "client_key")
+        else:
+            public, secret = zmq.curve_keypair()
+            keys = KeyPair(public, secret)
+        connect_with_curve(socket, keys, server_public)
+    socket.connect(endpoint)
 
 
 _PROCESS_API: Final = 1
@@ -571,11 +572,3 @@ class _Exclusive:
 
     def __exit__(self, *exc_info: object) -> None:
         self._lock.release()
-
-
-def _acked(frame: Frame, message_id: str) -> bool:
-    return isinstance(frame, AckFrame) and frame.message_id == message_id
-
-
-def _replied(frame: Frame, message_id: str) -> bool:
-    return isinstance(frame, MessageFrame) and frame.message.parent_id == message_id

@@ -6,8 +6,11 @@ Every frame on the wire is one msgpack map, an *envelope*::
                                          "ack": false asks for no ack (a client's
                                          request: its reply is the answer);
                                          "wait": true asks to wait for room in a
-                                         full queue (a notification), up to its timeout
+                                         full queue (a notification), up to its timeout;
+                                         "batch": true lets the receiver confirm it
+                                         in an "acks" frame with others
     {"v": 1, "t": "ack", "id": "..."}                    the receiver accepted message id
+    {"v": 1, "t": "acks", "ids": ["...", ...]}          the receiver accepted every one of ids
     {"v": 1, "t": "error", "id": "..." | None, "error": {...}}
                                                          a frame or notification was refused
     {"v": 1, "t": "ping"} / {"v": 1, "t": "pong"}       peer heartbeats; a pong may carry
@@ -57,6 +60,9 @@ DEFAULT_MAX_MESSAGE_BYTES: Final = 1 << 20
 
 REASONS: Final = ("oversized", "malformed", "bad_version", "unknown_type", "invalid", "unexpected")
 """Why a frame is refused; the ``reason`` label of ``tierd_rejected_frames_total``."""
+
+MAX_ACKS_PER_FRAME: Final = 1024
+"""The most ids one ``acks`` frame carries; more accepted at once go in several frames."""
 
 _MAX_ID_LENGTH: Final = 128
 _MAX_WAIT_CHAIN: Final = 256
@@ -135,6 +141,8 @@ class MessageFrame:
     """Whether the sender waits for an ack; a client's request waits for its reply only."""
     wait: bool = False
     """Whether a full queue should park the message until there is room, not refuse it."""
+    batch: bool = False
+    """Whether the sender takes its ack inside an `AcksFrame` with others."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -142,6 +150,13 @@ class AckFrame:
     """The receiver accepted the message ``message_id``."""
 
     message_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AcksFrame:
+    """The receiver accepted every message in ``message_ids`` (a batched confirm)."""
+
+    message_ids: tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -198,8 +213,8 @@ class ControlReply:
 
 
 Frame = (
-    MessageFrame | AckFrame | ErrorFrame | PingFrame | PongFrame | StatusQuery | StatusReply
-    | ControlQuery | ControlReply
+    MessageFrame | AckFrame | AcksFrame | ErrorFrame | PingFrame | PongFrame | StatusQuery
+    | StatusReply | ControlQuery | ControlReply
 )  # fmt: skip
 
 
@@ -225,10 +240,13 @@ def encode_message(
     *,
     wants_ack: bool = True,
     wait: bool = False,
+    batch: bool = False,
 ) -> bytes:
     """Encode a message for the wire; ``wants_ack=False`` tells the receiver not to ack it.
 
-    ``wait=True`` asks the receiver to wait for room if the level is full.
+    ``wait=True`` asks the receiver to wait for room if the level is full;
+    ``batch=True`` lets it confirm the message in an ``acks`` frame with others
+    (a receiver that does not know the field acks it alone, which is as good).
 
     Raises:
         Rejected: the payload is not msgpack-able, or the frame is over ``max_bytes``.
@@ -238,12 +256,20 @@ def encode_message(
         envelope["ack"] = False
     if wait:
         envelope["wait"] = True
+    if batch:
+        envelope["batch"] = True
     return _pack(envelope, max_bytes)
 
 
 def encode_ack(message_id: str) -> bytes:
     """Encode the acknowledgement of an accepted message."""
     return _pack({"v": PROTOCOL_VERSION, "t": "ack", "id": message_id}, DEFAULT_MAX_MESSAGE_BYTES)
+
+
+def encode_acks(message_ids: list[str]) -> bytes:
+    """Encode one confirm of many accepted messages (`MAX_ACKS_PER_FRAME` at most)."""
+    envelope = {"v": PROTOCOL_VERSION, "t": "acks", "ids": message_ids}
+    return _pack(envelope, DEFAULT_MAX_MESSAGE_BYTES)
 
 
 def encode_error(message_id: str | None, error: dict[str, Any]) -> bytes:
@@ -330,14 +356,22 @@ def unpack(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Any:
         raise DecodeError("malformed", f"not a msgpack value: {error}") from None
 
 
-def decode(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Frame:  # noqa: PLR0911, PLR0912 - one return per envelope type
+def decode(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Frame:
     """Decode and validate one inbound frame.
 
     Raises:
         DecodeError: the frame is oversized, malformed, of another protocol
             version, of an unknown type, or carries an invalid message.
     """
-    envelope = unpack(data, max_bytes)
+    return decode_envelope(unpack(data, max_bytes))
+
+
+def decode_envelope(envelope: Any) -> Frame:  # noqa: PLR0911, PLR0912 - one return per envelope type
+    """Validate one unpacked envelope (see `decode`).
+
+    Raises:
+        DecodeError: as `decode`, but never ``oversized`` or ``malformed`` msgpack.
+    """
     if not isinstance(envelope, dict):
         raise DecodeError("malformed", f"envelope is a {type(envelope).__name__}, not a map")
     version = envelope.get("v")
@@ -356,9 +390,12 @@ def decode(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Frame:  #
                 _message(envelope.get("m")),
                 wants_ack=envelope.get("ack") is not False,
                 wait=envelope.get("wait") is True,
+                batch=envelope.get("batch") is True,
             )
         case "ack":
             return AckFrame(_id(envelope.get("id"), "ack"))
+        case "acks":
+            return _acks(envelope.get("ids"))
         case "error":
             raw_id, error = envelope.get("id"), envelope.get("error")
             if not isinstance(error, dict):
@@ -378,6 +415,33 @@ def decode(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Frame:  #
         case "control" | "control_reply":
             return _control(envelope)
     raise DecodeError("unknown_type", f"unknown envelope type {str(kind)[:40]!r}")
+
+
+def _acks(ids: Any) -> AcksFrame:
+    if type(ids) is not list or not 0 < len(ids) <= MAX_ACKS_PER_FRAME:
+        raise DecodeError("invalid", f"acks frame without a list of 1..{MAX_ACKS_PER_FRAME} ids")
+    for message_id in ids:
+        _id(message_id, "acks")
+    return AcksFrame(tuple(ids))
+
+
+def reply_answer(envelope: Any) -> tuple[str, bool, Any] | None:
+    """``(parent_id, is_error, payload)`` if ``envelope`` is a reply; None for anything else.
+
+    A client's lean reading of the frame it waits for most: it needs three
+    fields of a reply from the runtime it chose to connect to, not a
+    validated `Message` (the runtime validates what *it* receives). Anything
+    that is not plainly a reply returns None and goes through `decode`.
+    """
+    if type(envelope) is not dict or envelope.get("t") != "msg":
+        return None
+    fields = envelope.get("m")
+    if envelope.get("v") != PROTOCOL_VERSION or type(fields) is not dict:
+        return None
+    parent_id = fields.get("parent_id")
+    if fields.get("kind") != "reply" or type(parent_id) is not str:
+        return None
+    return parent_id, fields.get("status") == "error", fields.get("payload")
 
 
 def _control(envelope: dict[str, Any]) -> ControlQuery | ControlReply:

@@ -11,7 +11,12 @@ route, so that its reply retraces the path to the ZeroMQ identity it came
 from. Every accepted request and notification is acknowledged with its id
 (a client's ``send`` returns once it sees the ack; a peer stops resending),
 unless the sender asked for no ack: a client's request waits for its reply,
-and an ack would only cost both sides a frame. A notification sent with
+and an ack would only cost both sides a frame. A sender that marks its
+messages ``batch`` (`Client.send_many`) is confirmed with one ``acks`` frame
+per drain of the ROUTER instead of one ``ack`` per message: the bridge calls
+`InboundHandler.flush` after each batch of frames, and acks that settle later
+in another thread (a durable level's group commit) are gathered the same way
+and flushed by the I/O thread, one wake-up for a whole commit. A notification sent with
 ``wait`` is acked once its level let it in, which may be long after it
 arrived; a resend of it meanwhile (a peer resends what is not acked) gets
 no answer of its own, since its ack or its refusal is still to come.
@@ -29,6 +34,7 @@ role (`Access`); without CURVE every connection may.
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +43,7 @@ from ..message import Message, new_id
 from .access import Access
 from .codec import (
     DEFAULT_MAX_MESSAGE_BYTES,
+    MAX_ACKS_PER_FRAME,
     ControlQuery,
     DecodeError,
     MessageFrame,
@@ -44,6 +51,7 @@ from .codec import (
     StatusQuery,
     decode,
     encode_ack,
+    encode_acks,
     encode_error,
     encode_message,
     encode_pong,
@@ -110,6 +118,9 @@ class InboundHandler:
             somewhere the I/O thread does not wait for it.
         ask_control: the same for a control operation ``(identity, query)``;
             None refuses control frames.
+        call_soon: run a function in the I/O thread soon, from any thread; it
+            flushes batched acks that settled elsewhere. None sends those one
+            by one.
         max_bytes: the frame size limit.
         clock: monotonic seconds.
         access: who may run control operations; everyone by default (no CURVE).
@@ -126,6 +137,7 @@ class InboundHandler:
         send_any_thread: Callable[[bytes, bytes], None],
         ask_status: Callable[[bytes, str], None],
         ask_control: Callable[[bytes, ControlQuery], None] | None = None,
+        call_soon: Callable[[Callable[[], None]], object] | None = None,
         max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         clock: Callable[[], float] = time.monotonic,
         access: Access | None = None,
@@ -144,6 +156,7 @@ class InboundHandler:
         self.send_any_thread = send_any_thread
         self.ask_status = ask_status
         self.ask_control = ask_control
+        self.call_soon = call_soon
         self.max_bytes = max_bytes
         self.clock = clock
         self.accepting = True
@@ -164,6 +177,13 @@ class InboundHandler:
 
         A set's add and discard are atomic, so it needs no lock.
         """
+        self._confirms: dict[bytes, list[str]] = {}
+        """Batched acks owed per sender, sent by `flush`; the I/O thread's only."""
+        self._late_lock = threading.Lock()
+        self._late_confirms: dict[bytes, list[str]] = {}
+        """Batched acks that settled in other threads; under ``_late_lock``."""
+        self.confirm_frames = 0
+        """``acks`` frames sent: each confirms one or more messages."""
 
     def handle(self, frames: list[bytes], user_id: str | None = None) -> None:
         """Act on one multipart frame from the ROUTER: ``[identity, body]``.
@@ -184,11 +204,12 @@ class InboundHandler:
             self._refuse_frame(identity, error)
             return
         match frame:
-            case MessageFrame(message=message, wants_ack=wants_ack, wait=wait):
+            case MessageFrame(message=message, wants_ack=wants_ack, wait=wait, batch=batch):
                 sender = identity if user_id is None else user_id
                 self._accept(
-                    identity, message, (sender, message.id), wants_ack=wants_ack, wait=wait
-                )
+                    identity, message, (sender, message.id), wants_ack=wants_ack, wait=wait,
+                    batch=batch,
+                )  # fmt: skip
             case PingFrame():
                 self.queries += 1
                 self.send_now(identity, self._pong)
@@ -210,8 +231,50 @@ class InboundHandler:
                 kind = type(frame).__name__
                 self._refuse_frame(identity, DecodeError("unexpected", f"{kind} sent to a runtime"))
 
+    def flush(self) -> None:
+        """Send the batched acks owed: one ``acks`` frame per sender; I/O thread only."""
+        if self._late_confirms:
+            with self._late_lock:
+                late, self._late_confirms = self._late_confirms, {}
+            for identity, ids in late.items():
+                self._confirms.setdefault(identity, []).extend(ids)
+        if not self._confirms:
+            return
+        confirms, self._confirms = self._confirms, {}
+        for identity, ids in confirms.items():
+            for start in range(0, len(ids), MAX_ACKS_PER_FRAME):
+                self.confirm_frames += 1
+                self.send_now(identity, encode_acks(ids[start : start + MAX_ACKS_PER_FRAME]))
+
+    def _confirm(self, identity: bytes, message_id: str, *, batch: bool) -> None:
+        """Ack ``message_id`` now, or owe it to the next `flush`; I/O thread only."""
+        if batch:
+            owed = self._confirms.get(identity)
+            if owed is None:
+                self._confirms[identity] = [message_id]
+            else:
+                owed.append(message_id)
+        else:
+            self.send_now(identity, encode_ack(message_id))
+
+    def _confirm_later(self, identity: bytes, message_id: str) -> None:
+        """Owe a batched ack that settled in another thread; the I/O thread flushes it."""
+        with self._late_lock:
+            first = not self._late_confirms
+            self._late_confirms.setdefault(identity, []).append(message_id)
+        if first:
+            assert self.call_soon is not None
+            self.call_soon(self.flush)
+
     def _accept(
-        self, identity: bytes, message: Message, key: SenderId, *, wants_ack: bool, wait: bool
+        self,
+        identity: bytes,
+        message: Message,
+        key: SenderId,
+        *,
+        wants_ack: bool = True,
+        wait: bool = False,
+        batch: bool = False,
     ) -> None:
         if message.kind == "reply":
             # Replies travel back on the connection their request went out on, never here.
@@ -221,7 +284,7 @@ class InboundHandler:
         if key in self.recent or (self._recovering and message.id in self.recovered):
             self.duplicates += 1
             if key not in self.waiting:
-                self.send_now(identity, encode_ack(message.id))
+                self._confirm(identity, message.id, batch=batch)
             return
         if not self.accepting:
             self._refuse(identity, message, Rejected("runtime is stopping"))
@@ -250,10 +313,12 @@ class InboundHandler:
         if accepted is None:
             self.accepted += 1
             if wants_ack:
-                self.send_now(identity, encode_ack(message.id))
+                self._confirm(identity, message.id, batch=batch)
         else:
             accepted.add_done_callback(
-                functools.partial(self._settled, identity, message, key, wants_ack=wants_ack)
+                functools.partial(
+                    self._settled, identity, message, key, wants_ack=wants_ack, batch=batch
+                )
             )
 
     def _settled(
@@ -264,11 +329,14 @@ class InboundHandler:
         error: TierdError | None,
         *,
         wants_ack: bool,
+        batch: bool = False,
     ) -> None:
         """Ack a message once its link accepted it, or refuse it; runs in the settling thread."""
         if error is None:
             self.accepted += 1  # an int add: atomic enough under the GIL for a counter
-            if wants_ack:
+            if wants_ack and batch and self.call_soon is not None:
+                self._confirm_later(identity, message.id)
+            elif wants_ack:
                 self.send_any_thread(identity, encode_ack(message.id))
         elif message.kind == "request":
             reply = message.reply_to(to_payload(error), status="error")
