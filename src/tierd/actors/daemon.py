@@ -198,5 +198,7 @@ class Daemon:
         message = Message.notification(
             self.address, recipient, payload, parse_priority(priority), timeout, trace_id
         )
-        settle(host.submit(message))
+        accepted = host.submit(message)
+        if accepted is not None:  # a durable level's commit: wait for it (None is the usual case)
+            settle(accepted)
         return message.id
