@@ -7,7 +7,6 @@ when the binaries are missing (that needs root or sudo and the package registry)
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import urllib.parse
 import urllib.request
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.metrics_helpers import fetch, scrape, value
-from tests.processes import ROOT, free_port
+from tests.processes import free_port
 from tierd.testing import wait_until
 
 if TYPE_CHECKING:
@@ -26,22 +25,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.slow
 
 SCRAPE_INTERVAL = "500ms"
-
-
-@pytest.fixture(scope="module")
-def prometheus_bin() -> tuple[str, str]:
-    """The paths of ``prometheus`` and ``promtool``, installed first if they are missing."""
-    if not (shutil.which("prometheus") and shutil.which("promtool")):
-        done = subprocess.run(
-            [str(ROOT / "scripts" / "install-prometheus")],
-            capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
-        if done.returncode != 0:
-            pytest.fail(f"scripts/install-prometheus failed:\n{done.stdout}\n{done.stderr}")
-    server, promtool = shutil.which("prometheus"), shutil.which("promtool")
-    assert server is not None
-    assert promtool is not None
-    return server, promtool
 
 
 @pytest.fixture
