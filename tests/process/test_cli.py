@@ -101,7 +101,7 @@ def test_pause_resume_cancel_retry_from_the_shell(running):
         (["submit", "nope"], "Rejected: unknown process kind 'nope'"),
         (["submit", "checked", '{"id": "x"}'], "params.id: Input should be a valid integer"),
         (["submit", "three", "{bad"], "the payload is not JSON"),
-        (["submit", "three", "@/no/such/file"], "cannot read the payload from /no/such/file"),
+        (["submit", "three", "@/no/such/file"], "cannot read the payload file /no/such/file"),
         (["list", "--since", "soon"], "--since/--until: not a duration"),
         (["prune", "--older-than", "x"], "--older-than: not a duration"),
         (["list", "--status", "nope"], "unknown status 'nope'"),
