@@ -3,21 +3,27 @@
 ``deploy/prometheus/tierd-rules.yml`` holds the rules of DESIGN §14 and
 ``tierd-rules.test.yml`` their ``promtool test rules`` unit tests, each alert
 firing on synthetic series and resolving. The slow tests run Debian's
-promtool (``scripts/install-prometheus``); the others check, against a real
-runtime's exposition, that every metric and label the rules use is exported.
+promtool and prometheus (``scripts/install-prometheus``), the last one on a
+live runtime; the others check, against a real runtime's exposition, that
+every metric and label the rules use is exported.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
-from typing import TYPE_CHECKING
+import urllib.request
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.metrics_helpers import parse
+import tierd
+from tests.metrics_helpers import parse, serve_prometheus
 from tests.process.test_runtime import config
 from tests.processes import ROOT, free_port
+from tests.topology import daemon, level
+from tierd.testing import wait_until
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -159,3 +165,72 @@ def test_promtool_unit_tests_prove_each_alert_fires_and_resolves(prometheus_bin)
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout
+
+
+def _api(base: str, path: str) -> Any:
+    with urllib.request.urlopen(f"{base}/api/v1/{path}", timeout=5) as response:  # noqa: S310 - loopback http
+        body = json.load(response)
+    assert body["status"] == "success", body
+    return body["data"]
+
+
+def _alerts(base: str) -> dict[str, list[dict[str, Any]]]:
+    """The alerts Prometheus holds now, pending or firing, by name."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for alert in _api(base, "alerts")["alerts"]:
+        found.setdefault(alert["labels"]["alertname"], []).append(alert)
+    return found
+
+
+@pytest.mark.slow
+def test_a_real_prometheus_evaluates_the_rules_on_a_real_runtime(
+    prometheus_bin, make_runtime, tmp_path
+):
+    """A Prometheus scraping a runtime evaluates every rule cleanly, and its alerts follow it.
+
+    A given-up daemon fires TierdDaemonGivenUp, `restart` resolves it; a peer that is
+    not there makes TierdPeerDown pending (it fires after its minute).
+    """
+    dead_peer = f"tcp://127.0.0.1:{free_port()}"
+    rt = make_runtime(
+        {
+            "runtime": {"endpoint": f"tcp://127.0.0.1:{free_port()}", "metrics": "127.0.0.1:0"},
+            "levels": [
+                level(1, daemon("echo", "Echo")),
+                level(2, daemon("fragile", "Fragile", supervision={"stop": ["ValueError"]})),
+            ],
+            "peers": [{"endpoint": dead_peer, "levels": [9]}],
+        }
+    )
+    with serve_prometheus(
+        prometheus_bin[0], tmp_path, rt.metrics.address, "500ms", (RULES,)
+    ) as base:
+        wait_until(lambda: _rules_evaluated(base), timeout=30, interval=0.2)
+        for group in _api(base, "rules")["groups"]:
+            for rule in group["rules"]:
+                assert (rule["name"], rule["health"]) == (rule["name"], "ok"), rule
+        with pytest.raises(tierd.RemoteError):
+            rt.request("fragile@2", "crash", timeout=5)
+        both = {"TierdDaemonGivenUp", "TierdPeerDown"}
+        wait_until(lambda: both <= _alerts(base).keys(), timeout=30, interval=0.2)
+        alerts = _alerts(base)
+        (given_up,) = alerts["TierdDaemonGivenUp"]
+        assert given_up["state"] == "firing"
+        assert given_up["labels"] == {
+            "alertname": "TierdDaemonGivenUp", "severity": "critical", "job": "tierd",
+            "instance": rt.metrics.address, "level": "2", "daemon": "fragile",
+        }  # fmt: skip
+        assert "tierd restart fragile@2" in given_up["annotations"]["description"]
+        (peer_down,) = alerts["TierdPeerDown"]
+        assert (peer_down["state"], peer_down["labels"]["peer"]) == ("pending", dead_peer)
+        assert set(alerts) == both
+        assert rt.restart("fragile@2")
+        wait_until(lambda: "TierdDaemonGivenUp" not in _alerts(base), timeout=30, interval=0.2)
+
+
+def _rules_evaluated(base: str) -> bool:
+    """Whether every rule has been evaluated at least once, on at least one scrape."""
+    up = _api(base, "query?query=up")["result"]
+    rules = [rule for group in _api(base, "rules")["groups"] for rule in group["rules"]]
+    evaluated = all(rule.get("lastEvaluation", "").startswith("2") for rule in rules)
+    return bool(up) and evaluated and len(rules) == len(ALERTS)
