@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -8,7 +10,7 @@ import zmq
 
 import tierd
 from tests import daemons
-from tests.processes import Tierd
+from tests.processes import ROOT, Tierd
 from tierd.testing import runtime_from_dict
 
 RuntimeFactory = Callable[..., tierd.Runtime]
@@ -32,6 +34,22 @@ def make_runtime() -> Iterator[RuntimeFactory]:
         runtime.stop(grace_period=0)
     daemons.GATES.clear()
     daemons.ENTERED.clear()
+
+
+@pytest.fixture(scope="session")
+def prometheus_bin() -> tuple[str, str]:
+    """The paths of ``prometheus`` and ``promtool``, installed first if they are missing."""
+    if not (shutil.which("prometheus") and shutil.which("promtool")):
+        done = subprocess.run(
+            [str(ROOT / "scripts" / "install-prometheus")],
+            capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            pytest.fail(f"scripts/install-prometheus failed:\n{done.stdout}\n{done.stderr}")
+    server, promtool = shutil.which("prometheus"), shutil.which("promtool")
+    assert server is not None
+    assert promtool is not None
+    return server, promtool
 
 
 @pytest.fixture

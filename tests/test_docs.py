@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from typing import TYPE_CHECKING
 
 from tests.metrics_helpers import parse
+from tests.process.test_runtime import config
 from tests.processes import ROOT
-from tests.topology import daemon, level
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DASHBOARD = ROOT / "docs" / "grafana-dashboard.json"
 OPERATIONS = ROOT / "docs" / "operations.md"
@@ -19,9 +23,11 @@ def dashboard_expressions() -> list[str]:
     return [target["expr"] for panel in panels for target in panel.get("targets", [])]
 
 
-def exported_families(make_runtime) -> set[str]:
-    """The sample names a running runtime exports."""
-    rt = make_runtime({"levels": [level(1, daemon("echo", "Echo"))]})
+def exported_families(make_runtime, tmp_path: Path) -> set[str]:
+    """The sample names a running runtime exports, after one process ran."""
+    topology = config(tmp_path, {"kind": "greet", "class": "tests.process.kinds:Greet"})
+    rt = make_runtime(topology)
+    rt.processes.wait(rt.processes.submit("greet", "ann"), timeout=10)
     return {name for name, _labels in parse(rt.metrics.exposition().decode())}
 
 
@@ -51,19 +57,34 @@ def test_dashboard_shows_what_operators_watch():
     assert "tierd_daemon_state" in text
 
 
-def test_dashboard_uses_only_exported_metrics(make_runtime):
+def test_dashboard_shows_process_panels():
+    """Processes by status, finished rate by status, step p95 by step, recoveries."""
+    text = "\n".join(dashboard_expressions())
+    assert "sum by (kind, status) (tierd_processes{" in text
+    assert "sum by (kind, status) (rate(tierd_processes_finished_total{" in text
+    assert (
+        "histogram_quantile(0.95, sum by (le, kind, step) "
+        "(rate(tierd_process_step_duration_seconds_bucket{" in text
+    )
+    assert "tierd_processes_recovered_total" in text
+
+
+def test_dashboard_uses_only_exported_metrics(make_runtime, tmp_path):
     """Every tierd_ metric the dashboard queries is exported (peers and frames once seen)."""
-    exported = exported_families(make_runtime) | {"tierd_peer_up", "tierd_rejected_frames_total"}
+    exported = exported_families(make_runtime, tmp_path) | {
+        "tierd_peer_up",
+        "tierd_rejected_frames_total",
+    }
     used = set(re.findall(r"\btierd_[a-z_]+", "\n".join(dashboard_expressions())))
     assert used <= exported
 
 
-def test_operations_doc_lists_every_metric(make_runtime):
+def test_operations_doc_lists_every_metric(make_runtime, tmp_path):
     """docs/operations.md has a table row for every tierd_ metric family."""
     doc = OPERATIONS.read_text()
     families = {
         re.sub(r"_(bucket|count|sum)$", "", name)
-        for name in exported_families(make_runtime)
+        for name in exported_families(make_runtime, tmp_path)
         if name.startswith("tierd_")
     }
     families |= {"tierd_peer_up", "tierd_rejected_frames_total"}

@@ -231,3 +231,19 @@ def test_peer_up_and_rejected_frames_come_from_the_bridge(make_runtime, make_cli
         dealer.close()
     samples = scrape(a.metrics.address)
     assert value(samples, "tierd_rejected_frames_total", reason="malformed") == 1
+
+
+def test_queue_limit_is_each_levels_configured_limit(make_runtime):
+    """``tierd_queue_limit{level}`` is the level's ``queue_limit``; 100000 when unset."""
+    rt = make_runtime(
+        {
+            "runtime": {"metrics": "127.0.0.1:0"},
+            "levels": [
+                level(1, daemon("echo", "Echo"), queue_limit=250),
+                level(2, daemon("e", "Echo")),
+            ],
+        }
+    )
+    samples = scrape(rt.metrics.address)
+    assert value(samples, "tierd_queue_limit", level=1) == 250
+    assert value(samples, "tierd_queue_limit", level=2) == 100_000

@@ -7,7 +7,6 @@ when the binaries are missing (that needs root or sudo and the package registry)
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import urllib.parse
 import urllib.request
@@ -15,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.metrics_helpers import fetch, scrape, value
-from tests.processes import ROOT, free_port
+from tests.metrics_helpers import fetch, scrape, serve_prometheus, value
+from tests.processes import free_port
 from tierd.testing import wait_until
 
 if TYPE_CHECKING:
@@ -26,22 +25,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.slow
 
 SCRAPE_INTERVAL = "500ms"
-
-
-@pytest.fixture(scope="module")
-def prometheus_bin() -> tuple[str, str]:
-    """The paths of ``prometheus`` and ``promtool``, installed first if they are missing."""
-    if not (shutil.which("prometheus") and shutil.which("promtool")):
-        done = subprocess.run(
-            [str(ROOT / "scripts" / "install-prometheus")],
-            capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
-        if done.returncode != 0:
-            pytest.fail(f"scripts/install-prometheus failed:\n{done.stdout}\n{done.stderr}")
-    server, promtool = shutil.which("prometheus"), shutil.which("promtool")
-    assert server is not None
-    assert promtool is not None
-    return server, promtool
 
 
 @pytest.fixture
@@ -74,47 +57,8 @@ def traffic(tierd_cli, make_client, tmp_path: Path) -> str:
 @pytest.fixture
 def prometheus(prometheus_bin, traffic, tmp_path: Path) -> Iterator[str]:
     """A Prometheus on a free loopback port scraping ``traffic``; yields its base URL."""
-    port = free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        f"global:\n  scrape_interval: {SCRAPE_INTERVAL}\n  evaluation_interval: {SCRAPE_INTERVAL}\n"
-        f"scrape_configs:\n  - job_name: tierd\n    scrape_interval: {SCRAPE_INTERVAL}\n"
-        f"    static_configs:\n      - targets: ['{traffic}']\n"
-    )
-    log = (tmp_path / "prometheus.log").open("w")
-    process = subprocess.Popen(
-        [
-            prometheus_bin[0],
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: process.poll() is not None or _ready(base), timeout=30, interval=0.1)
-        if process.poll() is not None:
-            pytest.fail(f"prometheus exited: {(tmp_path / 'prometheus.log').read_text()}")
+    with serve_prometheus(prometheus_bin[0], tmp_path, traffic, SCRAPE_INTERVAL) as base:
         yield base
-    finally:
-        process.terminate()  # by its own PID, never by name
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-        log.close()
-
-
-def _ready(base: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{base}/-/ready", timeout=2) as response:  # noqa: S310 - loopback http
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 def _query(base: str, promql: str) -> list[dict[str, Any]]:

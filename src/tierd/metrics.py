@@ -304,9 +304,21 @@ def _level_families(
             errors.add_metric([level, daemon.daemon], daemon.errors)
             given_up.add_metric([level, daemon.daemon], 1 if daemon.given_up else 0)
     rejected.add_metric(["none", "unknown_recipient"], unknown.get(None, 0))
-    yield from (received, dispatched, completed, timeouts, late, depth, inflight, states)
-    yield from (latency, duration, restarts, dead, rejected, retries, waiting, paused)
-    yield from (errors, given_up)
+    yield from (received, dispatched, completed, timeouts, late, depth, _queue_limits(levels))
+    yield from (inflight, states, latency, duration, restarts, dead, rejected, retries, waiting)
+    yield from (paused, errors, given_up)
+
+
+def _queue_limits(levels: list[LevelStatistics]) -> Metric:
+    limit = GaugeMetricFamily(
+        "tierd_queue_limit",
+        "The most messages a level may hold queued (its queue_limit); a send beyond is refused.",
+        labels=["level"],
+    )
+    for stats in levels:
+        if stats.queue_limit is not None:
+            limit.add_metric([str(stats.level)], stats.queue_limit)
+    return limit
 
 
 def _network_families(network: NetworkStatistics) -> Iterator[Metric]:

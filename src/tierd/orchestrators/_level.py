@@ -165,6 +165,8 @@ class Level:
         self._store: Store = store if store is not None else MemoryStore()
         self._lock = threading.Lock()
         self.queue = LevelQueue(queue_limit, aging, clock.monotonic)
+        self._queue_limit = queue_limit
+        """The configured limit (`queue.limit` is lifted while reserved room is used)."""
         self._pools: dict[str, tuple[DaemonSlot, ...]] = {
             spec.id: tuple(
                 DaemonSlot(spec, Address(spec.id, number), index) for index in range(spec.instances)
@@ -1132,6 +1134,7 @@ class Level:
                 retries=counters.retries,
                 waiting_for_room=len(self._room),
                 dead_letters_kept=len(self._dead_letters),
+                queue_limit=self._queue_limit,
             )
 
     def dead_letter_list(self) -> list[DeadLetter]:

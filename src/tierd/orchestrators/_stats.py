@@ -117,6 +117,8 @@ class LevelStatistics:
     """Senders waiting for room in the full queue right now."""
     dead_letters_kept: int = 0
     """Dead letters the level holds now (purged and replayed ones are gone)."""
+    queue_limit: int | None = None
+    """The most messages the level queues (its configured ``queue_limit``); None for no limit."""
 
     @property
     def queued(self) -> int:
