@@ -238,14 +238,19 @@ def test_a_store_that_cannot_be_written_refuses_the_create_and_keeps_nothing(sto
     assert store.list().items == []
 
 
-def test_a_full_disk_refuses_the_create_with_a_clear_error_and_keeps_nothing(store, tmp_path):
-    """SQLite's 'database or disk is full' (a page limit here) is Rejected; no row is left."""
-    if not isinstance(store, SqliteProcessStore):
-        pytest.skip("simulates a full disk with SQLite's max_page_count")
-    (pages,) = store._writer_db.execute("PRAGMA page_count").fetchone()
-    store._writer_db.execute(f"PRAGMA max_page_count = {pages}")
-    big = record(params={"blob": b"x" * 100_000})
-    with pytest.raises(tierd.Rejected, match="cannot be written: database or disk is full"):
-        store.create(big, submitted())
-    assert store.get(big.process_id) is None
-    assert store.history(big.process_id) == []
+def test_a_full_disk_refuses_the_create_with_a_clear_error_and_keeps_nothing(tmp_path):
+    """SQLite's 'database or disk is full' (a page limit here) is Rejected; no row is left.
+
+    SQLite only: the full disk is simulated with its ``max_page_count``.
+    """
+    store = SqliteProcessStore(tmp_path / "processes.db")
+    try:
+        (pages,) = store._writer_db.execute("PRAGMA page_count").fetchone()
+        store._writer_db.execute(f"PRAGMA max_page_count = {pages}")
+        big = record(params={"blob": b"x" * 100_000})
+        with pytest.raises(tierd.Rejected, match="cannot be written: database or disk is full"):
+            store.create(big, submitted())
+        assert store.get(big.process_id) is None
+        assert store.history(big.process_id) == []
+    finally:
+        store.close()
