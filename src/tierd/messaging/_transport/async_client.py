@@ -23,7 +23,7 @@ import zmq
 import zmq.asyncio
 
 from ...logging import get_logger
-from ..message import DEFAULT_TIMEOUT, Address, parse_priority
+from ..message import DEFAULT_TIMEOUT, Address, check_timeout, parse_priority
 from .calls import PROBE_TIMEOUT, Call, Calls, Window
 from .client import ACK_TIMEOUT, DEFAULT_ENDPOINT, SEND_WINDOW, connect_dealer
 from .codec import DEFAULT_MAX_MESSAGE_BYTES
@@ -69,7 +69,7 @@ class AsyncClient:
     ) -> None:
         self.endpoint = endpoint
         self.max_bytes = max_message_bytes
-        self.ack_timeout = ack_timeout
+        self.ack_timeout = check_timeout(ack_timeout, "ack_timeout")
         name = f"client-{os.urandom(8).hex()}"
         self.address = Address(name, 0)
         """The sender address of this client's messages (level 0: outside every level)."""
