@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -70,15 +69,14 @@ class AsyncClient:
         self.endpoint = endpoint
         self.max_bytes = max_message_bytes
         self.ack_timeout = check_timeout(ack_timeout, "ack_timeout")
-        name = f"client-{os.urandom(8).hex()}"
-        self.address = Address(name, 0)
+        self._calls = Calls.for_client(max_message_bytes)
+        self.address = self._calls.address
         """The sender address of this client's messages (level 0: outside every level)."""
-        self._calls = Calls(self.address, max_message_bytes)
         self._reader: asyncio.Task[None] | None = None
         self._context = zmq.asyncio.Context()
         self._socket = self._context.socket(zmq.DEALER)
         try:
-            connect_dealer(self._socket, endpoint, name, max_message_bytes, server_key, client_key)
+            connect_dealer(self._socket, endpoint, max_message_bytes, server_key, client_key)
         except BaseException:
             self.close()
             raise

@@ -16,6 +16,7 @@ event loop) at a time, like the socket beside it.
 from __future__ import annotations
 
 import functools
+import os
 from typing import TYPE_CHECKING, Any, Final
 
 from ...errors import (
@@ -114,6 +115,11 @@ class Calls:
         self._pings: list[Call] = []
         self.heard = 0
         """Frames received so far: a call that heard anything knows the runtime is there."""
+
+    @classmethod
+    def for_client(cls, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Calls:
+        """The calls of a new client, whose messages name it ``client-<16 hex>@0``."""
+        return cls(Address(f"client-{os.urandom(8).hex()}", 0), max_bytes)
 
     # -- building calls -----------------------------------------------------------
 

@@ -75,10 +75,9 @@ class Client:
         self.endpoint = endpoint
         self.max_bytes = max_message_bytes
         self.ack_timeout = check_timeout(ack_timeout, "ack_timeout")
-        name = f"client-{os.urandom(8).hex()}"
-        self.address = Address(name, 0)
+        self._calls = Calls.for_client(max_message_bytes)
+        self.address = self._calls.address
         """The sender address of this client's messages (level 0: outside every level)."""
-        self._calls = Calls(self.address, max_message_bytes)
         self._busy = threading.Lock()
         self._context: zmq.Context[Any] = zmq.Context()
         self._socket: zmq.Socket[Any] = self._context.socket(zmq.DEALER)
@@ -87,7 +86,7 @@ class Client:
         self.processes = ClientProcesses(self)
         """Submit, query and control the runtime's processes: the names of `Runtime.processes`."""
         try:
-            connect_dealer(self._socket, endpoint, name, max_message_bytes, server_key, client_key)
+            connect_dealer(self._socket, endpoint, max_message_bytes, server_key, client_key)
         except BaseException:
             self.close()
             raise
@@ -396,7 +395,6 @@ class Client:
 def connect_dealer(
     socket: zmq.Socket[Any],
     endpoint: str,
-    name: str,
     max_bytes: int,
     server_key: str | Path | bytes | None,
     client_key: str | Path | None,
