@@ -1,5 +1,4 @@
-"""The message model (`message`) and the link contract (`link`).
+"""The message model (`message`), the link contract (`link`) and the event seam (`events`).
 
-The ZeroMQ transport is the private subpackage `_transport`. `queue`, the
-level's priority queue, still lives here until it moves to the orchestrators.
+The ZeroMQ transport is the private subpackage `_transport`.
 """

@@ -36,6 +36,7 @@ from .._clock import SYSTEM_CLOCK
 from .._outcome import Outcome
 from ..errors import Cancelled, ProcessFailed, ProcessNotFound, Rejected, RequestTimeout
 from ..logging import get_logger
+from ..messaging.events import NO_EVENTS
 from ..messaging.message import MAX_PRIORITY, MIN_PRIORITY, parse_priority
 from ._context import StepContext
 from ._decisions import HeartbeatLost, Interrupted, StepTimeout, decide_step_retry, overdue
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     import structlog
 
     from .._clock import Clock
+    from ..messaging.events import EventSink
     from ._context import Requester
     from ._definition import Definition, StepSpec
     from ._executor import StepExecutor
@@ -153,6 +155,7 @@ class ProcessRunner:
         stuck_after: seconds without a heartbeat after which an attempt is run again.
         retention: seconds each finished status is kept (``completed``, ``failed``...).
         prune_interval: seconds between two retention batches in `sweep`.
+        events: where each event is published once it is stored; nowhere by default.
     """
 
     def __init__(
@@ -167,6 +170,7 @@ class ProcessRunner:
         stuck_after: float = DEFAULT_STUCK_AFTER,
         retention: Mapping[str, float] | None = None,
         prune_interval: float = 60.0,
+        events: EventSink = NO_EVENTS,
     ) -> None:
         self.definitions: dict[str, Definition] = {d.kind: d for d in definitions}
         self.store = store
@@ -177,6 +181,7 @@ class ProcessRunner:
         self.stuck_after = stuck_after
         self.retention = dict(retention or {})
         self.prune_interval = prune_interval
+        self.events = events
         self.log = get_logger(runtime=owner, component="processes")
         self._lock = threading.Lock()
         self._admission = threading.Lock()
