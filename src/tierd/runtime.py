@@ -21,6 +21,7 @@ from .errors import ConfigError, RequestTimeout, TierdError, UnknownRecipient
 from .logging import configure as configure_logging
 from .logging import get_logger
 from .messaging._transport.bridge import Bridge
+from .messaging.events import EventFanOut
 from .messaging.link import Router, settle, unwrap_reply
 from .messaging.message import DEFAULT_TIMEOUT, Address, Message, parse_priority
 from .metrics import NetworkStatistics, RuntimeMetrics
@@ -76,6 +77,8 @@ class Runtime:
         """The runtime's own Prometheus registry; served on ``runtime.metrics`` while running."""
         self.journals: dict[int, Journal] = {}
         """The journal of each durable level, open while the runtime runs."""
+        self.events = EventFanOut()
+        """Every event of the runtime (DESIGN §12) goes here; `add` a sink to follow them."""
         self._processes: ProcessRunner | None = None
         self._process_store: SqliteProcessStore | None = None
         self._sweeper: threading.Thread | None = None
@@ -190,6 +193,7 @@ class Runtime:
             [kind.definition() for kind in section.kinds],
             self._process_store,
             requester=self,
+            events=self.events,
             owner=self.config.runtime.name,
             stuck_after=section.stuck_after,
             retention={
