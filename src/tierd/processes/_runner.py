@@ -63,6 +63,10 @@ PROGRESS_EVERY: Final = 1.0
 """Seconds between two ``step_progress`` writes of one process (progress is coalesced)."""
 PRUNE_BATCH: Final = 1000
 """Processes the retention pruner deletes per transaction."""
+ADOPT_BATCH: Final = 100
+"""The most processes of dead runtimes one sweep adopts."""
+LEASE_RENEWALS: Final = 4
+"""Leases are renewed this many times per ``stuck_after`` (and lapsed ones looked for)."""
 _MAX_KEY: Final = 200
 _MAX_LIST: Final = 1000
 
@@ -196,6 +200,7 @@ class ProcessRunner:
         self._means: dict[str, dict[str, tuple[float, int]]] = {}
         self._counters = ProcessCounters()
         self._next_prune = float("-inf")
+        self._next_lease = float("-inf")
         self._started = False
         self._accepting = True
         self._stopping = False
@@ -213,10 +218,22 @@ class ProcessRunner:
             means = self.store.step_durations(kind)
             self._means[kind] = {name: (mean, 100) for name, mean in means.items()}
         self._next_prune = now
+        self._next_lease = wall + self.stuck_after / LEASE_RENEWALS
+        self.store.renew(self.owner, wall)  # before reading them: nobody adopts them meanwhile
         with self._lock:
             for record in self.store.unfinished(self.owner):
                 self._recover(record, now, wall)
             self._started = True
+        self.store.watch(self._work_arrived)
+        self._admit()
+
+    def _work_arrived(self, kind: str | None) -> None:
+        """The store says pending work of ``kind`` (None: of any kind) may wait: claim it."""
+        with self._lock:
+            kinds = list(self.definitions) if kind is None else [kind]
+            for name in kinds:
+                if name in self.definitions:
+                    self._pending_hint[name] = max(self._pending_hint[name], 1)
         self._admit()
 
     def _recover(self, record: ProcessRecord, now: float, wall: float) -> None:
@@ -353,7 +370,9 @@ class ProcessRunner:
             record.status, record.started_at, record.seq = "running", wall, 2
             events.append({"type": "process_started", "at": wall, "seq": 2})
         try:
-            process_id, created = self.store.create(record, events)
+            process_id, created = self.store.create(
+                record, events, owner=self.owner if direct else None
+            )
         except TypeError as error:
             self._release(kind, direct)
             raise ValueError(f"params of {kind!r} refused: {error}") from None
@@ -721,6 +740,10 @@ class ProcessRunner:
                 closed |= self._check(run, now)
         if closed or any(self._pending_hint.values()):
             self._admit()
+        wall = self.clock.time()
+        if wall >= self._next_lease:
+            self._next_lease = wall + self.stuck_after / LEASE_RENEWALS
+            self._keep_leases(now, wall)
         if self.retention and now >= self._next_prune:
             self._next_prune = now + self.prune_interval
             wall = self.clock.time()
@@ -729,6 +752,21 @@ class ProcessRunner:
             deleted = self.store.prune(cutoffs, PRUNE_BATCH)
             if deleted:
                 self.log.info("processes_pruned", count=deleted)
+
+    def _keep_leases(self, now: float, wall: float) -> None:
+        """Renew this runtime's leases; adopt processes whose owner stopped renewing theirs."""
+        self.store.renew(self.owner, wall)
+        lapsed = self.store.claim_expired(
+            self.owner, self.definitions, wall - self.stuck_after, wall, ADOPT_BATCH
+        )
+        if not lapsed:
+            return
+        with self._lock:
+            for record in lapsed:
+                self._counters.move(record.kind, None, record.status)
+                self._recover(record, now, wall)
+        self.log.warning("processes_adopted", count=len(lapsed))
+        self._admit()
 
     def _check(self, run: _Run, now: float) -> bool:
         """One run's timers (under the lock); True if it closed."""
