@@ -1,0 +1,182 @@
+"""The PostgreSQL process store under real runtimes: one in-process, three ``tierd run``s.
+
+Counts are read straight from the database: each process completed once, each
+step's attempts as expected, the work spread over the runtimes; after a
+``kill -9`` the others adopt the dead runtime's processes once its leases lapse.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import signal
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import tierd
+from tests.network import echo_level, endpoint, network_config, to_toml
+from tests.processes import run_tierd
+from tierd.testing import wait_until
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.postgres import PostgresServer
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+KINDS = [{"kind": "shared", "class": "tests.process.kinds:Shared"}]
+
+
+def test_a_runtime_on_postgresql_runs_processes_as_on_sqlite(make_runtime, postgres_url):
+    """Only the URL changes: submit, wait, get, list and history answer the same."""
+    runtime = make_runtime({
+        "levels": [echo_level(1)],
+        "processes": {"store": postgres_url, "kinds": [
+            {"kind": "three", "class": "tests.process.kinds:Three"},
+            {"kind": "nap", "class": "tests.process.kinds:Nap"}]},
+    })  # fmt: skip
+    napping = runtime.processes.submit("nap", {"seconds": 0.2}, key="once")
+    assert runtime.processes.submit("nap", {"seconds": 0.2}, key="once") == napping
+    assert runtime.processes.wait(napping, timeout=10)["status"] == "completed"
+    process_id = runtime.processes.submit("three", 1)
+    final = runtime.processes.wait(process_id, timeout=10)
+    assert final["status"] == "completed"
+    assert final["result"] == "=4"
+    assert runtime.processes.list(kind="three")["items"][0]["process_id"] == process_id
+    assert runtime.processes.history(process_id)[-1]["type"] == "process_completed"
+
+
+def test_store_migrate_creates_the_schema_then_reports_it_up_to_date(postgres_url, tmp_path):
+    """``tierd store migrate --config F``: version 0 to the newest, then nothing to do."""
+    config = tmp_path / "store.toml"
+    config.write_text(to_toml({
+        "runtime": {"data_dir": str(tmp_path / "data")}, "levels": [echo_level(1)],
+        "processes": {"store": postgres_url, "kinds": KINDS},
+    }))  # fmt: skip
+    first = run_tierd("store", "migrate", "--config", str(config))
+    assert first.returncode == 0, first.stderr
+    assert "PostgreSQL process store: schema migrated from version 0 to 1" in first.stdout
+    again = run_tierd("store", "migrate", "--config", str(config))
+    assert again.returncode == 0, again.stderr
+    assert "schema at version 1, up to date" in again.stdout
+
+
+def test_store_migrate_without_a_reachable_database_says_so_in_one_line(tmp_path):
+    """Exit 1, one line naming the key, no traceback, no password."""
+    config = tmp_path / "store.toml"
+    config.write_text(to_toml({
+        "levels": [echo_level(1)],
+        "processes": {"store": f"postgresql://u:hunter2@127.0.0.1:{endpoint()[-5:]}/db",
+                      "kinds": KINDS},
+    }))  # fmt: skip
+    done = run_tierd("store", "migrate", "--config", str(config))
+    assert done.returncode == 1
+    assert "[processes] store: cannot use" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "hunter2" not in done.stderr
+    nothing = tmp_path / "none.toml"
+    nothing.write_text(to_toml({"levels": [echo_level(1)]}))
+    assert run_tierd("store", "migrate", "--config", str(nothing)).returncode == 2
+
+
+def _start(tierd_cli: Any, tmp_path: Path, url: str, name: str) -> tuple[Any, str]:
+    address = endpoint()
+    config = network_config(
+        address, echo_level(1), name=name, data_dir=str(tmp_path / name), sweep_interval=0.05
+    )
+    config["processes"] = {"store": url, "stuck_after": 2, "kinds": KINDS}
+    path = tmp_path / f"{name}.toml"
+    path.write_text(to_toml(config))
+    server = tierd_cli("run", str(path), "--log-level", "warning")
+    server.wait_for_line("running", timeout=30)
+    return server, address
+
+
+def _submit(address: str, count: int, seconds: float) -> list[str]:
+    with tierd.Client(address) as client:
+        return [client.processes.submit("shared", {"seconds": seconds}) for _ in range(count)]
+
+
+def test_three_runtimes_share_one_database_and_finish_a_dead_ones_work(
+    tierd_cli, tmp_path, postgres_server: PostgresServer, record_property
+):
+    """3,000 processes through any of three runtimes: each completed once, every runtime busy.
+
+    Then ``kill -9`` of one while it runs processes: the two others adopt them
+    after ``stuck_after`` (2 s) and finish them; the interrupted steps run again.
+    """
+    url = postgres_server.database()
+    servers = [_start(tierd_cli, tmp_path, url, name) for name in ("a", "b", "c")]
+
+    def sql(query: str, *params: Any) -> list[tuple[Any, ...]]:
+        return postgres_server.query(url, query, *params)
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        batches = list(pool.map(lambda s: _submit(s[1], 1000, 0.002), servers))
+    ids = {i for batch in batches for i in batch}
+    assert len(ids) == 3000
+    wait_until(
+        lambda: sql("SELECT count(*) FROM processes WHERE status = 'completed'")[0][0] == 3000,
+        timeout=60, interval=0.2,
+    )  # fmt: skip
+    assert sql("SELECT count(*) FROM processes")[0][0] == 3000
+    assert sql("SELECT count(*) FROM steps WHERE status = 'completed' AND attempts = 1")[0][0] == (
+        9000
+    )
+    uneven = sql(
+        "SELECT process_id FROM events WHERE type = 'step_completed' "
+        "GROUP BY process_id HAVING count(*) <> 3"
+    )
+    assert uneven == []  # with every step completed: each step completed once
+    by_owner = dict(sql("SELECT owner, count(*) FROM processes GROUP BY owner"))
+    assert set(by_owner) == {"a", "b", "c"}
+    assert all(count >= 100 for count in by_owner.values()), by_owner
+    record_property("processes_by_runtime", by_owner)
+
+    # kill -9 of "a" while it runs processes submitted through the others.
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        later = list(pool.map(lambda s: _submit(s[1], 150, 0.1), servers[1:]))
+    assert len({i for batch in later for i in batch}) == 300
+    wait_until(
+        lambda: sql("SELECT count(*) FROM processes WHERE owner = 'a' AND status = 'running'")[0][0]
+        >= 5,
+        timeout=20, interval=0.01,
+    )  # fmt: skip
+    servers[0][0].process.send_signal(signal.SIGKILL)
+    servers[0][0].process.wait(10)
+    wait_until(  # the server has dropped its connections: what it committed is all there is
+        lambda: not sql("SELECT 1 FROM pg_stat_activity WHERE application_name = 'tierd a'"),
+        timeout=10, interval=0.01,
+    )  # fmt: skip
+    orphans = [
+        i for (i,) in sql("SELECT id FROM processes WHERE owner = 'a' AND status = 'running'")
+    ]
+    attempts = {(p, name): n for p, name, n in sql("SELECT process_id, name, attempts FROM steps")}
+    interrupted = {
+        (p, name) for p, name in sql(
+            "SELECT process_id, name FROM steps WHERE status = 'running' AND process_id = ANY(%s)",
+            orphans,
+        )
+    }  # fmt: skip
+    assert orphans
+    record_property("adopted_after_kill", len(orphans))
+    wait_until(
+        lambda: sql("SELECT count(*) FROM processes WHERE status = 'completed'")[0][0] == 3300,
+        timeout=40, interval=0.2,
+    )  # fmt: skip
+    adopted = dict(sql("SELECT id, owner FROM processes WHERE id = ANY(%s)", list(orphans)))
+    assert set(adopted.values()) <= {"b", "c"}
+    recovered = collections.Counter(
+        process_id for (process_id,) in sql(
+            "SELECT process_id FROM events WHERE type = 'process_recovered'")
+    )  # fmt: skip
+    assert recovered == dict.fromkeys(orphans, 1)
+    expected = {key: count + (key in interrupted) for key, count in attempts.items()}
+    after = {(p, name): n for p, name, n in sql("SELECT process_id, name, attempts FROM steps")}
+    assert {key: after[key] for key in expected} == expected
+    steps_done = sql("SELECT count(*) FROM steps WHERE status = 'completed'")[0][0]
+    assert steps_done == 3300 * 3
+    for server, _ in servers[1:]:
+        assert server.finish() == 0
