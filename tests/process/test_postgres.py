@@ -12,6 +12,7 @@ import concurrent.futures
 import signal
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 import pytest
 
 import tierd
@@ -46,6 +47,30 @@ def test_a_runtime_on_postgresql_runs_processes_as_on_sqlite(make_runtime, postg
     assert final["result"] == "=4"
     assert runtime.processes.list(kind="three")["items"][0]["process_id"] == process_id
     assert runtime.processes.history(process_id)[-1]["type"] == "process_completed"
+
+
+def test_a_process_another_runtime_runs_is_waited_for_and_read_here(make_runtime, postgres_url):
+    """B's one slot is busy: A hears the NOTIFY and runs B's next submit; B's ``wait`` sees it."""
+
+    def config(name: str) -> dict[str, Any]:
+        return {
+            "runtime": {"name": name},
+            "levels": [echo_level(1)],
+            "processes": {"store": postgres_url, "kinds": [
+                {"kind": "nap", "class": "tests.process.kinds:Nap", "max_concurrent": 1}]},
+        }  # fmt: skip
+
+    here, there = make_runtime(config("b")), make_runtime(config("a"))
+    busy = here.processes.submit("nap", {"seconds": 1.0})
+    elsewhere = here.processes.submit("nap", {"seconds": 0.1})
+    final = here.processes.wait(elsewhere, timeout=10)
+    assert final["status"] == "completed"
+    assert here.processes.get(busy)["status"] == "running"  # it was still busy meanwhile
+    assert there.processes.get(elsewhere)["status"] == "completed"
+    with psycopg.connect(postgres_url) as db:
+        owners = dict(db.execute("SELECT id, owner FROM processes").fetchall())
+    assert owners == {busy: "b", elsewhere: "a"}
+    assert [e["type"] for e in here.processes.history(elsewhere)][-1] == "process_completed"
 
 
 def test_store_migrate_creates_the_schema_then_reports_it_up_to_date(postgres_url, tmp_path):

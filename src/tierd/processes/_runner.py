@@ -65,6 +65,8 @@ PRUNE_BATCH: Final = 1000
 """Processes the retention pruner deletes per transaction."""
 ADOPT_BATCH: Final = 100
 """The most processes of dead runtimes one sweep adopts."""
+FOREIGN_WAITS_EVERY: Final = 0.25
+"""Seconds between two reads of the processes waited on here that another runtime runs."""
 LEASE_RENEWALS: Final = 4
 """Leases are renewed this many times per ``stuck_after`` (and lapsed ones looked for)."""
 _MAX_KEY: Final = 200
@@ -201,6 +203,7 @@ class ProcessRunner:
         self._counters = ProcessCounters()
         self._next_prune = float("-inf")
         self._next_lease = float("-inf")
+        self._next_foreign = float("-inf")
         self._started = False
         self._accepting = True
         self._stopping = False
@@ -744,6 +747,9 @@ class ProcessRunner:
         if wall >= self._next_lease:
             self._next_lease = wall + self.stuck_after / LEASE_RENEWALS
             self._keep_leases(now, wall)
+        if now >= self._next_foreign:
+            self._next_foreign = now + FOREIGN_WAITS_EVERY
+            self._settle_foreign_waiters()
         if self.retention and now >= self._next_prune:
             self._next_prune = now + self.prune_interval
             wall = self.clock.time()
@@ -752,6 +758,22 @@ class ProcessRunner:
             deleted = self.store.prune(cutoffs, PRUNE_BATCH)
             if deleted:
                 self.log.info("processes_pruned", count=deleted)
+
+    def _settle_foreign_waiters(self) -> None:
+        """Wake the waiters of processes that finished elsewhere (another runtime ran them)."""
+        with self._lock:
+            foreign = [process_id for process_id in self._waiters if process_id not in self._runs]
+        for process_id in foreign:
+            record = self.store.get(process_id)
+            if record is None or record.status not in TERMINAL:
+                continue
+            with self._lock:
+                if process_id in self._runs:
+                    continue
+                waiters = self._waiters.pop(process_id, [])
+            document = record.status_document()
+            for waiter in waiters:
+                waiter.set(document)
 
     def _keep_leases(self, now: float, wall: float) -> None:
         """Renew this runtime's leases; adopt processes whose owner stopped renewing theirs."""
