@@ -132,12 +132,20 @@ _COLUMNS: Final = (
     "id, kind, status, priority, key, step_names, params, result, error, current_step, "
     "correlation, created_at, started_at, finished_at, seq"
 )
-_INSERT: Final = (
-    f"INSERT INTO processes ({_COLUMNS}, owner, lease_at) "  # noqa: S608 - fixed names
-    f"VALUES ({', '.join(['%s'] * 17)}) "
-    "ON CONFLICT (kind, key) WHERE key IS NOT NULL AND status IN ('pending', 'running', 'paused') "
-    "DO NOTHING RETURNING n"
-)
+_CREATE: Final = f"""
+WITH made AS (
+    INSERT INTO processes ({_COLUMNS}, owner, lease_at)
+    VALUES ({", ".join(["%s"] * 17)})
+    ON CONFLICT (kind, key) WHERE key IS NOT NULL AND status IN ('pending', 'running', 'paused')
+    DO NOTHING RETURNING id, kind),
+logged AS (
+    INSERT INTO events (process_id, seq, type, at, data)
+    SELECT made.id, e.seq, e.type, e.at, e.data FROM made,
+        unnest(%s::integer[], %s::text[], %s::double precision[], %s::bytea[])
+        AS e(seq, type, at, data)),
+told AS (SELECT pg_notify(%s, made.kind) FROM made WHERE %s)
+SELECT id, (SELECT count(*) FROM told) FROM made"""  # noqa: S608 - fixed names
+"""A process, its events and (if pending) its NOTIFY: one statement, one round trip."""
 _UPDATE: Final = (
     "UPDATE processes SET status = %s, result = %s, error = %s, current_step = %s, "
     "started_at = %s, finished_at = %s, seq = %s WHERE id = %s"
@@ -323,13 +331,21 @@ class PostgresProcessStore:
     # -- transactions ------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection inside one transaction; errors of the database are `Rejected`."""
+    def _transaction(self, *, atomic: bool = True) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection inside one transaction; errors of the database are `Rejected`.
+
+        ``atomic=False``: no BEGIN and COMMIT, for work that is one statement
+        (atomic by itself) or a read after it.
+        """
         if self._closed:
             raise Rejected("the process store is closed (the runtime is stopping)")
         try:
-            with self._pool.connection() as db, db.transaction():
-                yield db
+            with self._pool.connection() as db:
+                if not atomic:
+                    yield db
+                    return
+                with db.transaction():
+                    yield db
         except psycopg.Error as error:
             self.log.error("process_store_transaction_failed", error=str(error))
             raise Rejected(f"the process store cannot be written: {error}") from None
@@ -364,13 +380,11 @@ class PostgresProcessStore:
             owner if running else None, record.created_at if running else None,
         )  # fmt: skip
         event_rows = [_event_row(record.process_id, event) for event in events]
+        columns = [[row[i] for row in event_rows] for i in range(1, 5)]
+        parameters = (*row, *columns, CHANNEL, record.status == "pending")
         while True:
-            with self._transaction() as db:
-                if db.execute(_INSERT, row).fetchone() is not None:
-                    if event_rows:
-                        db.cursor().executemany(_EVENT, event_rows)
-                    if record.status == "pending":
-                        db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, record.kind))
+            with self._transaction(atomic=False) as db:
+                if db.execute(_CREATE, parameters).fetchone() is not None:
                     return record.process_id, True
                 found = db.execute(
                     "SELECT id FROM processes WHERE kind = %s AND key = %s "
