@@ -169,14 +169,20 @@ _STEP_COLUMNS: Final = (
     "process_id, name, status, progress, note, attempts, errors, input, output, checkpoint, "
     "started_at, finished_at, duration, cpu"
 )
-_CLAIM: Final = """
+_CLAIM: Final = f"""
 WITH picked AS MATERIALIZED (
     SELECT id FROM processes WHERE status = 'pending' AND kind = %s
-    ORDER BY priority, n LIMIT %s FOR UPDATE SKIP LOCKED)
-UPDATE processes AS p SET status = 'running', owner = %s, lease_at = %s, seq = p.seq + 1,
-    started_at = COALESCE(p.started_at, %s)
-FROM picked WHERE p.id = picked.id
-RETURNING p.id, p.priority, p.n"""
+    ORDER BY priority, n LIMIT %s FOR UPDATE SKIP LOCKED),
+taken AS (
+    UPDATE processes AS p SET status = 'running', owner = %s, lease_at = %s, seq = p.seq + 1,
+        started_at = COALESCE(p.started_at, %s)
+    FROM picked WHERE p.id = picked.id
+    RETURNING p.n, {", ".join(f"p.{column.strip()}" for column in _COLUMNS.split(","))}),
+logged AS (
+    INSERT INTO events (process_id, seq, type, at, data)
+    SELECT id, seq, 'process_started', %s, NULL FROM taken)
+SELECT {_COLUMNS} FROM taken ORDER BY priority, n"""  # noqa: S608 - fixed names
+"""Take pending work, write its ``process_started`` events, return its rows: one statement."""
 _ADOPT: Final = """
 WITH lapsed AS MATERIALIZED (
     SELECT id FROM processes
@@ -399,20 +405,9 @@ class PostgresProcessStore:
         """Take pending processes of ``kind`` by (priority, submit order); mark them running."""
         if limit <= 0:
             return []
-        with self._transaction() as db:
-            rows = db.execute(_CLAIM, (kind, limit, owner, now, now)).fetchall()
-            if not rows:
-                return []
-            ids = [row[0] for row in sorted(rows, key=lambda row: (row[1], row[2]))]
-            records = self._read_many(db, ids)
-            db.cursor().executemany(
-                _EVENT,
-                [
-                    _event_row(r.process_id, {"type": "process_started", "at": now, "seq": r.seq})
-                    for r in records
-                ],
-            )
-            return records
+        with self._transaction(atomic=False) as db:
+            rows = db.execute(_CLAIM, (kind, limit, owner, now, now, now)).fetchall()
+            return self._records(db, rows) if rows else []
 
     def renew(self, owner: str, now: float) -> int:
         """Renew the lease of every process ``owner`` runs (see `ProcessStore.renew`)."""
