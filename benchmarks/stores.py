@@ -2,7 +2,8 @@
 
 - S1: N three-step processes (trivial steps), ``max_concurrent`` 64, one
   in-process runtime, submitted from one thread and waited for: processes per
-  second on SQLite and on PostgreSQL, in the same run.
+  second on SQLite and on PostgreSQL, in the same run (and PostgreSQL with
+  ``synchronous_commit`` off for tierd's sessions, set in the URL).
 - S2: N three-step processes whose steps sleep 5 ms, ``max_concurrent`` 4 per
   runtime, written pending into one PostgreSQL database at once; processes per
   second until the last completes, with one ``tierd run`` and with three
@@ -165,6 +166,8 @@ def measure(processes: int, shared: int) -> dict[str, Any]:
         figures["S1 PostgreSQL processes/s"] = one_runtime(processes, server.database())
         sqlite, postgresql = figures["S1 SQLite processes/s"], figures["S1 PostgreSQL processes/s"]
         figures["S1 ratio"] = postgresql / sqlite
+        lazy = server.database() + "?options=-c%20synchronous_commit%3Doff"
+        figures["S1 PostgreSQL synchronous_commit off"] = one_runtime(processes, lazy)
         one = shared_rate(server, shared, 1)
         three = shared_rate(server, shared, 3)
         figures["S2 one runtime"] = one
@@ -183,7 +186,8 @@ def print_figures(figures: dict[str, Any], processes: int, shared: int) -> None:
     print(f"\nProcess stores ({processes:,} three-step processes, one runtime, max_concurrent 64)")
     print(f"S1 SQLite {figures['S1 SQLite processes/s']:,.0f} processes/s, PostgreSQL "
           f"{figures['S1 PostgreSQL processes/s']:,.0f} processes/s "
-          f"(ratio {figures['S1 ratio']:.2f})")  # fmt: skip
+          f"(ratio {figures['S1 ratio']:.2f}); with synchronous_commit off "
+          f"{figures['S1 PostgreSQL synchronous_commit off']:,.0f} processes/s")  # fmt: skip
     one, three = figures["S2 one runtime"], figures["S2 three runtimes"]
     print(f"S2 {shared:,} processes, steps sleeping 5 ms, max_concurrent 4 per runtime: one "
           f"runtime {one['processes_per_s']:,.0f}/s, three sharing PostgreSQL "

@@ -87,3 +87,19 @@ def test_an_owner_that_keeps_sweeping_keeps_its_processes(store):
     assert pid in a._runs
     assert pid not in b._runs
     assert [r.process_id for r in store.unfinished("a")] == [pid]
+
+
+def test_a_runner_that_stops_cleanly_releases_its_leases_to_the_others_at_once(store):
+    """No attempt left running at stop: b adopts at its next look, not stuck_after later."""
+    clock = FakeClock()
+    a, a_steps = runner(store, "a", clock)
+    b, _ = runner(store, "b", clock)
+    pid = a.submit("three", 1)
+    a_steps.run_next()  # add completes; double waits in a's executor
+    a_steps.jobs.clear()  # ...and is dropped, as a stop interrupts it
+    assert a.stop(timeout=0) == 0
+    clock.advance(60 / LEASE_RENEWALS)
+    b.sweep()
+    assert pid in b._runs
+    b.executor.run_all()
+    assert b.wait(pid, timeout=5)["status"] == "completed"

@@ -88,6 +88,21 @@ def test_store_migrate_creates_the_schema_then_reports_it_up_to_date(postgres_ur
     assert "schema at version 1, up to date" in again.stdout
 
 
+def test_store_migrate_of_a_sqlite_store_makes_the_file_at_the_newest_version(tmp_path):
+    """The same command for the default store: the file under data_dir, then up to date."""
+    config = tmp_path / "store.toml"
+    config.write_text(to_toml({
+        "runtime": {"data_dir": str(tmp_path / "data")}, "levels": [echo_level(1)],
+        "processes": {"kinds": KINDS},
+    }))  # fmt: skip
+    first = run_tierd("store", "migrate", "--config", str(config))
+    assert first.returncode == 0, first.stderr
+    assert "SQLite process store: schema migrated from version 0 to 2" in first.stdout
+    assert (tmp_path / "data" / "processes.db").exists()
+    again = run_tierd("store", "migrate", "--config", str(config))
+    assert "schema at version 2, up to date" in again.stdout
+
+
 def test_store_migrate_without_a_reachable_database_says_so_in_one_line(tmp_path):
     """Exit 1, one line naming the key, no traceback, no password."""
     config = tmp_path / "store.toml"

@@ -294,6 +294,8 @@ class ProcessRunner:
 
         Nothing is marked failed: the processes stay running in the store, and
         the next start recovers them. A step that completes meanwhile is kept.
+        If no attempt still runs, their leases are released: other runtimes
+        sharing the store adopt them without waiting ``stuck_after``.
 
         Returns:
             How many attempts still ran after ``timeout``.
@@ -307,6 +309,13 @@ class ProcessRunner:
         left = self.executor.join(timeout)
         self.executor.shutdown()
         self.store.barrier().wait(timeout)
+        if not left:
+            # Nothing of ours still runs: other runtimes on a shared store may adopt our
+            # processes at their next look instead of after stuck_after.
+            try:
+                self.store.renew(self.owner, 0.0)
+            except Rejected as error:
+                self.log.warning("process_leases_not_released", error=str(error))
         return left
 
     # -- submit and query --------------------------------------------------------
