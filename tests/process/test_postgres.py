@@ -10,6 +10,8 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import signal
+import subprocess
+import sys
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -86,6 +88,24 @@ def test_store_migrate_creates_the_schema_then_reports_it_up_to_date(postgres_ur
     again = run_tierd("store", "migrate", "--config", str(config))
     assert again.returncode == 0, again.stderr
     assert "schema at version 1, up to date" in again.stdout
+
+
+def test_without_psycopg_a_postgresql_store_says_what_to_install():
+    """The optional psycopg missing: a ConfigError naming the key and what to install."""
+    script = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "import tierd\n"
+        "from tierd.processes._open import open_store\n"
+        "try:\n"
+        "    open_store('postgresql://u@127.0.0.1/db', '')\n"
+        "except tierd.ConfigError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=30, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "[processes] store: a PostgreSQL store needs psycopg" in done.stdout
+    assert "pip install 'tierd[postgresql]'" in done.stdout
 
 
 def test_store_migrate_of_a_sqlite_store_makes_the_file_at_the_newest_version(tmp_path):
