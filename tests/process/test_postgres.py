@@ -52,7 +52,10 @@ def test_a_runtime_on_postgresql_runs_processes_as_on_sqlite(make_runtime, postg
 
 
 def test_a_process_another_runtime_runs_is_waited_for_and_read_here(make_runtime, postgres_url):
-    """B's one slot is busy: A hears the NOTIFY and runs B's next submit; B's ``wait`` sees it."""
+    """B's one slot is busy: A hears the NOTIFY and runs B's next submit; B's ``wait`` sees it.
+
+    And ``stats`` on A counts the process running on B: counts come from the store.
+    """
 
     def config(name: str) -> dict[str, Any]:
         return {
@@ -68,6 +71,7 @@ def test_a_process_another_runtime_runs_is_waited_for_and_read_here(make_runtime
     final = here.processes.wait(elsewhere, timeout=10)
     assert final["status"] == "completed"
     assert here.processes.get(busy)["status"] == "running"  # it was still busy meanwhile
+    assert there.processes.stats(kind="nap")["counts"]["running"] == 1  # b's, counted on a
     assert there.processes.get(elsewhere)["status"] == "completed"
     with psycopg.connect(postgres_url) as db:
         owners = dict(db.execute("SELECT id, owner FROM processes").fetchall())

@@ -538,11 +538,12 @@ class ProcessRunner:
             raise ValueError(f"window must be positive seconds, not {window!r}")
         self.store.barrier().wait()
         finished = self.store.finished_since(self.clock.time() - window, kind)
-        with self._lock:
-            current = {
-                s: n for (k, s), n in self._counters.current.items() if kind in {None, k} and n
-            }
-        counts = dict.fromkeys(STATUSES, 0) | current
+        # Unfinished counts from the store: with a shared store, other runtimes' work too.
+        current: collections.Counter[str] = collections.Counter()
+        for (name, status), count in self.store.counts().items():
+            if kind in {None, name}:
+                current[status] += count
+        counts = dict.fromkeys(STATUSES, 0) | dict(current)
         for item in finished:
             counts[item.status] += 1
         durations = sorted(d.duration for d in finished if d.duration is not None)
