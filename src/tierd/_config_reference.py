@@ -165,6 +165,8 @@ def _type_name(annotation: Any) -> str:  # noqa: PLR0911 - one return per kind o
     names = {str: "string", int: "integer", float: "number", bool: "boolean"}
     if annotation in names:
         return names[annotation]
+    if annotation is Any:
+        return "any value"
     return str(annotation)
 
 
