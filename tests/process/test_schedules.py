@@ -88,6 +88,16 @@ def test_catch_up_runs_the_fires_missed_within_its_window_each_once():
     assert scheduler.due(t + 600) == []
 
 
+def test_a_first_start_catches_nothing_up():
+    """A schedule that never fired starts from now, whatever its catch_up."""
+    t = 1_800_000_000.0
+    spec = ScheduleSpec("minutely", Cron("* * * * *"), process="k", catch_up=3600)
+    scheduler = Scheduler([spec])
+    scheduler.start(t + 30, {})
+    assert scheduler.due(t + 30) == []
+    assert scheduler.next_fire("minutely") == t + 60
+
+
 def test_without_catch_up_a_restart_fires_only_the_next_fire():
     """catch_up 0: nothing missed is run; the first fire is the next one after the start."""
     t = 1_800_000_000.0
@@ -111,7 +121,7 @@ def test_a_long_catch_up_comes_in_bounded_batches():
     t = 1_800_000_000.0
     spec = ScheduleSpec("fast", Every(1), process="k", catch_up=2500)
     scheduler = Scheduler([spec])
-    scheduler.start(t, {})
+    scheduler.start(t, {"fast": t - 9000})
     batches = [scheduler.due(t) for _ in range(4)]
     assert [len(batch) for batch in batches] == [MAX_DUE, MAX_DUE, 500, 0]
     times = [fire.fire_at for batch in batches for fire in batch]

@@ -25,7 +25,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Final
 
 from .._clock import SYSTEM_CLOCK
-from ..errors import ScheduleNotFound
+from ..errors import ProcessNotFound, ScheduleNotFound
 from ..logging import get_logger
 from ..messaging.events import NO_EVENTS
 from ._lifecycle import UNFINISHED
@@ -241,10 +241,18 @@ class ScheduleDriver:
     def _unfinished_run(self, name: str) -> str | None:
         """The process this schedule fired last, if it is still pending, running or paused."""
         last = self.store.fires(name, limit=1, outcome="fired")
-        if not last or last[0].process_id is None:
+        process_id = last[0].process_id if last else None
+        if process_id is None:
             return None
-        record = self.store.get(last[0].process_id)
-        return last[0].process_id if record is not None and record.status in UNFINISHED else None
+        if self.runner is not None:
+            try:  # the runner's view: its own transitions count once they are committed
+                status = self.runner.get(process_id)["status"]
+            except ProcessNotFound:  # pruned
+                return None
+        else:
+            record = self.store.get(process_id)
+            status = record.status if record is not None else "completed"
+        return process_id if status in UNFINISHED else None
 
     def _release_held(self) -> None:
         for name, fire_at in list(self._held.items()):

@@ -169,14 +169,16 @@ class Scheduler:
     def start(self, now: float, last_fires: Mapping[str, float]) -> None:
         """Set each schedule's cursor: after its last fire, but no further back than ``catch_up``.
 
+        A schedule that never fired (no runtime ran it yet) starts at ``now``:
+        there was no downtime to catch up on.
+
         Args:
             now: epoch seconds.
             last_fires: each schedule's latest recorded fire time (of any runtime).
         """
         for name, spec in self.specs.items():
-            earliest = now - spec.catch_up
             last = last_fires.get(name)
-            self._move(name, earliest if last is None else max(last, earliest))
+            self._move(name, now if last is None else max(last, now - spec.catch_up))
 
     def _move(self, name: str, cursor: float) -> None:
         self._cursors[name] = cursor
