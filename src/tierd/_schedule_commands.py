@@ -14,7 +14,7 @@ import zoneinfo
 from typing import TYPE_CHECKING, Any, Final
 
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from .errors import ScheduleNotFound
 
@@ -37,7 +37,7 @@ def _when(epoch: float | None, timezone: str) -> str:
 
 def _trigger(schedule: dict[str, Any]) -> str:
     if schedule["cron"] is not None:
-        return f"cron {schedule['cron']}"
+        return f"cron {schedule['cron']}\n{schedule['timezone']}"
     return f"every {schedule['every']:g}s"
 
 
@@ -45,9 +45,8 @@ def _last(schedule: dict[str, Any]) -> str:
     fire = schedule["last_fire"]
     if fire is None:
         return "-"
-    when = _when(fire["fire_time"], "UTC")
     manual = " (run-now)" if fire["manual"] else ""
-    return f"{when} {fire['outcome']}{manual}"
+    return f"{_when(fire['fire_time'], 'UTC')}\n{fire['outcome']}{manual}"
 
 
 def cmd_list(args: argparse.Namespace, client: Client) -> int:
@@ -60,15 +59,15 @@ def cmd_list(args: argparse.Namespace, client: Client) -> int:
     if not schedules:
         console.print("no schedules: add [[schedules]] tables to the runtime's config")
         return 0
-    table = Table("name", "when", "timezone", "fires", "next fire (local)", "next fire (UTC)",
+    table = Table(Column("name", no_wrap=True), "when", "fires", "next fire",
                   "last fire", "paused")  # fmt: skip
     for schedule in schedules:
         fires = f"process {schedule['process']}" if schedule["process"] else schedule["target"]
+        next_fire = schedule["next_fire"]
         table.add_row(
-            schedule["name"], _trigger(schedule), schedule["timezone"], fires,
-            _when(schedule["next_fire"], schedule["timezone"]),
-            _when(schedule["next_fire"], "UTC"), _last(schedule),
-            "paused" if schedule["paused"] else "no",
+            schedule["name"], _trigger(schedule), fires,
+            f"{_when(next_fire, schedule['timezone'])}\n{_when(next_fire, 'UTC')}",
+            _last(schedule), "yes" if schedule["paused"] else "no",
         )  # fmt: skip
     console.print(table)
     return 0
