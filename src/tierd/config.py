@@ -454,10 +454,6 @@ class ProcessesConfig(_Section):
         return kinds
 
 
-def _optional_duration(value: Any) -> Any:
-    return None if value is None else _duration(value)
-
-
 class ScheduleConfig(_Section):
     """One ``[[schedules]]`` table: when a process or a notification is fired (DESIGN §11).
 
@@ -470,7 +466,7 @@ class ScheduleConfig(_Section):
     """The schedule's name, unique: ``tierd schedules pause NAME``, metric label, event topic."""
     cron: str | None = None
     """Five cron fields (minute, hour, day of month, month, day of week), e.g. ``"0 3 * * *"``."""
-    every: Annotated[float | None, pydantic.BeforeValidator(_optional_duration), Field(gt=0)] = None
+    every: Annotated[Duration, Field(gt=0)] | None = None
     """Or an interval: seconds, or e.g. ``"15m"``; fires at its multiples since the epoch."""
     timezone: str = "UTC"
     """The IANA timezone ``cron`` is read in, e.g. ``"Europe/Paris"`` (DST handled by cronsim)."""
@@ -501,17 +497,17 @@ class ScheduleConfig(_Section):
     @pydantic.model_validator(mode="after")
     def _one_of_each(self) -> ScheduleConfig:
         if (self.cron is None) == (self.every is None):
-            given = "both" if self.cron is not None else "neither"
+            wrong = "not both" if self.cron is not None else "there is neither"
             raise ValueError(
-                f"cron and every: give exactly one (cron = '* * * * *' or every = 60), not {given}"
+                f"cron and every: give one of them (cron = '* * * * *' or every = 60), {wrong}"
             )
         if (self.process is None) == (self.target is None):
-            given = "both" if self.process is not None else "neither"
+            wrong = "not both" if self.process is not None else "there is neither"
             raise ValueError(
-                f"process and target: give exactly one (process = 'kind' or "
-                f"target = 'daemon@level'), not {given}"
+                "process and target: give one of them (process = 'kind' or "
+                f"target = 'daemon@level'), {wrong}"
             )
-        if self.target is not None and "overlap" in self.model_fields_set:
+        if self.target is not None and self.overlap != "skip":
             raise ValueError(
                 "overlap: applies to process schedules only (a notification has no run to overlap)"
             )
