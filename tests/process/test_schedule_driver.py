@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -197,28 +198,46 @@ def test_without_catch_up_downtime_fires_are_not_run(scheduled):
     assert len(s.rows()) == 2
 
 
+def sharing(
+    store: SqliteProcessStore, name: str, clock: FakeClock, spec: ScheduleSpec
+) -> ScheduleDriver:
+    """A runtime's runner and driver on a store another one uses too."""
+    runner = ProcessRunner(
+        [kinds.Three.definition().replace(max_concurrent=100)], store,
+        clock=clock, executor=ManualExecutor(), owner=name,
+    )  # fmt: skip
+    runner.start()
+    driver = ScheduleDriver([spec], store, runner=runner, send=Sent(), clock=clock, owner=name)
+    driver.start()
+    return driver
+
+
 def test_two_runtimes_sharing_one_store_fire_each_minute_once(tmp_path):
-    """Two drivers and runners, each with its own FakeClock, on one SQLite file: once a minute."""
+    """Two drivers and runners, each with its own FakeClock and thread, on one SQLite file.
+
+    Both tick through the same 20 simulated minutes at once, racing to claim
+    each fire: every minute is recorded once and submits one process.
+    """
     store = SqliteProcessStore(tmp_path / "processes.db")
     spec = minutely(overlap="allow")
-    drivers = []
+    drivers: list[tuple[FakeClock, ScheduleDriver]] = []
     try:
-        for name, offset in (("a", 0.0), ("b", 0.3)):
+        for name, offset in (("a", 0.0), ("b", 0.25)):
             clock = FakeClock(monotonic=1000.0 + offset, wall=1_800_000_000.0 + offset)
-            runner = ProcessRunner(
-                [kinds.Three.definition().replace(max_concurrent=100)], store,
-                clock=clock, executor=ManualExecutor(), owner=name,
-            )  # fmt: skip
-            runner.start()
-            driver = ScheduleDriver([spec], store, runner=runner, send=Sent(), clock=clock,
-                                    owner=name)  # fmt: skip
-            driver.start()
-            drivers.append((clock, driver))
-        chance = random.Random(12)
-        for _ in range(20 * 60):
-            for clock, driver in chance.sample(drivers, 2):  # either may tick first
+            drivers.append((clock, sharing(store, name, clock, spec)))
+        start = threading.Barrier(2)
+
+        def tick_for_20_minutes(clock: FakeClock, driver: ScheduleDriver) -> None:
+            start.wait(timeout=10)
+            for _ in range(20 * 60):
                 clock.advance(1)
                 driver.tick()
+
+        threads = [threading.Thread(target=tick_for_20_minutes, args=pair) for pair in drivers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=50)
         with sqlite3.connect(tmp_path / "processes.db") as db:
             fires = db.execute("SELECT fire_at FROM schedule_fires ORDER BY fire_at").fetchall()
             processes = db.execute("SELECT count(*) FROM processes").fetchone()[0]
@@ -226,7 +245,29 @@ def test_two_runtimes_sharing_one_store_fire_each_minute_once(tmp_path):
         assert processes == 20
         fired = [driver.statistics()[("minutely", "fired")] for _, driver in drivers]
         assert sum(fired) == 20
-        assert all(count > 0 for count in fired), fired  # both took their share
+    finally:
+        for _, driver in drivers:
+            driver.stop()
+        store.close()
+
+
+def test_of_two_runtimes_each_takes_the_fires_it_claims_first(tmp_path):
+    """Whichever runtime ticks first at a fire time fires it; the other finds it taken."""
+    store = SqliteProcessStore(tmp_path / "processes.db")
+    drivers = []
+    try:
+        for name in ("a", "b"):
+            clock = FakeClock()
+            drivers.append((clock, sharing(store, name, clock, minutely(overlap="allow"))))
+        chance = random.Random(12)
+        for _ in range(10 * 60):
+            for clock, driver in chance.sample(drivers, 2):
+                clock.advance(1)
+                driver.tick()
+        fired = [driver.statistics()[("minutely", "fired")] for _, driver in drivers]
+        assert sum(fired) == 10
+        assert all(count > 0 for count in fired), fired
+        assert len(store.fires("minutely")) == 10
     finally:
         for _, driver in drivers:
             driver.stop()

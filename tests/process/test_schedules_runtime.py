@@ -114,3 +114,33 @@ def test_the_cli_lists_pauses_and_runs_now_against_tierd_run(tierd_cli, tmp_path
         "tierd schedules resume: ScheduleNotFound: no schedule 'nightly' in this runtime's "
         "config; list them with 'tierd schedules list'"
     )
+
+
+def test_client_schedules_are_runtime_schedules_over_the_wire(make_runtime, make_client, tmp_path):
+    """Client.schedules: the same documents; an unknown name is ScheduleNotFound again."""
+    address = endpoint()
+    cfg = network_config(address, echo_level(1), data_dir=str(tmp_path / "data"))
+    cfg["processes"] = {"kinds": [THREE]}
+    cfg["schedules"] = [HOURLY]
+    runtime = make_runtime(cfg)
+    client = make_client(address)
+    assert client.schedules.list() == runtime.schedules.list()
+    fire = client.schedules.run_now("hourly")
+    assert runtime.processes.wait(fire["process_id"], timeout=10)["status"] == "completed"
+    assert client.schedules.pause("hourly")["paused"] is True
+    assert runtime.schedules.list()[0]["paused"] is True
+    assert client.schedules.resume("hourly")["paused"] is False
+    with pytest.raises(tierd.ScheduleNotFound, match="no schedule 'nightly'") as raised:
+        client.schedules.run_now("nightly")
+    assert raised.value.name == "nightly"
+
+
+def test_a_runtime_without_schedules_lists_none_over_the_wire(make_runtime, make_client, tmp_path):
+    """schedule_list answers []; acting on a name answers ScheduleNotFound."""
+    address = endpoint()
+    runtime = make_runtime(network_config(address, echo_level(1), data_dir=str(tmp_path / "d")))
+    client = make_client(address)
+    assert runtime.config.schedules == []
+    assert client.schedules.list() == []
+    with pytest.raises(tierd.ScheduleNotFound):
+        client.schedules.pause("hourly")

@@ -124,7 +124,11 @@ class ScheduleDriver:
                 return
             paused = self.store.paused_schedules()
             for fire in self.scheduler.due(now, paused):
-                self._fire(self.specs[fire.schedule], fire.fire_at, manual=False)
+                try:
+                    self._fire(self.specs[fire.schedule], fire.fire_at, manual=False)
+                except Exception:  # the store failed: this fire is lost, the next ones are tried
+                    self.log.exception("schedule_fire_lost", schedule=fire.schedule,
+                                       fire_at=fire.fire_at)  # fmt: skip
 
     # -- entry points ------------------------------------------------------------
 
