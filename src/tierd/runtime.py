@@ -226,6 +226,9 @@ class Runtime:
                 send=self._send_scheduled,
                 events=self.events,
                 owner=self.config.runtime.name,
+                keep_fires=max(
+                    retention.completed, retention.failed, retention.cancelled, retention.timeout
+                ),
             )
             self._schedules.start()
 

@@ -367,3 +367,22 @@ def test_an_unknown_name_raises_schedule_not_found(scheduled):
     for act in (s.driver.pause, s.driver.resume, s.driver.run_now):
         with pytest.raises(tierd.ScheduleNotFound, match="no schedule 'nightly'"):
             act("nightly")
+
+
+def test_fires_older_than_keep_fires_are_pruned_by_the_tick(harness):
+    """keep_fires: the hourly prune deletes older fires; the schedule's latest stays."""
+    made = harness(kinds.Three.definition().replace(max_concurrent=100))
+    spec = ScheduleSpec("ping", Every(60), target="echo@1")
+    driver = ScheduleDriver([spec], made.store, runner=made.runner, send=Sent(),
+                            clock=made.clock, keep_fires=600.0)  # fmt: skip
+    driver.start()
+    t = made.clock.time()
+    for _ in range(60 * 30):  # 30 simulated minutes: 30 fires, one prune at the start
+        made.clock.advance(1)
+        driver.tick()
+    assert len(made.store.fires("ping", limit=100)) == 30
+    for _ in range(60 * 31):  # the next prune runs at t + 3601: it keeps from t + 3001 on
+        made.clock.advance(1)
+        driver.tick()
+    kept = [fire.fire_at for fire in made.store.fires("ping", limit=100)]
+    assert kept == [t + 60 * n for n in range(61, 50, -1)]

@@ -354,3 +354,17 @@ def test_an_older_file_gets_the_new_fire_columns(tmp_path):
         assert (fire.message_id, fire.detail, fire.manual) == ("m1", "ok", True)
     finally:
         store.close()
+
+
+def test_old_fires_are_pruned_in_batches_but_each_schedule_keeps_its_latest(store):
+    """prune_fires deletes fires recorded before the cutoff, batch by batch; the last stays."""
+    for n in range(5):
+        store.claim_fire("nightly", 1000.0 + n, 1000.0 + n)
+    store.claim_fire("hourly", 1000.0, 1000.0)
+    store.claim_fire("fresh", 1000.0, 5000.0)
+    assert store.prune_fires(4000.0, batch=3) == 3
+    assert store.prune_fires(4000.0, batch=3) == 1
+    assert store.prune_fires(4000.0, batch=3) == 0
+    assert [f.fire_at for f in store.fires("nightly")] == [1004.0]
+    assert len(store.fires("hourly")) == 1
+    assert len(store.fires("fresh")) == 1

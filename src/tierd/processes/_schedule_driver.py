@@ -45,6 +45,9 @@ FINAL_OUTCOMES: Final = ("fired", "skipped", "failed")
 """The outcomes counted by ``tierd_schedule_fires_total`` (a held fire counts once it fires)."""
 _RECENT: Final = 50
 """Recorded fires read at start to find a schedule's last scheduled (not run-now) fire."""
+PRUNE_EVERY: Final = 3600.0
+"""Seconds between two deletions of fires older than ``keep_fires``."""
+PRUNE_BATCH: Final = 1000
 
 
 class ScheduleDriver:
@@ -61,6 +64,7 @@ class ScheduleDriver:
         clock: the time; `tierd.testing.FakeClock` in tests.
         events: where each ``schedule_fired`` event goes.
         owner: the runtime's name, for logs.
+        keep_fires: seconds a fire is kept in the store (each schedule's latest is always kept).
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class ScheduleDriver:
         clock: Clock = SYSTEM_CLOCK,
         events: EventSink = NO_EVENTS,
         owner: str = "tierd",
+        keep_fires: float = 90 * 86400.0,
     ) -> None:
         self.scheduler = Scheduler(specs)
         self.specs = self.scheduler.specs
@@ -89,6 +94,8 @@ class ScheduleDriver:
         self._seq: dict[str, itertools.count[int]] = {
             name: itertools.count(1) for name in self.specs
         }
+        self.keep_fires = keep_fires
+        self._next_prune = -math.inf
         self._started = False
 
     # -- lifecycle ---------------------------------------------------------------
@@ -120,6 +127,9 @@ class ScheduleDriver:
                 return
             if self._held:
                 self._release_held()
+            if now >= self._next_prune:
+                self._next_prune = now + PRUNE_EVERY
+                self._prune(now)
             if self.scheduler.next_due() > now:
                 return
             paused = self.store.paused_schedules()
@@ -198,6 +208,14 @@ class ScheduleDriver:
             }
 
     # -- firing --------------------------------------------------------------------
+
+    def _prune(self, now: float) -> None:
+        """Delete one batch of the fires recorded over ``keep_fires`` ago."""
+        deleted = self.store.prune_fires(now - self.keep_fires, PRUNE_BATCH)
+        if deleted:
+            self.log.info("schedule_fires_pruned", count=deleted)
+        if deleted == PRUNE_BATCH:
+            self._next_prune = now  # more to delete: another batch next tick
 
     def _spec(self, name: str) -> ScheduleSpec:
         spec = self.specs.get(name) if isinstance(name, str) else None

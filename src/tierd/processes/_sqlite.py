@@ -548,6 +548,22 @@ class SqliteProcessStore:
             for name, at, outcome_, recorded, pid, mid, detail, manual in rows
         ]
 
+    def prune_fires(self, before: float, batch: int = 1000) -> int:
+        """Delete up to ``batch`` fires recorded before ``before`` but each schedule's latest."""
+
+        def delete(db: sqlite3.Connection) -> int:
+            old = db.execute(
+                "SELECT schedule, fire_at FROM schedule_fires AS f WHERE recorded_at < ? AND "
+                "fire_at < (SELECT max(fire_at) FROM schedule_fires WHERE schedule = f.schedule) "
+                "LIMIT ?",
+                (before, batch),
+            ).fetchall()
+            db.executemany("DELETE FROM schedule_fires WHERE schedule = ? AND fire_at = ?", old)
+            return len(old)
+
+        result: int = self._run(delete)
+        return result
+
     def set_schedule_paused(self, schedule: str, now: float, *, paused: bool) -> None:
         """Pause or resume a schedule for every runtime on this store."""
 

@@ -202,6 +202,13 @@ class ProcessStore(Protocol):
     ) -> builtins.list[ScheduleFire]:
         """The schedule's fires, latest fire time first, of one outcome or all."""
 
+    def prune_fires(self, before: float, batch: int = 1000) -> int:
+        """Delete up to ``batch`` fires recorded before ``before``, but each schedule's latest.
+
+        Returns:
+            How many were deleted; call again while it returns ``batch``.
+        """
+
     def set_schedule_paused(self, schedule: str, now: float, *, paused: bool) -> None:
         """Pause or resume a schedule for every runtime sharing the store, committed on return."""
 
