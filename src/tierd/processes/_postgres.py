@@ -43,7 +43,16 @@ from ..errors import ConfigError, Rejected
 from ..logging import get_logger
 from ._lifecycle import TERMINAL, UNFINISHED
 from ._record import ProcessRecord, StepRecord
-from ._store import BATCH_LIMIT, Finished, Page, newer_schema, pack, unpack
+from ._store import (
+    BATCH_LIMIT,
+    FIRE_OUTCOMES,
+    Finished,
+    Page,
+    ScheduleFire,
+    newer_schema,
+    pack,
+    unpack,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -56,7 +65,7 @@ _LOCK_ID: Final = 0x7469_6572_64
 MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (
         1,
-        "processes, steps, events and schedule fires; leases",
+        "processes, steps, events, schedule fires and schedule state; leases",
         """
 CREATE TABLE processes (
     n BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -120,7 +129,15 @@ CREATE TABLE schedule_fires (
     process_id TEXT,
     outcome TEXT NOT NULL,
     recorded_at DOUBLE PRECISION NOT NULL,
+    message_id TEXT,
+    detail TEXT,
+    manual BOOLEAN NOT NULL DEFAULT false,
     PRIMARY KEY (schedule, fire_at));
+CREATE INDEX schedule_fires_recorded ON schedule_fires (recorded_at);
+CREATE TABLE schedule_state (
+    schedule TEXT PRIMARY KEY,
+    paused BOOLEAN NOT NULL,
+    changed_at DOUBLE PRECISION NOT NULL);
 """,
     ),
 )
@@ -509,6 +526,95 @@ class PostgresProcessStore:
                 db.execute("DELETE FROM steps WHERE process_id = ANY(%s)", (ids,))
                 db.execute("DELETE FROM processes WHERE id = ANY(%s)", (ids,))
             return len(ids)
+
+    # -- schedules ---------------------------------------------------------------
+
+    def claim_fire(
+        self, schedule: str, fire_at: float, now: float, *, manual: bool = False
+    ) -> bool:
+        """Insert the fire as ``firing`` unless it is recorded already (see the protocol)."""
+        with self._transaction(atomic=False) as db:
+            return (
+                db.execute(
+                    "INSERT INTO schedule_fires (schedule, fire_at, outcome, recorded_at, manual) "
+                    "VALUES (%s, %s, 'firing', %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
+                    (schedule, fire_at, now, manual),
+                ).fetchone()
+                is not None
+            )
+
+    def finish_fire(
+        self,
+        schedule: str,
+        fire_at: float,
+        outcome: str,
+        now: float,
+        *,
+        process_id: str | None = None,
+        message_id: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Write a claimed fire's outcome (see the protocol).
+
+        Raises:
+            ValueError: not one of `FIRE_OUTCOMES`.
+        """
+        if outcome not in FIRE_OUTCOMES:
+            raise ValueError(f"unknown fire outcome {outcome!r}: one of {', '.join(FIRE_OUTCOMES)}")
+        with self._transaction(atomic=False) as db:
+            db.execute(
+                "UPDATE schedule_fires SET outcome = %s, recorded_at = %s, process_id = %s, "
+                "message_id = %s, detail = %s WHERE schedule = %s AND fire_at = %s",
+                (outcome, now, process_id, message_id, detail, schedule, fire_at),
+            )
+
+    def fires(
+        self, schedule: str, *, limit: int = 20, outcome: str | None = None
+    ) -> builtins.list[ScheduleFire]:
+        """The schedule's fires, latest fire time first."""
+        query = (
+            "SELECT schedule, fire_at, outcome, recorded_at, process_id, message_id, detail, "
+            "manual FROM schedule_fires WHERE schedule = %s"
+        )
+        values: builtins.list[Any] = [schedule]
+        if outcome is not None:
+            query += " AND outcome = %s"
+            values.append(outcome)
+        with self._reading() as db:
+            rows = db.execute(f"{query} ORDER BY fire_at DESC LIMIT %s", [*values, limit])
+            return [
+                ScheduleFire(name, at, outcome_, recorded, pid, mid, detail, manual=bool(manual))
+                for name, at, outcome_, recorded, pid, mid, detail, manual in rows
+            ]
+
+    def prune_fires(self, before: float, batch: int = 1000) -> int:
+        """Delete up to ``batch`` fires recorded before ``before`` but each schedule's latest."""
+        with self._transaction(atomic=False) as db:
+            deleted: int = db.execute(
+                "WITH old AS MATERIALIZED (SELECT schedule, fire_at FROM schedule_fires AS f "
+                "WHERE recorded_at < %s AND fire_at < (SELECT max(fire_at) FROM schedule_fires "
+                "WHERE schedule = f.schedule) LIMIT %s FOR UPDATE SKIP LOCKED) "
+                "DELETE FROM schedule_fires AS f USING old "
+                "WHERE f.schedule = old.schedule AND f.fire_at = old.fire_at",
+                (before, batch),
+            ).rowcount
+            return deleted
+
+    def set_schedule_paused(self, schedule: str, now: float, *, paused: bool) -> None:
+        """Pause or resume a schedule for every runtime sharing the database."""
+        with self._transaction(atomic=False) as db:
+            db.execute(
+                "INSERT INTO schedule_state (schedule, paused, changed_at) VALUES (%s, %s, %s) "
+                "ON CONFLICT (schedule) DO UPDATE SET paused = excluded.paused, "
+                "changed_at = excluded.changed_at",
+                (schedule, paused, now),
+            )
+
+    def paused_schedules(self) -> set[str]:
+        """The schedules paused now."""
+        with self._reading() as db:
+            rows = db.execute("SELECT schedule FROM schedule_state WHERE paused").fetchall()
+        return {row[0] for row in rows}
 
     # -- saves -------------------------------------------------------------------
 
