@@ -12,6 +12,7 @@ import concurrent.futures
 import signal
 import subprocess
 import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -19,8 +20,14 @@ import pytest
 
 import tierd
 from tests.network import echo_level, endpoint, network_config, to_toml
+from tests.process import kinds
+from tests.process.manual import ManualExecutor
 from tests.processes import run_tierd
-from tierd.testing import wait_until
+from tierd.processes._postgres import PostgresProcessStore
+from tierd.processes._runner import ProcessRunner
+from tierd.processes._schedule_driver import ScheduleDriver
+from tierd.processes._schedules import Cron, ScheduleSpec
+from tierd.testing import FakeClock, wait_until
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -244,3 +251,50 @@ def test_three_runtimes_share_one_database_and_finish_a_dead_ones_work(
     assert steps_done == 3300 * 3
     for server, _ in servers[1:]:
         assert server.finish() == 0
+
+
+def test_a_minute_schedule_across_three_runtimes_fires_once_per_minute(postgres_url):
+    """Three runners and drivers, each on its own connection to one database, own clock, own thread.
+
+    They tick through the same 20 simulated minutes at once, racing to claim each
+    fire: every minute is recorded once and submits one process, whoever won it.
+    """
+    spec = ScheduleSpec("minutely", Cron("* * * * *"), process="three", params=1, overlap="allow")
+    made: list[tuple[FakeClock, ScheduleDriver, PostgresProcessStore]] = []
+    try:
+        for name, offset in (("a", 0.0), ("b", 0.25), ("c", 0.5)):
+            clock = FakeClock(monotonic=1000.0 + offset, wall=1_800_000_000.0 + offset)
+            store = PostgresProcessStore(postgres_url, name=name, poll_interval=30)
+            runner = ProcessRunner(
+                [kinds.Three.definition().replace(max_concurrent=100)], store,
+                clock=clock, executor=ManualExecutor(), owner=name,
+            )  # fmt: skip
+            runner.start()
+            driver = ScheduleDriver([spec], store, runner=runner, send=lambda *_: "m",
+                                    clock=clock, owner=name)  # fmt: skip
+            driver.start()
+            made.append((clock, driver, store))
+        start = threading.Barrier(3)
+
+        def tick_for_20_minutes(clock: FakeClock, driver: ScheduleDriver) -> None:
+            start.wait(timeout=10)
+            for _ in range(20 * 60):
+                clock.advance(1)
+                driver.tick()
+
+        threads = [threading.Thread(target=tick_for_20_minutes, args=(c, d)) for c, d, _ in made]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=50)
+        with psycopg.connect(postgres_url) as db:
+            fires = db.execute("SELECT fire_at, outcome FROM schedule_fires ORDER BY 1").fetchall()
+            processes = db.execute("SELECT count(*) FROM processes").fetchone()[0]
+        assert fires == [(1_800_000_000.0 + 60.0 * n, "fired") for n in range(1, 21)]
+        assert processes == 20
+        fired = [driver.statistics()[("minutely", "fired")] for _, driver, _ in made]
+        assert sum(fired) == 20
+    finally:
+        for _, driver, store in made:
+            driver.stop()
+            store.close()
