@@ -29,6 +29,7 @@ pytestmark = pytest.mark.timeout(30)
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ProcessStore]:
+    kinds.CALLS.clear()  # what other tests' Three ran
     made: ProcessStore
     if request.param == "sqlite":
         made = SqliteProcessStore(tmp_path / "processes.db")
