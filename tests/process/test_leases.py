@@ -14,7 +14,7 @@ import pytest
 from tests.process import kinds
 from tests.process.manual import ManualExecutor
 from tierd.processes._postgres import PostgresProcessStore
-from tierd.processes._runner import LEASE_RENEWALS, ProcessRunner
+from tierd.processes._runner import COUNTS_EVERY, LEASE_RENEWALS, ProcessRunner
 from tierd.processes._sqlite import SqliteProcessStore
 from tierd.testing import FakeClock
 
@@ -104,3 +104,15 @@ def test_a_runner_that_stops_cleanly_releases_its_leases_to_the_others_at_once(s
     assert pid in b._runs
     b.executor.run_all()
     assert b.wait(pid, timeout=5)["status"] == "completed"
+
+
+def test_the_gauges_count_what_other_runners_on_the_store_run(store):
+    """Every COUNTS_EVERY seconds the sweep reads the store's counts: a's process shows on b."""
+    clock = FakeClock()
+    a, _ = runner(store, "a", clock)
+    b, _ = runner(store, "b", clock)
+    a.submit("three", 1)
+    assert b.statistics().current == {}
+    clock.advance(COUNTS_EVERY)
+    b.sweep()
+    assert b.statistics().current == {("three", "running"): 1}

@@ -65,6 +65,8 @@ PRUNE_BATCH: Final = 1000
 """Processes the retention pruner deletes per transaction."""
 ADOPT_BATCH: Final = 100
 """The most processes of dead runtimes one sweep adopts."""
+COUNTS_EVERY: Final = 5.0
+"""Seconds between two reads of the store's counts into the gauges (other runtimes' work)."""
 FOREIGN_WAITS_EVERY: Final = 0.25
 """Seconds between two reads of the processes waited on here that another runtime runs."""
 LEASE_RENEWALS: Final = 4
@@ -204,6 +206,7 @@ class ProcessRunner:
         self._next_prune = float("-inf")
         self._next_lease = float("-inf")
         self._next_foreign = float("-inf")
+        self._next_counts = float("-inf")
         self._started = False
         self._accepting = True
         self._stopping = False
@@ -760,6 +763,9 @@ class ProcessRunner:
         if now >= self._next_foreign:
             self._next_foreign = now + FOREIGN_WAITS_EVERY
             self._settle_foreign_waiters()
+        if now >= self._next_counts:
+            self._next_counts = now + COUNTS_EVERY
+            self._recount()
         if self.retention and now >= self._next_prune:
             self._next_prune = now + self.prune_interval
             wall = self.clock.time()
@@ -768,6 +774,16 @@ class ProcessRunner:
             deleted = self.store.prune(cutoffs, PRUNE_BATCH)
             if deleted:
                 self.log.info("processes_pruned", count=deleted)
+
+    def _recount(self) -> None:
+        """Set the pending, running and paused gauges from the store.
+
+        With a shared store, processes other runtimes submit, claim or finish move them too.
+        """
+        self.store.barrier().wait()
+        counts = self.store.counts()
+        with self._lock:
+            self._counters.current = collections.Counter(counts)
 
     def _settle_foreign_waiters(self) -> None:
         """Wake the waiters of processes that finished elsewhere (another runtime ran them)."""
