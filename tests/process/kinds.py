@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pydantic
@@ -197,3 +200,75 @@ def _log_step(ctx: tierd.StepContext, data: Any, delay: float) -> Any:
     finally:
         os.close(descriptor)
     return data
+
+
+class Squares(tierd.Batch):
+    """Items ``range(params["count"])``, squared; ``HOOKS["fail"]`` says which fail.
+
+    ``HOOKS["fail"]`` is a set of items that always fail, or a dict of failures
+    left per item; ``HOOKS["item"](ctx, item)`` runs first.
+    """
+
+    batch_size = 5
+    max_concurrent = 3
+
+    def items(self, ctx: tierd.StepContext, params: Any) -> Any:
+        for item in range(params["count"]):
+            if item == params.get("raise_at"):
+                raise LookupError(f"the source broke at {item}")
+            yield item
+
+    def process_item(self, ctx: tierd.StepContext, item: Any) -> Any:
+        CALLS.append(("item", item))
+        if "item" in HOOKS:
+            HOOKS["item"](ctx, item)
+        fail = HOOKS.get("fail", ())
+        if isinstance(fail, dict) and fail.get(item, 0) > 0:
+            fail[item] -= 1
+            raise ValueError(f"item {item} is bad")
+        if isinstance(fail, set) and item in fail:
+            raise ValueError(f"item {item} is bad")
+        return item * item
+
+
+class Slow(Squares):
+    """Squares with a delay between batches, a retry and an item timeout."""
+
+    batch_size = 4
+    max_concurrent = 2
+    delay_between_batches = 10.0
+    retry_failed_batches = 1
+    item_timeout = 30.0
+
+
+class FailFast(Squares):
+    batch_size = 4
+    max_concurrent = 2
+    fail_policy = "fail_fast"
+
+
+class Threshold(Squares):
+    batch_size = 10
+    max_concurrent = 10
+    fail_policy = 0.25
+
+
+class LoggedItems(tierd.Batch):
+    """Items that each append one line to a log once done: for the kill -9 test.
+
+    The line is ``<process id> <index> <attempt> <os pid>``, written after the
+    item's ``delay`` seconds; the items carry the log's path and the delay.
+    """
+
+    batch_size = 20
+    max_concurrent = 8
+
+    def items(self, ctx: tierd.StepContext, params: Any) -> Any:
+        for index in range(params["count"]):
+            yield {"index": index, "log": params["log"], "delay": params["delay"]}
+
+    def process_item(self, ctx: tierd.StepContext, item: Any) -> Any:
+        time.sleep(item["delay"])
+        with Path(item["log"]).open("a") as log:
+            log.write(f"{ctx.process_id} {item['index']} {ctx.attempt} {os.getpid()}\n")
+        return item["index"]

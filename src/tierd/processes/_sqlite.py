@@ -12,7 +12,8 @@ read while the writer writes.
 
 Tables: ``processes`` (the current row of each process; ``n`` is the submit
 order), ``steps`` (one row per step that has started), ``events``
-(append-only, ``seq`` rising by one per process) and ``schedule_fires``
+(append-only, ``seq`` rising by one per process), ``items`` (a batch's
+items, by process and index; written in chunks with ``executemany``) and ``schedule_fires``
 (unique per schedule and fire time, for the schedules to come).
 """
 
@@ -34,7 +35,7 @@ from .._outcome import Outcome
 from ..errors import ConfigError, Rejected
 from ..logging import get_logger
 from ._lifecycle import TERMINAL, UNFINISHED
-from ._record import ProcessRecord, StepRecord
+from ._record import ItemRecord, ProcessRecord, StepRecord
 from ._store import Finished, Page
 
 if TYPE_CHECKING:
@@ -99,6 +100,16 @@ CREATE TABLE IF NOT EXISTS events (
     at REAL NOT NULL,
     data BLOB,
     PRIMARY KEY (process_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS items (
+    process_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    item BLOB,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    error BLOB,
+    result BLOB,
+    PRIMARY KEY (process_id, idx)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS items_by_status ON items (process_id, status, idx);
 CREATE TABLE IF NOT EXISTS schedule_fires (
     schedule TEXT NOT NULL,
     fire_at REAL NOT NULL,
@@ -122,6 +133,10 @@ _STEP: Final = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _EVENT: Final = "INSERT INTO events (process_id, seq, type, at, data) VALUES (?, ?, ?, ?, ?)"
+_ITEM: Final = (
+    "INSERT OR REPLACE INTO items (process_id, idx, item, status, attempts, error, result) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 _STEP_COLUMNS: Final = (
     "process_id, name, status, progress, note, attempts, errors, input, output, checkpoint, "
     "started_at, finished_at, duration, cpu"
@@ -466,7 +481,7 @@ class SqliteProcessStore:
                         (status, cutoff, batch - len(ids)),
                     )
                 ]
-            for table in ("events", "steps"):
+            for table in ("events", "steps", "items"):
                 db.executemany(f"DELETE FROM {table} WHERE process_id = ?", [(i,) for i in ids])  # noqa: S608 - fixed names
             db.executemany("DELETE FROM processes WHERE id = ?", [(i,) for i in ids])
             return len(ids)
@@ -474,7 +489,61 @@ class SqliteProcessStore:
         result: int = self._run(delete)
         return result
 
+    def save_items(self, process_id: str, items: Sequence[ItemRecord]) -> Outcome[Exception | None]:
+        """Queue item rows, written with one ``executemany`` (see `ProcessStore.save_items`).
+
+        Raises:
+            TypeError: an item, result or error is not msgpack-able (nothing is queued).
+        """
+        rows = [
+            (
+                process_id,
+                one.index,
+                _pack(one.item),
+                one.status,
+                one.attempts,
+                None if one.error is None else _pack(one.error),
+                None if one.result is None else _pack(one.result),
+            )
+            for one in items
+        ]
+        if not rows:
+            return self.barrier()
+
+        def write(db: sqlite3.Connection) -> None:
+            db.executemany(_ITEM, rows)
+
+        return self._enqueue([(write, Outcome())])
+
     # -- reads -------------------------------------------------------------------
+
+    def items(
+        self,
+        process_id: str,
+        *,
+        statuses: Sequence[str] | None = None,
+        after: int = -1,
+        limit: int = 100,
+    ) -> builtins.list[ItemRecord]:
+        """A page of a batch's items by index (see `ProcessStore.items`)."""
+        query = "SELECT idx, item, status, attempts, error, result FROM items WHERE process_id = ?"
+        values: builtins.list[Any] = [process_id]
+        if statuses is not None:
+            query += f" AND status IN ({', '.join('?' * len(statuses))})"
+            values += list(statuses)
+        query += " AND idx > ? ORDER BY idx LIMIT ?"
+        values += [after, limit]
+        return [
+            ItemRecord(index, _unpack(item), status, attempts, _unpack(error), _unpack(result))
+            for index, item, status, attempts, error, result in self._db().execute(query, values)
+        ]
+
+    def item_counts(self, process_id: str) -> dict[str, int]:
+        """A batch's items by status."""
+        rows = self._db().execute(
+            "SELECT status, count(*) FROM items WHERE process_id = ? GROUP BY status", (process_id,)
+        )
+        return dict(rows.fetchall())
 
     def get(self, process_id: str) -> ProcessRecord | None:
         """The process as committed, or None."""

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from .._outcome import Outcome
-    from ._record import ProcessRecord
+    from ._record import ItemRecord, ProcessRecord
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -136,8 +136,37 @@ class ProcessStore(Protocol):
             batch: the most processes deleted in this call (with their steps and events).
 
         Returns:
-            How many were deleted; call again while it returns ``batch``.
+            How many were deleted (their items go with them); call again while it
+            returns ``batch``.
         """
+
+    def save_items(self, process_id: str, items: Sequence[ItemRecord]) -> Outcome[Exception | None]:
+        """Queue rows of a batch's items (inserted, or replacing the row of the same index).
+
+        Queued with the saves, in order, in the same group commit; the values
+        are read now. An item that is not msgpack-able raises `TypeError` and
+        nothing is queued.
+        """
+
+    def items(
+        self,
+        process_id: str,
+        *,
+        statuses: Sequence[str] | None = None,
+        after: int = -1,
+        limit: int = 100,
+    ) -> builtins.list[ItemRecord]:
+        """Up to ``limit`` items of a batch with an index above ``after``, by index.
+
+        Args:
+            process_id: the batch.
+            statuses: only items with one of these statuses; None: every item.
+            after: the index the last page ended with (-1: from the start).
+            limit: the page size.
+        """
+
+    def item_counts(self, process_id: str) -> dict[str, int]:
+        """A batch's items by status (statuses with no item are left out)."""
 
     def close(self) -> None:
         """Commit what is queued and close; later calls fail."""
