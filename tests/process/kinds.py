@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -272,3 +273,54 @@ class LoggedItems(tierd.Batch):
         with Path(item["log"]).open("a") as log:
             log.write(f"{ctx.process_id} {item['index']} {ctx.attempt} {os.getpid()}\n")
         return item["index"]
+
+
+class Overlap(tierd.Batch):
+    """Records how many items run at once (`OVERLAP`); the first three wait for each other."""
+
+    batch_size = 6
+    max_concurrent = 3
+
+    def items(self, ctx: tierd.StepContext, params: Any) -> Any:
+        return range(params["count"])
+
+    def process_item(self, ctx: tierd.StepContext, item: Any) -> Any:
+        with OVERLAP.lock:
+            OVERLAP.running += 1
+            OVERLAP.most = max(OVERLAP.most, OVERLAP.running)
+            if OVERLAP.running >= self.max_concurrent:
+                OVERLAP.full.set()
+        OVERLAP.full.wait(10)  # bounded: if the limit is never reached, the test's assert says so
+        with OVERLAP.lock:
+            OVERLAP.running -= 1
+        return item
+
+
+class _Overlaps:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = 0
+        self.most = 0
+        self.full = threading.Event()
+
+
+OVERLAP = _Overlaps()
+"""Items of `Overlap` running now, the most at once, and whether the limit was reached."""
+HANG = threading.Event()
+"""What `Hangs` items wait on; a test sets it when it is done."""
+
+
+class Hangs(tierd.Batch):
+    """Item 1 hangs (until `HANG` is set) past its 0.2 s item_timeout; the others return."""
+
+    batch_size = 3
+    max_concurrent = 3
+    item_timeout = 0.2
+
+    def items(self, ctx: tierd.StepContext, params: Any) -> Any:
+        return range(3)
+
+    def process_item(self, ctx: tierd.StepContext, item: Any) -> Any:
+        if item == 1:
+            HANG.wait(20)
+        return item

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import math
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
@@ -129,6 +130,12 @@ class Batch(Process):
             return params["items"]  # type: ignore[no-any-return]
         raise ValueError("the params of this batch need an 'items' list")
 
+    def validate(self, params: Any) -> Any:
+        """Check the params at submit: without an `items` of its own, ``params["items"]``."""
+        if type(self).items is Batch.items:
+            return _check_items_list(params)
+        return params
+
     def process_item(self, ctx: StepContext, item: Any) -> Any:
         """Process one item; return its result (msgpack-able). Runs in its own thread.
 
@@ -183,8 +190,18 @@ def _params_items(_instance: Any, _ctx: StepContext, params: Any) -> Iterable[An
     raise ValueError("the params of a batch with an item_target need an 'items' list")
 
 
-class _NoInstance:
-    """What a config-declared batch's functions are called on: nothing."""
+def _check_items_list(params: Any) -> Any:
+    if not (isinstance(params, dict) and isinstance(params.get("items"), list)):
+        raise ValueError('a batch of this kind takes its items in the params: {"items": [...]}')
+    return params
+
+
+class _ItemRequests:
+    """What a config-declared batch's functions are called on; it checks the params."""
+
+    def validate(self, params: Any) -> Any:
+        """Refuse params without an ``items`` list."""
+        return _check_items_list(params)
 
 
 def request_items(
@@ -207,12 +224,12 @@ def request_items(
     seconds = spec_options.get("item_timeout") or 30.0
     spec = BatchSpec(
         items=_params_items,
-        process_item=lambda instance, ctx, item: _request_item(
-            target, seconds, instance, ctx, item
-        ),
+        process_item=functools.partial(_request_item, target, seconds),
         **spec_options,
     )
-    return batch_definition(kind, spec, _NoInstance, timeout=timeout, max_concurrent=max_concurrent)
+    return batch_definition(
+        kind, spec, _ItemRequests, timeout=timeout, max_concurrent=max_concurrent
+    )
 
 
 # -- the decisions of one batch --------------------------------------------------

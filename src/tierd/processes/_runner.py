@@ -576,7 +576,7 @@ class ProcessRunner:
                     self._waiters.pop(process_id, None)
             if record is None:
                 raise ProcessNotFound(process_id)
-            return record.status_document()
+            return self._stored_document(record, None)
         document = outcome.wait(timeout)
         if document is None:
             with self._lock:
@@ -681,7 +681,7 @@ class ProcessRunner:
                 self._counters.move(record.kind, "pending", None)
                 self._counters.finished[(record.kind, "cancelled")] += 1
                 waiters = self._waiters.pop(process_id, [])
-            document = record.status_document()
+            document = self._stored_document(record, None)
             for waiter in waiters:
                 waiter.set(document)
         if closed:
@@ -1275,7 +1275,7 @@ class ProcessRunner:
         run.log.info("process_finished", status=status)
         waiters = self._waiters.pop(record.process_id, [])
         if waiters:
-            document = record.status_document()
+            document = self._stored_document(record, None)
             commit.add_done_callback(lambda _: [waiter.set(document) for waiter in waiters])
 
     # -- batches: the items of a batch's one step (under the lock unless said) ----
