@@ -376,7 +376,7 @@ class RetentionConfig(_Section):
 
 
 class BatchConfig(_Section):
-    """A batch's limits: the ``batch`` table of a ``[[processes.kinds]]`` (DESIGN §10).
+    """A batch's limits: the ``batch`` table of a ``[[processes.kinds]]``.
 
     For a kind with an ``item_target``, or to change a `tierd.Batch` class's
     limits (a key left out keeps the class's value; for an ``item_target``
@@ -388,14 +388,14 @@ class BatchConfig(_Section):
     max_concurrent: Annotated[int | None, Field(ge=1)] = None
     """Items in flight at once, within one batch (default 1). The kind's own
     ``max_concurrent`` is the batches running at once."""
-    delay_between_batches: Annotated[Duration | None, Field(ge=0)] = None
+    delay_between_batches: Annotated[float | None, Field(ge=0)] = None
     """Seconds from the end of one batch to the start of the next (default 0): a rate limit."""
     retry_failed_batches: Annotated[int | None, Field(ge=0)] = None
     """Times a batch with failed items runs again, for those items only (default 0)."""
     fail_policy: str | float | None = None
     """``"collect"`` (the default), ``"fail_fast"``, or a failed fraction in (0, 1] that
     fails the batch."""
-    item_timeout: Annotated[Duration | None, Field(gt=0)] = None
+    item_timeout: Annotated[float | None, Field(gt=0)] = None
     """Seconds one item may take (for an ``item_target``: the request's timeout; default 30)."""
 
     @pydantic.field_validator("fail_policy")
@@ -434,7 +434,8 @@ class ProcessKindConfig(_Section):
     timeout: Annotated[float | None, Field(gt=0)] = None
     """Seconds the whole process may take (default: the class's, or none)."""
     max_concurrent: Annotated[int | None, Field(ge=1)] = None
-    """Processes of the kind running at once (default: the class's, or 10)."""
+    """Processes of the kind running at once (default: the class's, or 10); for a batch, the
+    batches running at once (its items in flight are ``batch.max_concurrent``)."""
 
     @pydantic.field_validator("class_path")
     @classmethod
