@@ -259,6 +259,7 @@ class LoggedItems(tierd.Batch):
 
     The line is ``<process id> <index> <attempt> <os pid>``, written after the
     item's ``delay`` seconds; the items carry the log's path and the delay.
+    Every fiftieth item (7, 57...) then fails with a `tierd.StepError`.
     """
 
     batch_size = 20
@@ -266,12 +267,15 @@ class LoggedItems(tierd.Batch):
 
     def items(self, ctx: tierd.StepContext, params: Any) -> Any:
         for index in range(params["count"]):
-            yield {"index": index, "log": params["log"], "delay": params["delay"]}
+            fail = index % 50 == 7
+            yield {"index": index, "log": params["log"], "delay": params["delay"], "fail": fail}
 
     def process_item(self, ctx: tierd.StepContext, item: Any) -> Any:
         time.sleep(item["delay"])
         with Path(item["log"]).open("a") as log:
             log.write(f"{ctx.process_id} {item['index']} {ctx.attempt} {os.getpid()}\n")
+        if item["fail"]:
+            raise tierd.StepError("bad_item", f"item {item['index']} is bad on purpose")
         return item["index"]
 
 
