@@ -209,9 +209,9 @@ def test_prune_deletes_finished_processes_before_their_cutoff_in_bounded_batches
 
 
 def test_items_are_saved_in_order_with_the_saves_and_read_back_by_index(store):
-    """Inserted pending, then replaced by index; every field survives; counts by status."""
+    """Added pending, then their state saved by index; every field survives; counts by status."""
     pid = create(store)
-    store.save_items(pid, [ItemRecord(i, {"n": i, "raw": b"\x01"}) for i in range(5)])
+    store.add_items(pid, [ItemRecord(i, {"n": i, "raw": b"\x01"}) for i in range(5)])
     done = ItemRecord(1, {"n": 1, "raw": b"\x01"}, "completed", 1, None, [1, "one"])
     error = {"error_type": "ValueError", "message": "bad", "attempt": 2}
     failed = ItemRecord(3, {"n": 3, "raw": b"\x01"}, "failed", 2, error, None)
@@ -230,7 +230,7 @@ def test_items_page_after_an_index_and_filter_by_statuses(store):
     """Pages by index (``after``, ``limit``), only the statuses asked for."""
     pid = create(store)
     rows = [ItemRecord(i, i, "completed" if i % 3 == 0 else "pending") for i in range(10)]
-    store.save_items(pid, rows).wait(5)
+    store.add_items(pid, rows).wait(5)
     assert [one.index for one in store.items(pid, after=-1, limit=4)] == [0, 1, 2, 3]
     assert [one.index for one in store.items(pid, after=3, limit=4)] == [4, 5, 6, 7]
     assert [one.index for one in store.items(pid, after=7, limit=4)] == [8, 9]
@@ -240,12 +240,15 @@ def test_items_page_after_an_index_and_filter_by_statuses(store):
 
 
 def test_an_item_that_cannot_be_stored_raises_type_error_and_queues_nothing(store):
-    """Items are msgpack-able or refused before anything is written."""
+    """Items and results are msgpack-able or refused before anything is written."""
     pid = create(store)
     with pytest.raises(TypeError, match="msgpack"):
-        store.save_items(pid, [ItemRecord(0, 0), ItemRecord(1, object())])
+        store.add_items(pid, [ItemRecord(0, 0), ItemRecord(1, object())])
+    store.add_items(pid, [ItemRecord(0, 0)])
+    with pytest.raises(TypeError, match="msgpack"):
+        store.save_items(pid, [ItemRecord(0, 0, "completed", 1, None, object())])
     store.barrier().wait(5)
-    assert store.items(pid) == []
+    assert store.items(pid) == [ItemRecord(0, 0)]
 
 
 def test_prune_deletes_the_items_of_the_processes_it_deletes(store):
@@ -253,7 +256,7 @@ def test_prune_deletes_the_items_of_the_processes_it_deletes(store):
     gone, kept = record(), record()
     for one in (gone, kept):
         store.create(one, submitted())
-        store.save_items(one.process_id, [ItemRecord(i, i, "completed") for i in range(3)])
+        store.add_items(one.process_id, [ItemRecord(i, i, "completed") for i in range(3)])
     gone.status, gone.finished_at, gone.seq = "completed", 10.0, 2
     store.save(gone, [], {"type": "process_completed", "at": 10.0, "seq": 2})
     store.barrier().wait(5)

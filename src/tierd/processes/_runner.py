@@ -74,6 +74,8 @@ PROGRESS_EVERY: Final = 1.0
 """Seconds between two ``step_progress`` writes of one process (progress is coalesced)."""
 PRUNE_BATCH: Final = 1000
 """Processes the retention pruner deletes per transaction."""
+ITEMS_SAVE_EVERY: Final = 256
+"""Changed items of a batch written in one statement (the sweep writes fewer, at its pace)."""
 _BATCH_EVENT_KEYS: Final = (
     "total_items", "completed_items", "failed_items", "skipped_items", "current_batch", "batches",
 )  # fmt: skip
@@ -117,6 +119,7 @@ class _Run:
         "retry_at",
         "stop_request",
         "undo",
+        "unsaved_items",
     )  # fmt: skip
 
     def __init__(
@@ -140,6 +143,8 @@ class _Run:
         self.log: structlog.stdlib.BoundLogger = log
         self.batch: BatchPlan | None = None
         """The decisions of a batch's items (`tierd.Batch`), made when its step first starts."""
+        self.unsaved_items: dict[int, ItemRecord] = {}
+        """Items changed since their last save, by index: written together (`_save_items`)."""
 
 
 class _ItemAttempt:
@@ -316,6 +321,9 @@ class ProcessRunner:
                     run.attempt.interrupt = "stopping"
         left = self.executor.join(timeout)
         self.executor.shutdown()
+        with self._lock:
+            for run in self._runs.values():
+                self._save_items(run)  # the items that ended meanwhile
         self.store.barrier().wait(timeout)
         return left
 
@@ -522,6 +530,10 @@ class ProcessRunner:
             raise ValueError(f"limit must be 1..{_MAX_LIST}, not {limit!r}")
         if cursor is not None and not (isinstance(cursor, str) and cursor.isdigit()):
             raise ValueError(f"bad cursor {str(cursor)[:40]!r}: pass back the one a page returned")
+        with self._lock:
+            run = self._runs.get(process_id)
+            if run is not None:
+                self._save_items(run)
         self.store.barrier().wait()
         record = self.store.get(process_id) if isinstance(process_id, str) else None
         if record is None:
@@ -855,6 +867,7 @@ class ProcessRunner:
             run.log.warning("process_timed_out")
             return self._finish(run, "timeout", error=entry)
         if run.batch is not None:
+            self._save_items(run)
             if run.attempt is not None and self._batch_sweep(run, now):
                 return True
             if run.progress_dirty and now - run.progress_saved >= PROGRESS_EVERY:
@@ -1260,7 +1273,8 @@ class ProcessRunner:
         if run.batch is not None:
             left = run.batch.close()  # every item read and not finished: skipped
             if left:
-                self.store.save_items(record.process_id, left)
+                self._items_changed(run, left)
+            self._save_items(run)
             step = record.steps[ITEMS_STEP]
             step.checkpoint, step.progress = run.batch.summary(), run.batch.progress()
             saved = [*skipped, ITEMS_STEP] if ITEMS_STEP not in skipped else skipped
@@ -1279,6 +1293,24 @@ class ProcessRunner:
             commit.add_done_callback(lambda _: [waiter.set(document) for waiter in waiters])
 
     # -- batches: the items of a batch's one step (under the lock unless said) ----
+
+    def _items_changed(self, run: _Run, records: Iterable[ItemRecord]) -> None:
+        """Note items whose state changed; they are written together, `ITEMS_SAVE_EVERY` at once.
+
+        An item's start and end are written late (by the next group, the sweep
+        or the batch's end), never early: after a crash, an item whose end was
+        not written runs again as a new attempt, as one in flight does.
+        """
+        unsaved = run.unsaved_items
+        for record in records:
+            unsaved[record.index] = record
+        if len(unsaved) >= ITEMS_SAVE_EVERY:
+            self._save_items(run)
+
+    def _save_items(self, run: _Run) -> None:
+        if run.unsaved_items:
+            rows, run.unsaved_items = list(run.unsaved_items.values()), {}
+            self.store.save_items(run.record.process_id, rows)
 
     def _batch_plan(self, run: _Run, step: StepRecord) -> None:
         """Make the run's `BatchPlan` from the store's items (after a restart or a retry)."""
@@ -1320,7 +1352,7 @@ class ProcessRunner:
         decision = plan.next(now, run.stop_request)
         kind = run.record.kind
         if decision.start:
-            self.store.save_items(run.record.process_id, decision.start)
+            self._items_changed(run, decision.start)
             for record in decision.start:
                 token = _ItemAttempt(run, record, now)
                 self.executor.submit(
@@ -1336,6 +1368,7 @@ class ProcessRunner:
         if now - run.progress_saved >= PROGRESS_EVERY:
             self._save_progress(run, now)
         if decision.idle and run.stop_request == "pause":
+            self._save_items(run)
             run.record.steps[ITEMS_STEP].status = "pending"
             run.attempt = None
             self.store.save(run.record, [ITEMS_STEP], None)
@@ -1362,6 +1395,7 @@ class ProcessRunner:
                                 error=error)  # fmt: skip
             run.log.warning("batch_failed", error=error["message"])
         step.checkpoint, step.progress = run.batch.summary(), run.batch.progress()
+        self._save_items(run)
         self.store.save(run.record, [ITEMS_STEP], event)
         return self._finish(run, status, result=result, error=error)
 
@@ -1374,7 +1408,7 @@ class ProcessRunner:
             entry = error_entry(ItemTimeout(f"item {index} {why}"), attempt, self.clock.time())
             record = plan.finished(index, attempt, now, error=entry)
             if record is not None:
-                self.store.save_items(run.record.process_id, [record])
+                self._items_changed(run, [record])
                 run.log.warning("batch_item_timed_out", item=index, attempt=attempt)
         return self._batch_advance(run)
 
@@ -1415,7 +1449,7 @@ class ProcessRunner:
                 return  # the batch ended meanwhile: these items were never stored
             if items and feed.statuses is None:  # the items read before an error count
                 try:
-                    self.store.save_items(process_id, items)
+                    self.store.add_items(process_id, items)
                 except TypeError as unstorable:
                     error = TypeError(f"an item from items() is not msgpack-able: {unstorable}")
                     items = []
@@ -1463,7 +1497,7 @@ class ProcessRunner:
             record = plan.finished(token.index, token.attempt, now, result=output, error=entry)
             if record is None:
                 return False  # abandoned: past its timeout, or the batch ended
-            self.store.save_items(run.record.process_id, [record])
+            self._items_changed(run, [record])
             return self._batch_advance(run)
 
     def _item_beat(self, token: _ItemAttempt) -> None:

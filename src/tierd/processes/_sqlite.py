@@ -19,7 +19,7 @@ items, by process and index; written in chunks with ``executemany``) and ``sched
 
 from __future__ import annotations
 
-import builtins  # noqa: TC003 - `list` is a method name here; annotations need the type
+import builtins  # `list` is a method name here; annotations need the type
 import collections
 import contextlib
 import fcntl
@@ -134,8 +134,12 @@ _STEP: Final = (
 )
 _EVENT: Final = "INSERT INTO events (process_id, seq, type, at, data) VALUES (?, ?, ?, ?, ?)"
 _ITEM: Final = (
-    "INSERT OR REPLACE INTO items (process_id, idx, item, status, attempts, error, result) "
+    "INSERT INTO items (process_id, idx, item, status, attempts, error, result) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_ITEM_STATE: Final = (
+    "UPDATE items SET status = ?, attempts = ?, error = ?, result = ? "
+    "WHERE process_id = ? AND idx = ?"
 )
 _STEP_COLUMNS: Final = (
     "process_id, name, status, progress, note, attempts, errors, input, output, checkpoint, "
@@ -148,6 +152,10 @@ def _pack(value: Any) -> bytes:
         return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
     except (TypeError, ValueError, OverflowError) as error:
         raise TypeError(f"not storable (msgpack-able values only): {error}") from None
+
+
+def _pack_some(value: Any) -> bytes | None:
+    return None if value is None else _pack(value)
 
 
 def _unpack(blob: bytes | None) -> Any:
@@ -170,6 +178,8 @@ def _step_row(record: ProcessRecord, position: int, step: StepRecord) -> tuple[A
 
 _Job = Callable[[sqlite3.Connection], Any]
 """A read-then-write the writer runs inside its transaction (under a savepoint)."""
+_Write = tuple[str, tuple[Any, ...] | builtins.list[tuple[Any, ...]]] | tuple[_Job, Outcome[Any]]
+"""One statement and its values (a list of rows: ``executemany``), or a job and its answer."""
 
 
 class _Batch:
@@ -178,7 +188,7 @@ class _Batch:
     __slots__ = ("commit", "items", "size")
 
     def __init__(self) -> None:
-        self.items: builtins.list[tuple[str, tuple[Any, ...]] | tuple[_Job, Outcome[Any]]] = []
+        self.items: builtins.list[_Write] = []
         self.size = 0
         self.commit: Outcome[Exception | None] = Outcome()
 
@@ -303,7 +313,7 @@ class SqliteProcessStore:
         Raises:
             TypeError: a value is not msgpack-able (nothing is queued).
         """
-        writes: builtins.list[tuple[str, tuple[Any, ...]] | tuple[_Job, Outcome[Any]]] = [
+        writes: builtins.list[_Write] = [
             (
                 _UPDATE,
                 (
@@ -321,9 +331,7 @@ class SqliteProcessStore:
             writes.append((_EVENT, _event_row(record.process_id, event)))
         return self._enqueue(writes)
 
-    def _enqueue(
-        self, items: builtins.list[tuple[str, tuple[Any, ...]] | tuple[_Job, Outcome[Any]]]
-    ) -> Outcome[Exception | None]:
+    def _enqueue(self, items: builtins.list[_Write]) -> Outcome[Exception | None]:
         with self._guard:
             if self._closed:
                 return Outcome.of(Rejected("the process store is closed"))
@@ -359,7 +367,10 @@ class SqliteProcessStore:
                 db.execute("BEGIN IMMEDIATE")
                 for item in batch.items:
                     if isinstance(item[0], str):
-                        db.execute(item[0], item[1])
+                        if isinstance(item[1], list):  # many rows of one statement
+                            db.executemany(item[0], item[1])
+                        else:
+                            db.execute(item[0], item[1])
                     else:
                         job, outcome = item
                         answers.append((outcome, _job(db, job)))
@@ -489,31 +500,31 @@ class SqliteProcessStore:
         result: int = self._run(delete)
         return result
 
-    def save_items(self, process_id: str, items: Sequence[ItemRecord]) -> Outcome[Exception | None]:
-        """Queue item rows, written with one ``executemany`` (see `ProcessStore.save_items`).
+    def add_items(self, process_id: str, items: Sequence[ItemRecord]) -> Outcome[Exception | None]:
+        """Queue new item rows, one ``executemany`` (see `ProcessStore.add_items`).
 
         Raises:
-            TypeError: an item, result or error is not msgpack-able (nothing is queued).
+            TypeError: an item is not msgpack-able (nothing is queued).
         """
         rows = [
-            (
-                process_id,
-                one.index,
-                _pack(one.item),
-                one.status,
-                one.attempts,
-                None if one.error is None else _pack(one.error),
-                None if one.result is None else _pack(one.result),
-            )
+            (process_id, one.index, _pack(one.item), one.status, one.attempts,
+             _pack_some(one.error), _pack_some(one.result))
             for one in items
-        ]
-        if not rows:
-            return self.barrier()
+        ]  # fmt: skip
+        return self._enqueue([(_ITEM, rows)]) if rows else self.barrier()
 
-        def write(db: sqlite3.Connection) -> None:
-            db.executemany(_ITEM, rows)
+    def save_items(self, process_id: str, items: Sequence[ItemRecord]) -> Outcome[Exception | None]:
+        """Queue the new state of stored items, one ``executemany`` (see the protocol).
 
-        return self._enqueue([(write, Outcome())])
+        Raises:
+            TypeError: a result or an error is not msgpack-able (nothing is queued).
+        """
+        rows = [
+            (one.status, one.attempts, _pack_some(one.error), _pack_some(one.result),
+             process_id, one.index)
+            for one in items
+        ]  # fmt: skip
+        return self._enqueue([(_ITEM_STATE, rows)]) if rows else self.barrier()
 
     # -- reads -------------------------------------------------------------------
 

@@ -140,12 +140,19 @@ class ProcessStore(Protocol):
             returns ``batch``.
         """
 
-    def save_items(self, process_id: str, items: Sequence[ItemRecord]) -> Outcome[Exception | None]:
-        """Queue rows of a batch's items (inserted, or replacing the row of the same index).
+    def add_items(self, process_id: str, items: Sequence[ItemRecord]) -> Outcome[Exception | None]:
+        """Queue the rows of new items of a batch (indexes it has not stored yet).
 
         Queued with the saves, in order, in the same group commit; the values
         are read now. An item that is not msgpack-able raises `TypeError` and
         nothing is queued.
+        """
+
+    def save_items(self, process_id: str, items: Sequence[ItemRecord]) -> Outcome[Exception | None]:
+        """Queue the state of stored items: status, attempts, error and result (not the item).
+
+        Queued with the saves, in order; the values are read now. A result or
+        error that is not msgpack-able raises `TypeError` and nothing is queued.
         """
 
     def items(
