@@ -37,6 +37,7 @@ from tierd.config import parse_config
 from tierd.processes._record import new_process_id
 from tierd.processes._sqlite import SqliteProcessStore
 
+from . import inprocess
 from .measure import percentile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -270,9 +271,23 @@ def rss_growth(count: int) -> dict[str, float]:
             "rss_growth_mib": figures["pending"] - figures["empty"]}  # fmt: skip
 
 
-def measure(processes: int, finished: int, pending: int, calls: int) -> dict[str, Any]:
+def batch_against_messages(total: int, repeat: int = 2) -> dict[str, float]:
+    """P5: one batch's items per second against plain tierd notifications, alternately."""
+    items, messages = [], []
+    for _ in range(repeat):
+        items.append(batch_items(total))
+        messages.append(inprocess.tierd_one_way(total))
+    best_items, best_messages = max(items), max(messages)
+    return {"items_per_s": best_items, "messages_per_s": best_messages,
+            "ratio": best_items / best_messages}  # fmt: skip
+
+
+def measure(
+    processes: int, finished: int, pending: int, calls: int, batch: int = 100_000
+) -> dict[str, Any]:
     """Every processes figure, as one dict for the report."""
     figures: dict[str, Any] = {}
+    figures["P5 batch"] = batch_against_messages(batch) | {"items": batch}
     figures["P1 tierd processes/s"] = tierd_throughput(processes)
     figures["P1 Celery chains/s"] = celery_chains(processes)
     base = figures["P1 Celery chains/s"]

@@ -1308,8 +1308,15 @@ class ProcessRunner:
             self._save_items(run)
 
     def _save_items(self, run: _Run) -> None:
-        if run.unsaved_items:
-            rows, run.unsaved_items = list(run.unsaved_items.values()), {}
+        if not run.unsaved_items:
+            return
+        rows, run.unsaved_items = list(run.unsaved_items.values()), {}
+        try:
+            self.store.save_items(run.record.process_id, rows)
+        except TypeError:  # a StepError's details that msgpack cannot write: kept as text
+            for row in rows:
+                if row.error is not None and _storable(row.error) is not None:
+                    row.error = {**row.error, "details": repr(row.error.get("details"))[:500]}
             self.store.save_items(run.record.process_id, rows)
 
     def _batch_plan(self, run: _Run, step: StepRecord) -> None:
