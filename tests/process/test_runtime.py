@@ -139,6 +139,17 @@ def test_the_import_pipeline_example_runs_an_import_to_its_receipt(tmp_path, gat
         assert final["steps_completed"] == [
             "validation", "collection", "conversion", "integration", "saving", "cleanup",
         ]  # fmt: skip
+        category = [{"id": 7, "email": " Bo@Example.org "}, {"name": "no id"}, {"id": 8}]
+        pid = rt.processes.submit("import_category", {"items": category})
+        final = rt.processes.wait(pid, timeout=20)
+        assert final["status"] == "completed", final["error"]
+        assert (final["completed_items"], final["failed_items"]) == (2, 1)
+        failed = rt.processes.items(pid, status="failed")["items"]
+        assert failed[0]["index"] == 1
+        assert failed[0]["attempts"] == 3  # retry_failed_batches = 2
+        assert "a record is a table with an 'id'" in failed[0]["error"]["message"]
+        saved = rt.request("store@2", {"op": "dump"}, timeout=5)
+        assert {"id": 7, "email": "bo@example.org"} in saved
 
 
 def test_a_batch_never_runs_more_items_at_once_than_max_concurrent(make_runtime, tmp_path):
