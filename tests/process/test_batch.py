@@ -328,3 +328,26 @@ def test_a_batch_class_is_checked_when_its_definition_is_made():
         Stepped.definition()
     assert kinds.Squares.definition().max_concurrent == 10  # batches at once: max_processes
     assert kinds.Squares.definition().batch.max_concurrent == 3  # items in flight
+
+
+def test_an_item_in_flight_sees_a_cancel_at_its_next_heartbeat(harness):
+    """ctx.heartbeat in process_item is where a cancel raises Cancelled; progress is a beat."""
+    h = harness(kinds.Squares)
+    seen = []
+
+    def hook(ctx, item):
+        if item == 1:
+            h.runner.cancel(ctx.process_id)
+            with pytest.raises(tierd.Cancelled) as cancelled:
+                ctx.heartbeat()
+            seen.append(cancelled.value)
+        else:
+            ctx.progress(0.5, note="half")
+
+    HOOKS["item"] = hook
+    pid = h.runner.submit("squares", {"count": 6})
+    h.run_all()
+    status = h.runner.get(pid)
+    assert len(seen) == 1
+    assert status["status"] == "cancelled"
+    assert (status["completed_items"], status["skipped_items"]) == (1, 5)
