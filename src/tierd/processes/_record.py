@@ -163,7 +163,8 @@ class ItemRecord:
     """The item itself, as ``items()`` yielded it (msgpack-able)."""
     status: str = "pending"
     attempts: int = 0
-    """Attempts started so far (a re-run after a crash counts)."""
+    """Attempts started so far, as written: a re-run after a crash counts, but an attempt
+    a crash cut short before its start was written (within a sweep) does not."""
     error: dict[str, Any] | None = None
     """The last attempt's error entry (DESIGN §9's shape), if it failed."""
     result: Any = None
