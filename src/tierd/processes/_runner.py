@@ -1347,12 +1347,16 @@ class ProcessRunner:
                 ]
         step.checkpoint, step.progress = run.batch.summary(), run.batch.progress()
 
-    def _batch_advance(self, run: _Run, commit: Outcome[Exception | None] | None = None) -> bool:
+    def _batch_advance(
+        self, run: _Run, commit: Outcome[Exception | None] | None = None, *, ending: bool = False
+    ) -> bool:
         """Act on what the batch's plan decides now; True if the process closed.
 
         Args:
             run: a batch whose step is running here.
             commit: the commit of the step's start; its items and reads wait for it.
+            ending: called at the end of an executor job (an item's, a read's):
+                the first item started runs next in that job's thread.
         """
         plan = run.batch
         assert plan is not None
@@ -1363,11 +1367,12 @@ class ProcessRunner:
         kind = run.record.kind
         if decision.start:
             self._items_changed(run, decision.start)
-            for record in decision.start:
-                token = _ItemAttempt(run, record, now)
-                self.executor.submit(
-                    functools.partial(self._execute_item, token, commit), f"tierd-item-{kind}"
-                )
+            for position, record in enumerate(decision.start):
+                job = functools.partial(self._execute_item, _ItemAttempt(run, record, now), commit)
+                if ending and position == 0:
+                    self.executor.submit_next(job, f"tierd-item-{kind}")  # no thread switch
+                else:
+                    self.executor.submit(job, f"tierd-item-{kind}")
         if decision.feed is not None:
             job = functools.partial(self._feed, run, plan, decision.feed, run.attempt, commit)
             self.executor.submit(job, f"tierd-items-{kind}")
@@ -1466,7 +1471,7 @@ class ProcessRunner:
             entry = None if error is None else error_entry(error, 1, self.clock.time())
             plan.take(feed, items, entry)
             if run.attempt is not None:
-                closed = self._batch_advance(run)
+                closed = self._batch_advance(run, ending=True)
         if closed:
             self._admit()
 
@@ -1508,7 +1513,7 @@ class ProcessRunner:
             if record is None:
                 return False  # abandoned: past its timeout, or the batch ended
             self._items_changed(run, [record])
-            return self._batch_advance(run)
+            return self._batch_advance(run, ending=True)
 
     def _item_beat(self, token: _ItemAttempt) -> None:
         """A heartbeat from an item: raises if it must stop (cancelled, or abandoned)."""
