@@ -110,6 +110,7 @@ class _Run:
         "deadline",
         "definition",
         "final",
+        "ids",
         "index",
         "instance",
         "log",
@@ -143,6 +144,8 @@ class _Run:
         self.log: structlog.stdlib.BoundLogger = log
         self.batch: BatchPlan | None = None
         """The decisions of a batch's items (`tierd.Batch`), made when its step first starts."""
+        self.ids = {key: record.correlation.get(key) for key in CORRELATION_KEYS}
+        """The correlation ids, as every step and item context carries them."""
         self.unsaved_items: dict[int, ItemRecord] = {}
         """Items changed since their last save, by index: written together (`_save_items`)."""
 
@@ -1533,11 +1536,10 @@ class ProcessRunner:
     def _context(
         self, run: _Run, token: object, step: str, attempt: int, **bound: Any
     ) -> StepContext:
-        ids = {key: run.record.correlation.get(key) for key in CORRELATION_KEYS}
         return StepContext(
             self, token, self.requester, process_id=run.record.process_id,
             kind=run.record.kind, step=step, attempt=attempt, checkpoint_data=None,
-            correlation=ids, log=run.log.bind(step=step, attempt=attempt, **bound),
+            correlation=run.ids, log=run.log.bind(step=step, attempt=attempt, **bound),
         )  # fmt: skip
 
     # -- estimates ---------------------------------------------------------------
