@@ -11,7 +11,7 @@ them run at once, a batch with failures runs again for its failed items only
 does no I/O and reads no clock: the runner calls it under its lock with the
 time, and acts on what it returns (`Next`): items to start, a chunk to read
 from ``items()`` or the store, or the outcome. The runner keeps the items in
-the store (`ProcessStore.save_items`) and runs them through its executor.
+the store (`ProcessStore.add_items`, `save_items`) and runs them through its executor.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from ..errors import Cancelled, ProcessFailed, ProcessNotFound, Rejected, Reques
 from ..logging import get_logger
 from ..messaging.events import NO_EVENTS
 from ..messaging.message import MAX_PRIORITY, MIN_PRIORITY, parse_priority
-from ._batch import ITEMS_STEP, BatchPlan, ItemTimeout, batch_fields
+from ._batch import ITEMS_STEP, MAX_LISTED_FAILURES, BatchPlan, ItemTimeout, batch_fields
 from ._context import StepContext
 from ._decisions import HeartbeatLost, Interrupted, StepTimeout, decide_step_retry, overdue
 from ._executor import ThreadExecutor
@@ -1344,7 +1344,9 @@ class ProcessRunner:
                 rerun=rerun,
             )
             if run.batch.failed:
-                stored = self.store.items(process_id, statuses=("failed",), limit=1000)
+                stored = self.store.items(
+                    process_id, statuses=("failed",), limit=MAX_LISTED_FAILURES
+                )
                 run.batch.failures = [
                     {"index": one.index, "item": one.item, "error": one.error} for one in stored
                 ]
