@@ -28,7 +28,7 @@ The schema is tierd's own: `MIGRATIONS`, applied in order at open (and by
 
 from __future__ import annotations
 
-import builtins  # noqa: TC003 - `list` is a method name here; annotations need the type
+import builtins  # `list` is a method name here; annotations need the type
 import collections
 import contextlib
 import threading
@@ -42,7 +42,7 @@ from .._outcome import Outcome
 from ..errors import ConfigError, Rejected
 from ..logging import get_logger
 from ._lifecycle import TERMINAL, UNFINISHED
-from ._record import ProcessRecord, StepRecord
+from ._record import ItemRecord, ProcessRecord, StepRecord
 from ._store import (
     BATCH_LIMIT,
     FIRE_OUTCOMES,
@@ -65,7 +65,7 @@ _LOCK_ID: Final = 0x7469_6572_64
 MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (
         1,
-        "processes, steps, events, schedule fires and schedule state; leases",
+        "processes, steps, events, batch items, schedule fires and schedule state; leases",
         """
 CREATE TABLE processes (
     n BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -134,6 +134,16 @@ CREATE TABLE schedule_fires (
     manual BOOLEAN NOT NULL DEFAULT false,
     PRIMARY KEY (schedule, fire_at));
 CREATE INDEX schedule_fires_recorded ON schedule_fires (recorded_at);
+CREATE TABLE items (
+    process_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    item BYTEA,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    error BYTEA,
+    result BYTEA,
+    PRIMARY KEY (process_id, idx));
+CREATE INDEX items_by_status ON items (process_id, status, idx);
 CREATE TABLE schedule_state (
     schedule TEXT PRIMARY KEY,
     paused BOOLEAN NOT NULL,
@@ -182,6 +192,16 @@ _EVENT: Final = (
     "INSERT INTO events (process_id, seq, type, at, data) VALUES (%s, %s, %s, %s, %s) "
     "ON CONFLICT DO NOTHING"
 )
+_ITEM: Final = (
+    "INSERT INTO items (process_id, idx, item, status, attempts, error, result) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+_ITEM_STATE: Final = (
+    "UPDATE items SET status = %s, attempts = %s, error = %s, result = %s "
+    "WHERE process_id = %s AND idx = %s"
+)
+_Write = tuple[str, tuple[Any, ...] | builtins.list[tuple[Any, ...]]]
+"""One statement and its values (a list of rows: ``executemany``)."""
 _STEP_COLUMNS: Final = (
     "process_id, name, status, progress, note, attempts, errors, input, output, checkpoint, "
     "started_at, finished_at, duration, cpu"
@@ -223,6 +243,10 @@ def _step_row(record: ProcessRecord, position: int, step: StepRecord) -> tuple[A
         pack(step.input), pack(step.output), pack(step.checkpoint),
         step.started_at, step.finished_at, step.duration, step.cpu,
     )  # fmt: skip
+
+
+def _pack_some(value: Any) -> bytes | None:
+    return None if value is None else pack(value)
 
 
 def _unusable(url: str, reason: str) -> ConfigError:
@@ -293,7 +317,7 @@ class _Batch:
     __slots__ = ("commit", "items")
 
     def __init__(self) -> None:
-        self.items: builtins.list[tuple[str, tuple[Any, ...]]] = []
+        self.items: builtins.list[_Write] = []
         self.commit: Outcome[Exception | None] = Outcome()
 
 
@@ -524,6 +548,7 @@ class PostgresProcessStore:
             if ids:
                 db.execute("DELETE FROM events WHERE process_id = ANY(%s)", (ids,))
                 db.execute("DELETE FROM steps WHERE process_id = ANY(%s)", (ids,))
+                db.execute("DELETE FROM items WHERE process_id = ANY(%s)", (ids,))
                 db.execute("DELETE FROM processes WHERE id = ANY(%s)", (ids,))
             return len(ids)
 
@@ -626,7 +651,7 @@ class PostgresProcessStore:
         Raises:
             TypeError: a value is not msgpack-able (nothing is queued).
         """
-        writes: builtins.list[tuple[str, tuple[Any, ...]]] = [
+        writes: builtins.list[_Write] = [
             (
                 _UPDATE,
                 (
@@ -642,6 +667,9 @@ class PostgresProcessStore:
         )
         if event is not None:
             writes.append((_EVENT, _event_row(record.process_id, event)))
+        return self._enqueue(writes)
+
+    def _enqueue(self, writes: builtins.list[_Write]) -> Outcome[Exception | None]:
         with self._guard:
             if self._closed:
                 return Outcome.of(Rejected("the process store is closed"))
@@ -683,7 +711,10 @@ class PostgresProcessStore:
                 db = self._writer_db
                 with db.pipeline(), db.cursor() as cursor:
                     for sql, params in batch.items:
-                        cursor.execute(sql, params)
+                        if isinstance(params, list):  # many rows of one statement
+                            cursor.executemany(sql, params)
+                        else:
+                            cursor.execute(sql, params)
                 db.commit()
                 self.commits += 1
             except psycopg.Error as failure:
@@ -700,6 +731,66 @@ class PostgresProcessStore:
                 return Rejected(f"the process store cannot be written: {failure}")
             return None
         return None  # pragma: no cover - the loop returns
+
+    # -- batch items -------------------------------------------------------------
+
+    def add_items(self, process_id: str, items: Sequence[ItemRecord]) -> Outcome[Exception | None]:
+        """Queue new item rows, one ``executemany`` (see `ProcessStore.add_items`).
+
+        Raises:
+            TypeError: an item is not msgpack-able (nothing is queued).
+        """
+        rows = [
+            (process_id, one.index, pack(one.item), one.status, one.attempts,
+             _pack_some(one.error), _pack_some(one.result))
+            for one in items
+        ]  # fmt: skip
+        return self._enqueue([(_ITEM, rows)]) if rows else self.barrier()
+
+    def save_items(self, process_id: str, items: Sequence[ItemRecord]) -> Outcome[Exception | None]:
+        """Queue the new state of stored items, one ``executemany`` (see the protocol).
+
+        Raises:
+            TypeError: a result or an error is not msgpack-able (nothing is queued).
+        """
+        rows = [
+            (one.status, one.attempts, _pack_some(one.error), _pack_some(one.result),
+             process_id, one.index)
+            for one in items
+        ]  # fmt: skip
+        return self._enqueue([(_ITEM_STATE, rows)]) if rows else self.barrier()
+
+    def items(
+        self,
+        process_id: str,
+        *,
+        statuses: Sequence[str] | None = None,
+        after: int = -1,
+        limit: int = 100,
+    ) -> builtins.list[ItemRecord]:
+        """A page of a batch's items by index (see `ProcessStore.items`)."""
+        query = "SELECT idx, item, status, attempts, error, result FROM items WHERE process_id = %s"
+        values: builtins.list[Any] = [process_id]
+        if statuses is not None:
+            query += " AND status = ANY(%s)"
+            values.append(list(statuses))
+        query += " AND idx > %s ORDER BY idx LIMIT %s"
+        values += [after, limit]
+        with self._reading() as db:
+            rows = db.execute(query, values).fetchall()
+        return [
+            ItemRecord(index, unpack(item), status, attempts, unpack(error), unpack(result))
+            for index, item, status, attempts, error, result in rows
+        ]
+
+    def item_counts(self, process_id: str) -> dict[str, int]:
+        """A batch's items by status."""
+        with self._reading() as db:
+            rows = db.execute(
+                "SELECT status, count(*) FROM items WHERE process_id = %s GROUP BY status",
+                (process_id,),
+            ).fetchall()
+        return dict(rows)
 
     # -- work from other runtimes --------------------------------------------------
 
