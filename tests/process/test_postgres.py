@@ -40,12 +40,13 @@ KINDS = [{"kind": "shared", "class": "tests.process.kinds:Shared"}]
 
 
 def test_a_runtime_on_postgresql_runs_processes_as_on_sqlite(make_runtime, postgres_url):
-    """Only the URL changes: submit, wait, get, list and history answer the same."""
+    """Only the URL changes: submit, wait, get, list, history and batch items answer the same."""
     runtime = make_runtime({
         "levels": [echo_level(1)],
         "processes": {"store": postgres_url, "kinds": [
             {"kind": "three", "class": "tests.process.kinds:Three"},
-            {"kind": "nap", "class": "tests.process.kinds:Nap"}]},
+            {"kind": "nap", "class": "tests.process.kinds:Nap"},
+            {"kind": "squares", "class": "tests.process.kinds:Squares"}]},
     })  # fmt: skip
     napping = runtime.processes.submit("nap", {"seconds": 0.2}, key="once")
     assert runtime.processes.submit("nap", {"seconds": 0.2}, key="once") == napping
@@ -56,6 +57,12 @@ def test_a_runtime_on_postgresql_runs_processes_as_on_sqlite(make_runtime, postg
     assert final["result"] == "=4"
     assert runtime.processes.list(kind="three")["items"][0]["process_id"] == process_id
     assert runtime.processes.history(process_id)[-1]["type"] == "process_completed"
+    batch = runtime.processes.submit("squares", {"count": 12})
+    done = runtime.processes.wait(batch, timeout=10)
+    assert done["status"] == "completed"
+    assert done["completed_items"] == 12
+    page = runtime.processes.items(batch, limit=5)
+    assert [item["result"] for item in page["items"]] == [0, 1, 4, 9, 16]
 
 
 def test_a_process_another_runtime_runs_is_waited_for_and_read_here(make_runtime, postgres_url):
