@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 
     from .._clock import Clock
     from ..actors._executor import ExecutorFactory
+    from ..messaging.events import EventFanOut
     from ..messaging.link import Link, ReplyRoute, Router
     from ._correlation import PendingRequest, Route
     from ._dead_letters import DeadLetter
@@ -128,6 +129,7 @@ class Level:
             `Journal`; a `MemoryStore` (nothing kept) by default.
         clock: the time every deadline, backoff and timestamp is read from.
         executor_factory: starts a daemon instance (a Pykka actor by default).
+        events: the runtime's events: each daemon's state changes, while anyone follows.
 
     Raises:
         Exception: whatever a daemon's constructor raises, in the caller's thread.
@@ -151,6 +153,7 @@ class Level:
         store: Store | None = None,
         clock: Clock = SYSTEM_CLOCK,
         executor_factory: ExecutorFactory = start_actor,
+        events: EventFanOut | None = None,
     ) -> None:
         self.number = number
         self.router = router
@@ -169,7 +172,8 @@ class Level:
         """The configured limit (`queue.limit` is lifted while reserved room is used)."""
         self._pools: dict[str, tuple[DaemonSlot, ...]] = {
             spec.id: tuple(
-                DaemonSlot(spec, Address(spec.id, number), index) for index in range(spec.instances)
+                DaemonSlot(spec, Address(spec.id, number), index, events=events, clock=clock)
+                for index in range(spec.instances)
             )
             for spec in daemons
         }

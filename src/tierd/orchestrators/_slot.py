@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+from .._clock import SYSTEM_CLOCK
 from ..actors.states import DaemonState, check_transition
 from ._retries import DEFAULT_POISON_AFTER
 from ._stats import DaemonStatistics, Histogram
@@ -13,8 +14,10 @@ from ._supervision import RestartPolicy, SupervisionPolicy
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from .._clock import Clock
     from ..actors._executor import DaemonExecutor
     from ..actors.daemon import Daemon
+    from ..messaging.events import EventFanOut
     from ..messaging.message import Address
     from ._queue import QueueEntry
     from ._retries import RetryPolicy
@@ -51,7 +54,15 @@ class DaemonSlot:
     its queue lane and have each their own state, restart history and counters.
     """
 
-    def __init__(self, spec: DaemonSpec, address: Address, index: int = 0) -> None:
+    def __init__(
+        self,
+        spec: DaemonSpec,
+        address: Address,
+        index: int = 0,
+        *,
+        events: EventFanOut | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.spec = spec
         self.address = address
         self.index = index
@@ -74,11 +85,30 @@ class DaemonSlot:
         self.processed = 0
         self.errors = 0
         self.handle_duration = Histogram()
+        self._events = events
+        self._time = clock.time
+        self.topic = f"daemon.{address.level}.{self.key}"
+        """The topic of its ``daemon_state`` events."""
 
     def set_state(self, new: DaemonState) -> None:
-        """Move to ``new``; raises `IllegalTransition` if the table forbids it."""
+        """Move to ``new``; raises `IllegalTransition` if the table forbids it.
+
+        Publishes a ``daemon_state`` event when anyone follows the runtime's
+        events; when nobody does, this costs one attribute check.
+        """
         check_transition(self.state, new)
-        self.state = new
+        previous, self.state = self.state, new
+        events = self._events
+        if events is not None and events.active:
+            topic = self.topic
+            events.publish(
+                topic,
+                {
+                    "type": "daemon_state", "topic": topic, "at": self._time(),
+                    "level": self.address.level, "daemon": self.key,
+                    "state": new.name, "previous": previous.name,
+                },
+            )  # fmt: skip
 
     def can_take(self) -> bool:
         """Whether a message may be handed over now."""
