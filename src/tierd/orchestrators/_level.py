@@ -937,6 +937,7 @@ class Level:
         """Give a daemon up: it takes nothing until an operator restarts it."""
         slot.given_up = True
         slot.given_up_reason = reason
+        slot.announce("given_up")
         self.log.error(
             "daemon_given_up", daemon=slot.key, error=repr(error), reason=reason,
             restarts=self._supervisor.restarts(slot.key),
@@ -985,6 +986,7 @@ class Level:
         self._start_daemon(slot, instance)
         if slot.state is not DaemonState.IDLE:
             slot.set_state(DaemonState.IDLE)
+        slot.announce("restarted")
         self.log.info("daemon_restarted", daemon=slot.key, generation=slot.generation)
         self._dispatch(slot)
 
@@ -1106,6 +1108,7 @@ class Level:
             self.log.info("daemon_paused" if paused else "daemon_resumed", daemon=daemon)
             for slot in pool:
                 slot.paused = paused
+                slot.announce("paused" if paused else "resumed")
                 self._dispatch(slot)
             if self._room.parked.by_key:
                 self._admit_waiting(later)

@@ -93,22 +93,38 @@ class DaemonSlot:
     def set_state(self, new: DaemonState) -> None:
         """Move to ``new``; raises `IllegalTransition` if the table forbids it.
 
-        Publishes a ``daemon_state`` event when anyone follows the runtime's
-        events; when nobody does, this costs one attribute check.
+        A move into or out of ERROR is announced (`announce`); the moves of
+        every message (IDLE, WORKING, BLOCKED) are not: they are the hot path,
+        and ``tierd status`` shows them.
         """
         check_transition(self.state, new)
         previous, self.state = self.state, new
+        if new is DaemonState.ERROR:
+            self.announce("error", previous)
+        elif previous is DaemonState.ERROR:
+            self.announce("recovered", previous)
+
+    def announce(self, change: str, previous: DaemonState | None = None) -> None:
+        """Publish a ``daemon_state`` event, if anyone follows the runtime's events.
+
+        Args:
+            change: what happened: ``error``, ``recovered``, ``paused``,
+                ``resumed``, ``given_up``, ``restarted``.
+            previous: the state before, if it changed.
+        """
         events = self._events
-        if events is not None and events.active:
-            topic = self.topic
-            events.publish(
-                topic,
-                {
-                    "type": "daemon_state", "topic": topic, "at": self._time(),
-                    "level": self.address.level, "daemon": self.key,
-                    "state": new.name, "previous": previous.name,
-                },
-            )  # fmt: skip
+        if events is None or not events.active:
+            return
+        topic = self.topic
+        events.publish(
+            topic,
+            {
+                "type": "daemon_state", "topic": topic, "at": self._time(),
+                "level": self.address.level, "daemon": self.key, "change": change,
+                "state": self.state.name, "previous": (previous or self.state).name,
+                "paused": self.paused, "given_up": self.given_up,
+            },
+        )  # fmt: skip
 
     def can_take(self) -> bool:
         """Whether a message may be handed over now."""

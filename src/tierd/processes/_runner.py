@@ -924,7 +924,8 @@ class ProcessRunner:
     ) -> Outcome[Exception | None]:
         """Queue a transition to the store; its event is published once the commit lands."""
         commit = self.store.save(run.record, steps, event)
-        if event is not None and self.events is not NO_EVENTS:
+        # Nothing is built while nobody follows (a fan-out with no sink: not active).
+        if event is not None and getattr(self.events, "active", self.events is not NO_EVENTS):
             record = run.record
             commit.add_done_callback(
                 functools.partial(self._published, record.kind, record.process_id, event)

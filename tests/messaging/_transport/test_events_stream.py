@@ -12,6 +12,7 @@ import pytest
 import zmq
 
 import tierd
+from tests import topology
 from tests.network import echo_level, endpoint, network_config
 from tierd.config import parse_config
 from tierd.messaging._transport.client import Curve, EventSubscription
@@ -30,7 +31,10 @@ KINDS = [
 @pytest.fixture
 def served(make_runtime, make_client, tmp_path):
     address, events = endpoint(), endpoint()
-    config = network_config(address, echo_level(1), events=events, data_dir=str(tmp_path / "d"))
+    crasher = topology.daemon("crasher", "Crasher")
+    config = network_config(
+        address, echo_level(1, crasher), events=events, data_dir=str(tmp_path / "d")
+    )
     config["processes"] = {"kinds": KINDS}
     runtime = make_runtime(config)
     return runtime, make_client(address)
@@ -101,21 +105,35 @@ def test_prefixes_filter_on_the_topic(served):
     assert other not in ids
 
 
-def test_daemon_events_are_published(served):
-    """A daemon's state changes arrive on daemon.<level>.<id>."""
+def test_daemon_health_changes_are_published_and_per_message_moves_are_not(served):
+    """Errors, recoveries, pauses and resumes arrive on daemon.<level>.<id>.
+
+    A handled message (IDLE -> WORKING -> IDLE) makes no event: that is the hot path.
+    """
     _, client = served
-    with live(client, "daemon.1.echo") as stream:
-        client.request("echo@1", "hi", timeout=5)
-        states = []
+    with live(client, "daemon.1.") as stream:
+        assert client.request("echo@1", "hi", timeout=5) == "hi"
+        with pytest.raises(tierd.RemoteError):
+            client.request("crasher@1", "boom", timeout=5)
+        client.pause("echo@1")
+        client.resume("echo@1")
+        stream.timeout = 2
+        seen = []
         for event in stream:
-            if event["type"] == "daemon_state":
-                states.append((event["previous"], event["state"]))
-            if ("WORKING", "IDLE") in states:
+            if event["type"] != "daemon_state":
+                continue  # the primers' process events
+            seen.append((event["daemon"], event["change"], event["previous"], event["state"]))
+            if event["change"] == "resumed":
                 break
-    assert ("IDLE", "WORKING") in states
+    assert seen == [
+        ("crasher", "error", "WORKING", "ERROR"),
+        ("crasher", "recovered", "ERROR", "IDLE"),
+        ("echo", "paused", "IDLE", "IDLE"),
+        ("echo", "resumed", "IDLE", "IDLE"),
+    ]
     assert event["topic"] == "daemon.1.echo"
     assert event["level"] == 1
-    assert event["daemon"] == "echo"
+    assert event["paused"] is False
 
 
 def test_a_stalled_subscriber_never_slows_the_runtime(served):

@@ -43,6 +43,9 @@ QUEUE_SIZE: Final = 10_000
 """Events waiting for the publisher thread at most; more are dropped and counted."""
 SEND_HWM: Final = 10_000
 """Events ZeroMQ queues per subscriber before it drops that subscriber's next ones."""
+GATHER: Final = 0.002
+"""Seconds the thread lets events gather after a round of sends: one wake-up per round, not
+per event, so that a busy runtime's threads are not interrupted for each event."""
 _STOP_TIMEOUT: Final = 2.0
 """Seconds `EventPublisher.stop` waits for the thread to send what is queued."""
 
@@ -99,6 +102,7 @@ class EventPublisher:
         self._writer.setblocking(False)  # noqa: FBT003
         self._signalled = False
         self._running = False
+        self._stopped = threading.Event()
         self._context = context
         self._followers = followers
         self._keys = keys
@@ -155,6 +159,7 @@ class EventPublisher:
         """Send what is queued (for up to a moment), then close the socket."""
         thread, self._thread = self._thread, None
         self._running = False
+        self._stopped.set()
         if self._followers is not None:
             self._followers.remove(self)
         if thread is not None:
@@ -187,12 +192,16 @@ class EventPublisher:
                 while self._reader.recv(4096):
                     pass
             self._signalled = False  # after draining, before taking: nothing waits unseen
-            self._send_queued(socket)
+            if self._send_queued(socket):
+                self._stopped.wait(GATHER)
         self._send_queued(socket)
 
-    def _send_queued(self, socket: zmq.Socket[Any]) -> None:
+    def _send_queued(self, socket: zmq.Socket[Any]) -> int:
+        """Send every queued event; return how many were taken."""
         queued = self._queue
+        taken = 0
         while queued:
+            taken += 1
             topic, event = queued.popleft()
             try:
                 frames = encode_event(topic, event)
@@ -207,6 +216,7 @@ class EventPublisher:
                 self.log.warning("event_send_failed", topic=topic, error=error.strerror)
                 continue
             self.published += 1
+        return taken
 
     def _read_subscriptions(self, socket: zmq.Socket[Any]) -> None:
         """Track the prefixes subscribed to; join or leave the followers as they come and go."""
