@@ -14,6 +14,7 @@ import zmq
 import tierd
 from tests import topology
 from tests.network import echo_level, endpoint, network_config
+from tests.processes import ROOT
 from tierd.config import parse_config
 from tierd.messaging._transport.client import Curve, EventSubscription
 from tierd.messaging._transport.event_wire import decode_event, subscriber_endpoint
@@ -253,3 +254,18 @@ def test_under_curve_only_allowed_keys_follow_events(make_runtime, make_client, 
         assert until_finished(stream, pid)[-1]["type"] == "process_completed"
     with stranger:
         assert list(stranger) == []
+
+
+def test_the_progress_display_of_the_events_guide_runs(served, capsys):
+    """docs/events.md's example follows a process to its end, printing its progress."""
+    text = (ROOT / "docs" / "events.md").read_text()
+    section = text[text.index("## A progress display in Python") :]
+    code = section[section.index("```python\n") + 10 : section.index("\n```\n")]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "docs/events.md", "exec"), namespace)  # noqa: S102 - our own guide
+    _, client = served
+    pid = client.processes.submit("nap", {"seconds": 1.2})
+    final = namespace["follow"](client, pid)
+    assert final["status"] == "completed"
+    printed = capsys.readouterr().out.splitlines()
+    assert any(line.startswith(("first: ", "second: ")) and "tick" in line for line in printed)
