@@ -22,7 +22,12 @@ def running(tierd_cli, tmp_path):
     config = network_config(
         address, echo_level(1), events=endpoint(), data_dir=str(tmp_path / "data")
     )
-    config["processes"] = {"kinds": [{"kind": "three", "class": "tests.process.kinds:Three"}]}
+    config["processes"] = {
+        "kinds": [
+            {"kind": "three", "class": "tests.process.kinds:Three"},
+            {"kind": "nap", "class": "tests.process.kinds:Nap"},
+        ]
+    }
     path = tmp_path / "events.toml"
     path.write_text(to_toml(config))
     server = tierd_cli("run", str(path), "--log-level", "warning")
@@ -107,3 +112,14 @@ def test_tierd_status_watch_redraws_in_place(running, tierd_cli, monkeypatch):
     watcher.wait_for_line(r"level 1: .*processed 1")
     assert watcher.finish(signal.SIGINT) == 130
     assert not any("Traceback" in line for line in watcher.stderr)
+
+
+def test_process_watch_follows_the_events_to_the_end(running):
+    """`tierd process watch` against a runtime that publishes events: bars, then the outcome."""
+    with tierd.Client(running) as client:
+        pid = client.processes.submit("nap", {"seconds": 0.5})
+    done = run_tierd("process", "watch", pid, "--endpoint", running)
+    assert done.returncode == 0, done.stderr
+    assert "first" in done.stdout
+    assert "second" in done.stdout
+    assert f"process {pid} completed" in done.stdout
