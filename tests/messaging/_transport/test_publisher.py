@@ -90,3 +90,23 @@ def test_an_address_in_use_is_a_bind_error(context):
             second.start()
     finally:
         first.stop()
+
+
+def test_an_event_nobody_subscribed_to_is_not_sent(context):
+    """Subscribed to process.: a daemon event is skipped before encoding; a process one goes."""
+    publisher = EventPublisher(endpoint(), name="t", context=context)
+    publisher.start()
+    try:
+        sub = context.socket(zmq.SUB)
+        sub.setsockopt(zmq.SUBSCRIBE, b"process.")
+        sub.connect(publisher.address)
+        wait_until(lambda: publisher.subscriptions)
+        publisher.publish("daemon.1.echo", {"type": "daemon_state", "topic": "daemon.1.echo"})
+        publisher.publish("process.k.p", _event(3))
+        assert sub.poll(5000)
+        assert decode_event(sub.recv_multipart()) == _event(3)
+        wait_until(lambda: publisher.published == 1)
+        assert publisher.dropped == 0
+        sub.close(linger=0)
+    finally:
+        publisher.stop()

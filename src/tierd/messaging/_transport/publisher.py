@@ -93,6 +93,8 @@ class EventPublisher:
         """Events handed to the socket (written by the publisher thread only)."""
         self.subscriptions: frozenset[bytes] = frozenset()
         """The topic prefixes subscribed to now (written by the publisher thread only)."""
+        self._wanted: tuple[str, ...] = ()
+        """The same, as text: an event no prefix matches is skipped before it is encoded."""
         self._dropped = 0
         self._dropped_lock = threading.Lock()
         self._queue: collections.deque[tuple[str, Mapping[str, Any]]] = collections.deque()
@@ -199,10 +201,13 @@ class EventPublisher:
     def _send_queued(self, socket: zmq.Socket[Any]) -> int:
         """Send every queued event; return how many were taken."""
         queued = self._queue
+        wanted = self._wanted
         taken = 0
         while queued:
             taken += 1
             topic, event = queued.popleft()
+            if not topic.startswith(wanted):
+                continue  # nobody subscribed to it: not even encoded
             try:
                 frames = encode_event(topic, event)
             except (TypeError, ValueError, OverflowError) as error:
@@ -233,6 +238,7 @@ class EventPublisher:
             else:
                 prefixes.discard(frame[1:])
         was, self.subscriptions = bool(self.subscriptions), frozenset(prefixes)
+        self._wanted = tuple(prefix.decode(errors="replace") for prefix in prefixes)
         if self._followers is not None and was != bool(prefixes):
             if prefixes:
                 self._followers.add(self)
