@@ -924,8 +924,7 @@ class ProcessRunner:
     ) -> Outcome[Exception | None]:
         """Queue a transition to the store; its event is published once the commit lands."""
         commit = self.store.save(run.record, steps, event)
-        # Nothing is built while nobody follows (a fan-out with no sink: not active).
-        if event is not None and getattr(self.events, "active", self.events is not NO_EVENTS):
+        if event is not None and self._followed():
             record = run.record
             commit.add_done_callback(
                 functools.partial(self._published, record.kind, record.process_id, event)
@@ -939,7 +938,14 @@ class ProcessRunner:
         if problem is None:
             self._publish(kind, process_id, event)
 
+    def _followed(self) -> bool:
+        """Whether anyone follows the events: nothing is built while nobody does."""
+        return bool(getattr(self.events, "active", self.events is not NO_EVENTS))
+
     def _publish(self, kind: str, process_id: str, event: Mapping[str, Any]) -> None:
+        """Publish one stored event on ``process.<kind>.<id>``, with the process's id and kind."""
+        if not self._followed():
+            return
         topic = f"process.{kind}.{process_id}"
         published = {"topic": topic, "process_id": process_id, "kind": kind, **event}
         self.events.publish(topic, published)
