@@ -132,12 +132,14 @@ def format_status(status: dict[str, Any]) -> str:
 
 
 def _heading(status: dict[str, Any]) -> str:
-    """``runtime NAME (tierd VERSION) at ENDPOINT, up 1h02m``, with what the report has."""
+    """``runtime NAME (tierd VERSION) at ENDPOINT, events at E, up 1h02m``, what the report has."""
     line = f"runtime {status.get('name', '?')}"
     if status.get("version"):
         line += f" (tierd {status['version']})"
     if status.get("endpoint"):
         line += f" at {status['endpoint']}"
+    if status.get("events"):
+        line += f", events at {status['events']}"
     uptime = status.get("uptime")
     if isinstance(uptime, int | float):
         line += f", up {format_duration(uptime)}"
