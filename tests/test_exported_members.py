@@ -27,6 +27,7 @@ PUBLIC = [
     "RequestTimeout",
     "Retry",
     "Runtime",
+    "ScheduleNotFound",
     "StepContext",
     "StepError",
     "TierdError",
