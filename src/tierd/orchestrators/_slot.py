@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from .._clock import SYSTEM_CLOCK
 from ..actors.states import DaemonState, check_transition
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from ..messaging.message import Address
     from ._queue import QueueEntry
     from ._retries import RetryPolicy
+
+
+_ERROR: Final = DaemonState.ERROR
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -97,12 +100,11 @@ class DaemonSlot:
         every message (IDLE, WORKING, BLOCKED) are not: they are the hot path,
         and ``tierd status`` shows them.
         """
-        check_transition(self.state, new)
-        previous, self.state = self.state, new
-        if new is DaemonState.ERROR:
-            self.announce("error", previous)
-        elif previous is DaemonState.ERROR:
-            self.announce("recovered", previous)
+        previous = self.state
+        check_transition(previous, new)
+        self.state = new
+        if new is _ERROR or previous is _ERROR:  # two identity checks on the hot path
+            self.announce("error" if new is _ERROR else "recovered", previous)
 
     def announce(self, change: str, previous: DaemonState | None = None) -> None:
         """Publish a ``daemon_state`` event, if anyone follows the runtime's events.
