@@ -11,6 +11,9 @@
   (``daemon_state`` events are the daemons' health, not their per-message
   moves), so this shows what a follower that is there costs the hot path.
 
+- E3: as E2 with N sequential requests to an Echo (W2 in-process), where
+  every request moves the daemon IDLE -> WORKING -> IDLE.
+
 ``python -m benchmarks.events [--processes N] [--messages N] [--repeat R]``;
 ``benchmarks.bench --only events`` runs it with the others.
 """
@@ -165,16 +168,7 @@ def messages(total: int, *, stalled: bool) -> tuple[float, float]:
     context: zmq.Context[Any] = zmq.Context()
     try:
         if stalled:
-            sub = context.socket(zmq.SUB)
-            sub.setsockopt(zmq.RCVHWM, 1)
-            sub.setsockopt(zmq.RCVBUF, 4096)
-            sub.setsockopt(zmq.SUBSCRIBE, b"")
-            sub.connect(runtime.events_address)
-            deadline = time.monotonic() + 10
-            while not runtime.events.active:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the stalled subscriber never subscribed")
-                time.sleep(0.01)  # polling a flag: the subscription arrives over TCP
+            _stall(context, runtime)
         drivers.FINISH_LINES["e2"] = threading.Event()
         drivers.FINISH_LINES["e2-driver"] = threading.Event()
         job = {"name": "e2-driver", "op": "notify", "to": "sink@1", "n": total, "size": 64}
@@ -189,10 +183,49 @@ def messages(total: int, *, stalled: bool) -> tuple[float, float]:
         context.destroy(linger=0)
 
 
+def requests(total: int, *, stalled: bool) -> tuple[float, float]:
+    """E3: W2 round trips per second and CPU microseconds each, stalled follower or not."""
+    config = {
+        "runtime": {"endpoint": "", "metrics": "", "events": _endpoint(), "log_level": "warning"},
+        "levels": [{"level": 1, "daemons": [{"id": "echo", "class": "tierd.actors.builtin:Echo"}]}],
+    }
+    runtime = tierd.Runtime(parse_config(config))
+    runtime.start()
+    context: zmq.Context[Any] = zmq.Context()
+    try:
+        if stalled:
+            _stall(context, runtime)
+        for _ in range(min(total, 500)):
+            runtime.request("echo@1", 1)  # warm up
+        started, cpu = time.perf_counter(), time.process_time()
+        for _ in range(total):
+            runtime.request("echo@1", 1)
+        used = time.process_time() - cpu
+        return total / (time.perf_counter() - started), used / total * 1e6
+    finally:
+        runtime.stop(grace_period=0)
+        context.destroy(linger=0)
+
+
+def _stall(context: zmq.Context[Any], runtime: tierd.Runtime) -> None:
+    """Connect a SUB to everything that never reads; return once the runtime follows it."""
+    sub = context.socket(zmq.SUB)
+    sub.setsockopt(zmq.RCVHWM, 1)
+    sub.setsockopt(zmq.RCVBUF, 4096)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(runtime.events_address)
+    deadline = time.monotonic() + 10
+    while not runtime.events.active:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the stalled subscriber never subscribed")
+        time.sleep(0.01)  # polling a flag: the subscription arrives over TCP
+
+
 def measure(processes: int, total_messages: int, repeat: int = 3) -> dict[str, Any]:
     """Every events figure (medians of ``repeat`` alternating runs), for the report."""
     runs: dict[str, list[tuple[float, float]]] = {
-        "E1 alone": [], "E1 10 subscribers": [], "E2 alone": [], "E2 stalled subscriber": []
+        "E1 alone": [], "E1 10 subscribers": [], "E2 alone": [], "E2 stalled subscriber": [],
+        "E3 alone": [], "E3 stalled subscriber": [],
     }  # fmt: skip
     fewest = []
     for _ in range(repeat):
@@ -202,12 +235,15 @@ def measure(processes: int, total_messages: int, repeat: int = 3) -> dict[str, A
         fewest.append(least)
         runs["E2 alone"].append(messages(total_messages, stalled=False))
         runs["E2 stalled subscriber"].append(messages(total_messages, stalled=True))
+        runs["E3 stalled subscriber"].append(requests(total_messages, stalled=True))
+        runs["E3 alone"].append(requests(total_messages, stalled=False))
     figures: dict[str, Any] = {"E1 processes": processes, "E2 messages": total_messages}
     for name, results in runs.items():
         figures[f"{name} per s"] = statistics.median(rate for rate, _ in results)
         figures[f"{name} cpu us"] = statistics.median(cpu for _, cpu in results)
     figures["E1 fewest events one subscriber read"] = min(fewest)
-    for workload, other in (("E1", "10 subscribers"), ("E2", "stalled subscriber")):
+    pairs = (("E1", "10 subscribers"), ("E2", "stalled subscriber"), ("E3", "stalled subscriber"))
+    for workload, other in pairs:
         figures[f"{workload} ratio"] = (
             figures[f"{workload} {other} per s"] / figures[f"{workload} alone per s"]
         )
@@ -231,6 +267,11 @@ def print_figures(figures: dict[str, Any]) -> None:
           f"{figures['E2 stalled subscriber per s']:,.0f} with a stalled subscriber "
           f"({figures['E2 stalled subscriber cpu us']:.1f} us): ratio {figures['E2 ratio']:.3f}, "
           f"CPU ratio {figures['E2 cpu ratio']:.3f} (target: within 5 %)")  # fmt: skip
+    print(f"E3 W2 {figures['E3 alone per s']:,.0f} rt/s alone "
+          f"({figures['E3 alone cpu us']:.1f} us CPU each), "
+          f"{figures['E3 stalled subscriber per s']:,.0f} with a stalled subscriber "
+          f"({figures['E3 stalled subscriber cpu us']:.1f} us): ratio {figures['E3 ratio']:.3f}, "
+          f"CPU ratio {figures['E3 cpu ratio']:.3f} (target: within 5 %)")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
