@@ -52,6 +52,9 @@ class Client:
             ids = client.send_many(("recorder@1", {"n": i}) for i in range(100_000))
             reply = client.request("echo@2", {"x": 1}, timeout=5.0)
             info = client.status()
+            with client.events("process.", timeout=10) as events:   # live, until quiet
+                for event in events:
+                    print(event["type"], event.get("progress"))
 
     Args:
         endpoint: the runtime's ``runtime.endpoint``.
