@@ -13,6 +13,7 @@ import zmq
 
 import tierd
 from tests import topology
+from tests.metrics_helpers import parse, value
 from tests.network import echo_level, endpoint, network_config
 from tests.processes import ROOT
 from tierd.config import parse_config
@@ -159,6 +160,9 @@ def test_a_stalled_subscriber_never_slows_the_runtime(served):
         for pid in pids:
             assert seen[pid] == list(range(1, 10)), pid
         assert runtime.network_statistics().events_dropped == 0  # the queue never filled
+        samples = parse(runtime.metrics.exposition().decode())
+        assert value(samples, "tierd_events_dropped_total") == 0
+        assert value(samples, "tierd_events_published_total") >= 9 * len(pids)
         assert stalled.poll(0)  # it was sent events, and read none of them
     finally:
         stalled.close(linger=0)
