@@ -102,6 +102,15 @@ def test_tierd_events_against_a_runtime_without_events_says_how_to_turn_them_on(
     )
 
 
+def test_tierd_status_watch_with_json_is_a_usage_error():
+    """--watch and --json together: one line, exit 2."""
+    done = run_tierd("status", "--watch", "--json", "--endpoint", endpoint())
+    assert (done.returncode, done.stderr.strip()) == (
+        2,
+        "tierd status: --watch redraws the table; --json prints once: pick one",
+    )
+
+
 def test_tierd_status_watch_redraws_in_place(running, tierd_cli, monkeypatch):
     """--watch: the table is drawn again as the counters move; Ctrl-C exits 130."""
     monkeypatch.setenv("FORCE_COLOR", "1")  # a terminal, as a user's: redraws in place

@@ -303,6 +303,8 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print a runtime's levels, daemons and counters: a table, or JSON with --json."""
+    if args.watch and args.json:
+        return _fail(args, UsageError("--watch redraws the table; --json prints once: pick one"))
 
     def status(client: Client) -> None:
         if args.watch:
