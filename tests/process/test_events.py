@@ -147,3 +147,13 @@ def test_progress_left_in_a_window_is_published_by_the_sweep(harness):
 
 def _progress(sink: Recorder, pid: str) -> list[float]:
     return [e["progress"] for e in sink.of(pid) if e["type"] == "step_progress"]
+
+
+def test_a_batch_publishes_its_events_in_order_once_stored(harness):
+    """A tierd.Batch: its stored events (items step, progress, completion) are all published."""
+    h, sink = _make(harness, kinds.Squares)
+    pid = h.runner.submit("squares", {"count": 12})
+    h.run_all()
+    types = _published_matches_history(h, sink, pid)
+    assert types[0] == "process_submitted"
+    assert types[-1] == "process_completed"
