@@ -26,7 +26,7 @@ from typing import Any
 
 from tierd.logging import configure as configure_logging
 
-from . import crossprocess, inprocess, peers, processes, scaling
+from . import crossprocess, events, inprocess, peers, processes, scaling
 from .measure import median, percentile
 
 RESULTS = Path(__file__).with_name("results.json")
@@ -45,6 +45,7 @@ class Sizes:
     finished: int = 1_000_000
     pending: int = 1_000_000
     get_calls: int = 2_000
+    event_messages: int = 10_000
     batch_items: int = 100_000
 
 
@@ -57,7 +58,8 @@ FULL = Sizes(
 )
 QUICK = Sizes(
     one_way=2_000, round_trips=300, concurrent=640, scaling=[100, 1_000], repeat=1,
-    processes=300, finished=2_000, pending=2_000, get_calls=100, batch_items=2_000,
+    processes=300, finished=2_000, pending=2_000, get_calls=100, event_messages=2_000,
+    batch_items=2_000,
 )  # fmt: skip
 
 TARGETS = {
@@ -205,6 +207,18 @@ def _print_processes(figures: dict[str, Any], sizes: Sizes) -> None:
           "(target >= 0.5)")  # fmt: skip
 
 
+def _print_report(report: dict[str, Any], sizes: Sizes) -> None:
+    _print_rows(report["rows"])
+    for name, figure in report.get("peers", {}).items():
+        print(f"{name:<30} {figure}")
+    if "scaling" in report:
+        _print_scaling(report["scaling"])
+    if "processes" in report:
+        _print_processes(report["processes"], sizes)
+    if "events" in report:
+        events.print_figures(report["events"])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; return 0 (speed is reported, never asserted)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__)
@@ -213,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated: inprocess,crossprocess,scaling,peers,processes",
+        help="comma-separated: inprocess,crossprocess,scaling,peers,processes,events",
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args(argv)
@@ -221,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = (
         set(args.only.split(","))
         if args.only
-        else {"inprocess", "crossprocess", "scaling", "peers", "processes"}
+        else {"inprocess", "crossprocess", "scaling", "peers", "processes", "events"}
     )
     configure_logging("console", "warning")
     pinned = None
@@ -260,14 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         report["processes"] = processes.measure(
             sizes.processes, sizes.finished, sizes.pending, sizes.get_calls, sizes.batch_items
         )
+    if "events" in parts:
+        report["events"] = events.measure(sizes.processes, sizes.event_messages, sizes.repeat)
     report["seconds"] = time.perf_counter() - started
-    _print_rows(report["rows"])
-    for name, figure in report.get("peers", {}).items():
-        print(f"{name:<30} {figure}")
-    if "scaling" in report:
-        _print_scaling(report["scaling"])
-    if "processes" in report:
-        _print_processes(report["processes"], sizes)
+    _print_report(report, sizes)
     print(f"\n{report['seconds']:.0f} s; results written to {args.output}")
     args.output.write_text(json.dumps(report, indent=2))
     return 0
