@@ -26,7 +26,7 @@ from typing import Any
 
 from tierd.logging import configure as configure_logging
 
-from . import crossprocess, events, inprocess, peers, processes, scaling
+from . import crossprocess, events, inprocess, peers, processes, scaling, stores
 from .measure import median, percentile
 
 RESULTS = Path(__file__).with_name("results.json")
@@ -45,6 +45,7 @@ class Sizes:
     finished: int = 1_000_000
     pending: int = 1_000_000
     get_calls: int = 2_000
+    shared: int = 3_000
     event_messages: int = 10_000
     batch_items: int = 100_000
 
@@ -59,7 +60,7 @@ FULL = Sizes(
 QUICK = Sizes(
     one_way=2_000, round_trips=300, concurrent=640, scaling=[100, 1_000], repeat=1,
     processes=300, finished=2_000, pending=2_000, get_calls=100, event_messages=2_000,
-    batch_items=2_000,
+    batch_items=2_000, shared=300,
 )  # fmt: skip
 
 TARGETS = {
@@ -215,6 +216,8 @@ def _print_report(report: dict[str, Any], sizes: Sizes) -> None:
         _print_scaling(report["scaling"])
     if "processes" in report:
         _print_processes(report["processes"], sizes)
+    if "stores" in report:
+        stores.print_figures(report["stores"], sizes.processes, sizes.shared)
     if "events" in report:
         events.print_figures(report["events"])
 
@@ -227,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated: inprocess,crossprocess,scaling,peers,processes,events",
+        help="comma-separated: inprocess,crossprocess,scaling,peers,processes,events,stores",
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args(argv)
@@ -235,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = (
         set(args.only.split(","))
         if args.only
-        else {"inprocess", "crossprocess", "scaling", "peers", "processes", "events"}
+        else {"inprocess", "crossprocess", "scaling", "peers", "processes", "events", "stores"}
     )
     configure_logging("console", "warning")
     pinned = None
@@ -274,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         report["processes"] = processes.measure(
             sizes.processes, sizes.finished, sizes.pending, sizes.get_calls, sizes.batch_items
         )
+    if "stores" in parts:
+        report["stores"] = stores.measure(sizes.processes, sizes.shared)
     if "events" in parts:
         report["events"] = events.measure(sizes.processes, sizes.event_messages, sizes.repeat)
     report["seconds"] = time.perf_counter() - started
