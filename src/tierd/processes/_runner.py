@@ -68,6 +68,8 @@ if TYPE_CHECKING:
     from ._executor import StepExecutor
     from ._store import ProcessStore
 
+_FLUSH_TIMEOUT: Final = 5.0
+"""Seconds `ProcessRunner.stop` waits, at least, for the store to write what is queued."""
 DEFAULT_STUCK_AFTER: Final = 600.0
 """Seconds a step may go without a heartbeat before it is taken as stuck and run again."""
 PROGRESS_EVERY: Final = 1.0
@@ -352,10 +354,12 @@ class ProcessRunner:
         with self._lock:
             for run in self._runs.values():
                 self._save_items(run)  # the items that ended meanwhile
-        self.store.barrier().wait(timeout)
-        if not left:
-            # Nothing of ours still runs: other runtimes on a shared store may adopt our
-            # processes at their next look instead of after stuck_after.
+        flushed = self.store.barrier()
+        flushed.wait(max(timeout, _FLUSH_TIMEOUT))
+        if not left and flushed.done:
+            # Nothing of ours still runs and every save is written (a save written after
+            # the release would renew a lease): other runtimes on a shared store may adopt
+            # our processes at their next look instead of after stuck_after.
             try:
                 self.store.renew(self.owner, 0.0)
             except Rejected as error:
