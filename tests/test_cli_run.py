@@ -19,7 +19,10 @@ pytestmark = pytest.mark.slow
 
 def _loopback(*args: str) -> list[str]:
     """``args`` with a free metrics port and a free endpoint, so tests never clash."""
-    return [*args, "--metrics", "127.0.0.1:0", "--endpoint", f"tcp://127.0.0.1:{free_port()}"]
+    return [
+        *args, "--metrics", "127.0.0.1:0", "--http", "127.0.0.1:0",
+        "--endpoint", f"tcp://127.0.0.1:{free_port()}",
+    ]  # fmt: skip
 
 
 def _endpoint(run: Tierd) -> str:

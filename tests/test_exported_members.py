@@ -16,6 +16,7 @@ PUBLIC = [
     "Daemon",
     "DaemonState",
     "Deadlock",
+    "HttpServerError",
     "ItemRefusal",
     "Message",
     "MetricsServerError",

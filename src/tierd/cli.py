@@ -102,7 +102,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     overrides = {
         key: value
-        for key, value in (("metrics", args.metrics), ("endpoint", args.endpoint))
+        for key, value in (
+            ("metrics", args.metrics),
+            ("endpoint", args.endpoint),
+            ("http", args.http),
+        )
         if value is not None
     }
     if overrides:
@@ -155,6 +159,8 @@ def _print_banner(runtime: Runtime, what: str) -> None:
         print(f"  clients and peers: {section.endpoint}", flush=True)
     if runtime.metrics.address:
         print(f"  metrics:           http://{runtime.metrics.address}/metrics", flush=True)
+    if runtime.http is not None:
+        print(f"  dashboard and API: http://{runtime.http.address}/", flush=True)
     target = _example_target(runtime)
     endpoint = (
         "" if section.endpoint in {"", DEFAULT_ENDPOINT} else f" --endpoint {section.endpoint}"
@@ -610,6 +616,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--metrics", metavar="HOST:PORT", help='override runtime.metrics ("" turns metrics off)'
     )
+    run.add_argument(
+        "--http", metavar="HOST:PORT",
+        help='override runtime.http, the HTTP API and dashboard ("" turns it off)',
+    )  # fmt: skip
     run.add_argument(
         "--endpoint", metavar="ENDPOINT", type=run_endpoint_argument,
         help='override runtime.endpoint: host:port or tcp://host:port ("" serves no network)',
