@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.responses import StreamingResponse as _StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 
 from .._control import ROLES
 from .._durations import parse_duration
@@ -202,6 +203,17 @@ def make_app(runtime: Served, tokens: Tokens, live: LiveEvents) -> FastAPI:  # n
         status, document = validation_response(error.errors())
         return _Json(document, status_code=status)
 
+    async def on_http(request: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        kind = "NotFound" if error.status_code == 404 else "HTTPError"
+        message = (
+            f"no route {request.method} {request.url.path}"
+            if kind == "NotFound"
+            else (str(error.detail))
+        )
+        return _Json(_error(kind, message), status_code=error.status_code, headers=error.headers)
+
+    app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(ApiError, on_error)
     app.add_exception_handler(TierdError, on_error)
     app.add_exception_handler(ValueError, on_error)
@@ -472,11 +484,15 @@ def make_app(runtime: Served, tokens: Tokens, live: LiveEvents) -> FastAPI:  # n
     def static(name: str) -> Response:
         found = dashboard.static(name)
         if found is None:
-            return _Json({"error": {"type": "NotFound", "message": f"no file {name}"}}, 404)
+            return _Json(_error("NotFound", f"no file {name}"), 404)
         body, media_type = found
         return Response(body, media_type=media_type, headers={"Cache-Control": "max-age=300"})
 
     return app
+
+
+def _error(kind: str, message: str) -> dict[str, Any]:
+    return {"error": {"type": kind, "message": message}}
 
 
 def _moment(value: str | None, name: str) -> float | None:

@@ -87,6 +87,9 @@ def error_response(error: Exception) -> tuple[int, dict[str, Any], dict[str, str
     if isinstance(error, TierdError) and not isinstance(error, ConfigError):
         payload = to_payload(error)
         kind, message = payload.pop("error"), payload.pop("text")
+        for wire, attribute in _RENAMED.items():  # a RemoteError's own type and text
+            if wire in payload:
+                payload[attribute] = payload.pop(wire)
         status, headers = _status_of(error)
         return status, _document(kind, message, **payload), headers
     if isinstance(error, ConfigError):  # the runtime lacks what was asked for: no [processes]
@@ -102,12 +105,29 @@ def validation_response(problems: Sequence[Any]) -> tuple[int, dict[str, Any]]:
     Args:
         problems: pydantic's error dicts (``loc``, ``msg``), as FastAPI hands them.
     """
-    fields = [
-        {"field": ".".join(str(part) for part in problem.get("loc", ())), "problem": problem["msg"]}
-        for problem in problems
-    ]
+    fields: list[dict[str, str]] = []
+    for problem in problems:
+        entry = {"field": _field_of(problem.get("loc", ())), "problem": problem["msg"]}
+        if not any(seen["field"] == entry["field"] for seen in fields):  # one per union member
+            fields.append(entry)
     message = "; ".join(f"{field['field']}: {field['problem']}" for field in fields)
     return 422, _document("ValidationError", message or "bad request", fields=fields)
+
+
+_RENAMED: Final = {"type": "error_type", "message": "error_text"}
+"""Wire payload keys that would clash with the document's own, and the attribute names used."""
+
+_TYPE_TAGS: Final = frozenset({"int", "str", "float", "bool", "none", "list", "dict"})
+"""Parts of a location that name a union's member, not a field (``priority.int``)."""
+
+
+def _field_of(location: Sequence[Any]) -> str:
+    """``('body', 'priority', 'int')`` -> ``body.priority``: the field, without type tags."""
+    parts = [
+        str(part) for part in location
+        if not (isinstance(part, str) and (part in _TYPE_TAGS or "[" in part))
+    ]  # fmt: skip
+    return ".".join(parts)
 
 
 def _status_of(error: TierdError) -> tuple[int, dict[str, str]]:  # noqa: PLR0911 - one per type
