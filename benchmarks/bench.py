@@ -26,7 +26,7 @@ from typing import Any
 
 from tierd.logging import configure as configure_logging
 
-from . import crossprocess, inprocess, peers, processes, scaling
+from . import crossprocess, inprocess, peers, processes, scaling, web
 from .measure import median, percentile
 
 RESULTS = Path(__file__).with_name("results.json")
@@ -45,6 +45,8 @@ class Sizes:
     finished: int = 1_000_000
     pending: int = 1_000_000
     get_calls: int = 2_000
+    http_per_client: int = 300
+    """H1: submit+get pairs per HTTP (and per ZeroMQ) client, 16 clients."""
 
 
 FULL = Sizes(
@@ -56,7 +58,7 @@ FULL = Sizes(
 )
 QUICK = Sizes(
     one_way=2_000, round_trips=300, concurrent=640, scaling=[100, 1_000], repeat=1,
-    processes=300, finished=2_000, pending=2_000, get_calls=100,
+    processes=300, finished=2_000, pending=2_000, get_calls=100, http_per_client=5,
 )  # fmt: skip
 
 TARGETS = {
@@ -199,6 +201,34 @@ def _print_processes(figures: dict[str, Any], sizes: Sizes) -> None:
           "empty store (target < 100 MiB)")  # fmt: skip
 
 
+def _print_http(figures: dict[str, Any], sizes: Sizes) -> None:
+    print("\nHTTP API (runtime.http)")
+    hot = figures["H0 hot path"]
+    print(f"H0 in-process W1 with http on {hot['on_per_s']:,.0f} msg/s, off "
+          f"{hot['off_per_s']:,.0f} msg/s; ratio {hot['ratio']:.2f} (target >= 0.95)")  # fmt: skip
+    pairs = figures["H1 submit+get"]
+    http, client = pairs["http"], pairs["client"]
+    print(f"H1 POST /api/processes + GET, {web.CLIENTS} clients: {http['pairs_per_s']:,.0f}/s, "
+          f"p99 {http['p99_ms']:.1f} ms; tierd.Client {client['pairs_per_s']:,.0f} pairs/s, "
+          f"p99 {client['p99_ms']:.1f} ms; ratio {pairs['ratio']:.2f}")  # fmt: skip
+    viewers = figures["H2 viewers"]
+    print(f"H2 {sizes.processes:,} processes: {viewers['no_viewer_per_s']:,.0f}/s with no viewer, "
+          f"{viewers['viewers_per_s']:,.0f}/s with {viewers['viewers']} SSE viewers; ratio "
+          f"{viewers['ratio']:.2f} (target >= 0.90); they got {viewers['received']}")  # fmt: skip
+
+
+def _print_report(report: dict[str, Any], sizes: Sizes) -> None:
+    _print_rows(report["rows"])
+    for name, figure in report.get("peers", {}).items():
+        print(f"{name:<30} {figure}")
+    if "scaling" in report:
+        _print_scaling(report["scaling"])
+    if "processes" in report:
+        _print_processes(report["processes"], sizes)
+    if "http" in report:
+        _print_http(report["http"], sizes)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; return 0 (speed is reported, never asserted)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__)
@@ -207,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated: inprocess,crossprocess,scaling,peers,processes",
+        help="comma-separated: inprocess,crossprocess,scaling,peers,processes,http",
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args(argv)
@@ -215,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = (
         set(args.only.split(","))
         if args.only
-        else {"inprocess", "crossprocess", "scaling", "peers", "processes"}
+        else {"inprocess", "crossprocess", "scaling", "peers", "processes", "http"}
     )
     configure_logging("console", "warning")
     pinned = None
@@ -254,14 +284,12 @@ def main(argv: list[str] | None = None) -> int:
         report["processes"] = processes.measure(
             sizes.processes, sizes.finished, sizes.pending, sizes.get_calls
         )
+    if "http" in parts:
+        report["http"] = web.measure(
+            sizes.http_per_client, sizes.processes, sizes.one_way, sizes.repeat
+        )
     report["seconds"] = time.perf_counter() - started
-    _print_rows(report["rows"])
-    for name, figure in report.get("peers", {}).items():
-        print(f"{name:<30} {figure}")
-    if "scaling" in report:
-        _print_scaling(report["scaling"])
-    if "processes" in report:
-        _print_processes(report["processes"], sizes)
+    _print_report(report, sizes)
     print(f"\n{report['seconds']:.0f} s; results written to {args.output}")
     args.output.write_text(json.dumps(report, indent=2))
     return 0
