@@ -45,7 +45,9 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator
+
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from ._live import LiveEvents
     from ._served import Served
@@ -131,6 +133,32 @@ class _Json(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return json.dumps(content, default=_plain, separators=(",", ":")).encode()
+
+
+_CSP: Final = b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+
+
+class _SecurityHeaders:
+    """ASGI middleware: ``nosniff`` on every response, a strict CSP on all but the API docs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        strict = not scope["path"].startswith("/api/docs")  # the docs load their own scripts
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", ()), (b"x-content-type-options", b"nosniff")]
+                if strict:
+                    headers.append((b"content-security-policy", _CSP))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def _plain(value: Any) -> Any:
@@ -219,34 +247,20 @@ def make_app(runtime: Served, tokens: Tokens, live: LiveEvents) -> FastAPI:  # n
     app.add_exception_handler(ValueError, on_error)
     app.add_exception_handler(RequestValidationError, on_invalid)
 
-    @app.middleware("http")
-    async def _headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        try:
-            response: Response = await call_next(request)
-        except Exception as error:  # noqa: BLE001 - a bug in a route answers 500, the server lives
-            status, document, headers = error_response(error)
-            _log.exception("http_route_failed", path=request.url.path)
-            return _Json(document, status_code=status, headers=headers)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        if request.url.path.startswith("/api/docs"):
-            return response  # the interactive docs load their own scripts
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
-        )
-        return response
+    app.add_exception_handler(Exception, on_error)  # a bug in a route: 500, the server lives
+    app.add_middleware(_SecurityHeaders)
 
     # -- processes -------------------------------------------------------------
 
     @app.post("/api/processes", status_code=201, dependencies=[op("process_submit")],
               tags=["processes"])  # fmt: skip
-    def submit_process(body: SubmitBody) -> dict[str, str]:
+    def submit_process(body: SubmitBody) -> _Json:
         """Submit a process; its id (a ``key`` already used by an unfinished one returns that)."""
         process_id = control(
             "process_submit", kind=body.kind, params=body.params, priority=body.priority,
             key=body.key, correlation=body.correlation,
         )  # fmt: skip
-        return {"process_id": process_id}
+        return _Json({"process_id": process_id}, status_code=201)
 
     @app.get("/api/processes", dependencies=[op("process_list")], tags=["processes"])
     def list_processes(
@@ -256,133 +270,136 @@ def make_app(runtime: Served, tokens: Tokens, live: LiveEvents) -> FastAPI:  # n
         until: Annotated[str | None, Query(description="epoch seconds, or an age")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         cursor: str | None = None,
-    ) -> Any:
+    ) -> _Json:
         """Processes newest first: ``{"items": [status...], "cursor": next page or null}``."""
-        return control(
+        return _Json(control(
             "process_list", status=status, kind=kind, since=_moment(since, "since"),
             until=_moment(until, "until"), limit=limit, cursor=cursor,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     @app.get("/api/processes/stats", dependencies=[op("process_stats")], tags=["processes"])
     def process_stats(
         kind: str | None = None, window: Annotated[float, Query(gt=0)] = 86400.0
-    ) -> Any:
+    ) -> _Json:
         """Counts by status, success rate, durations and per-step figures over ``window`` s."""
-        return control("process_stats", kind=kind, window=window)
+        return _Json(control("process_stats", kind=kind, window=window))
 
     @app.get("/api/processes/{process_id}", dependencies=[op("process_get")], tags=["processes"])
-    def get_process(process_id: ProcessId) -> Any:
+    def get_process(process_id: ProcessId) -> _Json:
         """The status document (404 ``ProcessNotFound`` for an unknown id)."""
-        return control("process_get", id=process_id)
+        return _Json(control("process_get", id=process_id))
 
     @app.get("/api/processes/{process_id}/history", dependencies=[op("process_history")],
              tags=["processes"])  # fmt: skip
-    def process_history(process_id: ProcessId) -> Any:
+    def process_history(process_id: ProcessId) -> _Json:
         """The process's events, oldest first."""
-        return control("process_history", id=process_id)
+        return _Json(control("process_history", id=process_id))
 
     @app.get("/api/processes/{process_id}/result", dependencies=[op("process_result")],
              tags=["processes"])  # fmt: skip
-    def process_result(process_id: ProcessId) -> Any:
+    def process_result(process_id: ProcessId) -> _Json:
         """``{"result": ...}`` of a completed process; 409 if it failed or has not finished."""
-        return {"result": state_control("process_result", id=process_id)}
+        return _Json({"result": state_control("process_result", id=process_id)})
 
     @app.delete("/api/processes/{process_id}", status_code=202,
                 dependencies=[op("process_cancel")], tags=["processes"])  # fmt: skip
-    def cancel_process(process_id: ProcessId) -> dict[str, Any]:
+    def cancel_process(process_id: ProcessId) -> _Json:
         """Cancel: at once if pending or paused, else at the next step boundary or beat."""
         state_control("process_cancel", id=process_id)
-        return {"process_id": process_id, "requested": "cancel"}
+        return _Json({"process_id": process_id, "requested": "cancel"}, status_code=202)
 
     @app.post("/api/processes/{process_id}/pause", status_code=202,
               dependencies=[op("process_pause")], tags=["processes"])  # fmt: skip
-    def pause_process(process_id: ProcessId) -> dict[str, Any]:
+    def pause_process(process_id: ProcessId) -> _Json:
         """Pause a running process at its next step boundary."""
         state_control("process_pause", id=process_id)
-        return {"process_id": process_id, "requested": "pause"}
+        return _Json({"process_id": process_id, "requested": "pause"}, status_code=202)
 
     @app.post("/api/processes/{process_id}/resume", status_code=202,
               dependencies=[op("process_resume")], tags=["processes"])  # fmt: skip
-    def resume_process(process_id: ProcessId) -> dict[str, Any]:
+    def resume_process(process_id: ProcessId) -> _Json:
         """Resume a paused process."""
         state_control("process_resume", id=process_id)
-        return {"process_id": process_id, "requested": "resume"}
+        return _Json({"process_id": process_id, "requested": "resume"}, status_code=202)
 
     @app.post("/api/processes/{process_id}/retry", status_code=202,
               dependencies=[op("process_retry")], tags=["processes"])  # fmt: skip
     def retry_process(
         process_id: ProcessId, body: Annotated[RetryBody | None, Body()] = None
-    ) -> dict[str, Any]:
+    ) -> _Json:
         """Run a finished process again, from ``from_step`` (default: its first unfinished)."""
         from_step = body.from_step if body is not None else None
         state_control("process_retry", id=process_id, from_step=from_step)
-        return {"process_id": process_id, "requested": "retry", "from_step": from_step}
+        return _Json(
+            {"process_id": process_id, "requested": "retry", "from_step": from_step},
+            status_code=202,
+        )
 
     # -- messages, status, dead letters, daemons ---------------------------------
 
     @app.post("/api/messages", status_code=202, dependencies=[needs("send")], tags=["messages"])
-    def send_message(body: MessageBody) -> dict[str, str]:
+    def send_message(body: MessageBody) -> _Json:
         """Send a notification; its id once its level has it (429 if the queue is full)."""
         message_id = runtime.send(
             body.target, body.payload, priority=body.priority, timeout=body.timeout,
             wait=body.wait,
         )  # fmt: skip
-        return {"message_id": message_id}
+        return _Json({"message_id": message_id}, status_code=202)
 
     @app.delete("/api/messages/{message_id}", dependencies=[op("cancel")], tags=["messages"])
-    def cancel_message(message_id: Annotated[str, Path(min_length=1, max_length=100)]) -> Any:
+    def cancel_message(message_id: Annotated[str, Path(min_length=1, max_length=100)]) -> _Json:
         """Cancel a queued message: ``{"cancelled": true}``, or false if no level holds it."""
-        return {"cancelled": control("cancel", id=message_id)}
+        return _Json({"cancelled": control("cancel", id=message_id)})
 
     @app.post("/api/requests", dependencies=[needs("send")], tags=["messages"])
-    def send_request(body: RequestBody) -> dict[str, Any]:
+    def send_request(body: RequestBody) -> _Json:
         """Send a request and answer with ``{"reply": payload}`` (504 on timeout)."""
         reply = runtime.request(
             body.target, body.payload, timeout=body.timeout, priority=body.priority
         )
-        return {"reply": reply}
+        return _Json({"reply": reply})
 
     @app.get("/api/status", dependencies=[needs("send")], tags=["runtime"])
-    def status() -> Any:
+    def status() -> _Json:
         """Levels, daemons, states, queue depths and counters: ``tierd status --json``."""
-        return runtime.status()
+        return _Json(runtime.status())
 
     @app.get("/api/dead-letters", dependencies=[op("dead_letters")], tags=["dead letters"])
     def dead_letters(
         level: Annotated[int | None, Query(ge=1)] = None,
         limit: Annotated[int, Query(ge=0, le=10_000)] = 100,
-    ) -> Any:
+    ) -> _Json:
         """The newest dead letters, oldest first, each with its level."""
-        return control("dead_letters", level=level, limit=limit)
+        return _Json(control("dead_letters", level=level, limit=limit))
 
     @app.post("/api/dead-letters/replay", dependencies=[op("replay_dead_letters")],
               tags=["dead letters"])  # fmt: skip
-    def replay_dead_letters(body: Annotated[LettersBody | None, Body()] = None) -> Any:
+    def replay_dead_letters(body: Annotated[LettersBody | None, Body()] = None) -> _Json:
         """Send dead letters again as new messages: ``{"replayed": {old id: new id}}``."""
         body = body or LettersBody()
-        return {"replayed": control("replay_dead_letters", level=body.level, ids=body.ids)}
+        return _Json({"replayed": control("replay_dead_letters", level=body.level, ids=body.ids)})
 
     @app.post("/api/dead-letters/purge", dependencies=[op("purge_dead_letters")],
               tags=["dead letters"])  # fmt: skip
-    def purge_dead_letters(body: Annotated[LettersBody | None, Body()] = None) -> Any:
+    def purge_dead_letters(body: Annotated[LettersBody | None, Body()] = None) -> _Json:
         """Forget dead letters: ``{"purged": n}``."""
         body = body or LettersBody()
-        return {"purged": control("purge_dead_letters", level=body.level, ids=body.ids)}
+        return _Json({"purged": control("purge_dead_letters", level=body.level, ids=body.ids)})
 
     @app.post("/api/daemons/{target}/pause", dependencies=[op("pause")], tags=["daemons"])
-    def pause_daemon(target: DaemonTarget) -> dict[str, Any]:
+    def pause_daemon(target: DaemonTarget) -> _Json:
         """Pause a daemon: it gets nothing until resumed."""
-        return {"target": target, "paused": control("pause", target=target)}
+        return _Json({"target": target, "paused": control("pause", target=target)})
 
     @app.post("/api/daemons/{target}/resume", dependencies=[op("resume")], tags=["daemons"])
-    def resume_daemon(target: DaemonTarget) -> dict[str, Any]:
+    def resume_daemon(target: DaemonTarget) -> _Json:
         """Resume a paused daemon."""
-        return {"target": target, "resumed": control("resume", target=target)}
+        return _Json({"target": target, "resumed": control("resume", target=target)})
 
     @app.post("/api/daemons/{target}/restart", dependencies=[op("restart")], tags=["daemons"])
-    def restart_daemon(target: DaemonTarget) -> dict[str, Any]:
+    def restart_daemon(target: DaemonTarget) -> _Json:
         """Give a daemon a fresh instance (a given-up one comes back)."""
-        return {"target": target, "restarted": control("restart", target=target)}
+        return _Json({"target": target, "restarted": control("restart", target=target)})
 
     # -- live events -----------------------------------------------------------
 
