@@ -224,3 +224,16 @@ class Chatty(tierd.Daemon):
         if message.payload == "fail":
             return {}["missing"]
         return message.payload
+
+
+class Arrivals(tierd.Daemon):
+    """Records when each notification was handed to it: ``{"op": "dump"}`` → [[payload, epoch]]."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[list[Any]] = []
+
+    def handle(self, message: tierd.Message) -> Any:
+        if message.kind == "request":
+            return list(self.arrivals)
+        self.arrivals.append([message.payload, time.time()])
+        return None

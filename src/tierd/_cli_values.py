@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ._durations import parse_duration
 from .config import check_endpoint
-from .messaging.message import MAX_TIMEOUT, Address, check_timeout, parse_priority
+from .messaging.message import MAX_DELAY, MAX_TIMEOUT, Address, check_timeout, parse_priority
 
 
 class UsageError(Exception):
@@ -87,6 +88,19 @@ def timeout_argument(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a number of seconds above 0 and at most {MAX_TIMEOUT:g} (7 days)"
         ) from None
+
+
+def delay_argument(text: str) -> float:
+    """A ``--delay``: a duration (``30``, ``90s``, ``15m``, ``2h``) from 0 to 7 days."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if seconds > MAX_DELAY:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is more than {MAX_DELAY:g} s (7 days); use a schedule for later work"
+        )
+    return seconds
 
 
 def priority_argument(text: str) -> int:

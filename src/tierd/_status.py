@@ -72,6 +72,7 @@ def _level(level: LevelStatistics, dead_letters_kept: int) -> dict[str, Any]:
         "rejected": dict(level.rejected),
         "retries": level.retries,
         "waiting_for_room": level.waiting_for_room,
+        "delayed": level.delayed,
         "daemons": [
             {
                 "daemon": daemon.daemon,
@@ -97,7 +98,8 @@ def format_status(status: dict[str, Any]) -> str:
     for level in status.get("levels", []):
         lines.append(
             f"level {level['level']}: queued {level['queued']}, "
-            f"in-flight requests {level['in_flight_requests']}, "
+            + (f"delayed {level['delayed']}, " if level.get("delayed") else "")
+            + f"in-flight requests {level['in_flight_requests']}, "
             f"processed {level['processed']}, timeouts {level['timeouts']}, "
             f"dead letters {level.get('dead_letters_kept', '?')}, "
             f"rejected {sum(level.get('rejected', {}).values())}"

@@ -24,6 +24,7 @@ from ._cli_values import (
     UsageError,
     app_dir_argument,
     count_argument,
+    delay_argument,
     endpoint_argument,
     level_argument,
     parse_payload,
@@ -209,11 +210,11 @@ def cmd_send(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     def send(client: Client) -> None:
-        print(
-            client.send(
-                args.target, payload, priority=args.priority, wait=args.wait, timeout=args.timeout
-            )
-        )
+        message_id = client.send(
+            args.target, payload, priority=args.priority, wait=args.wait,
+            timeout=args.timeout, delay=args.delay,
+        )  # fmt: skip
+        print(message_id)
 
     return _with_client(args, send)
 
@@ -239,7 +240,9 @@ def _send_lines(args: argparse.Namespace) -> int:
     def send(client: Client) -> None:
         items = ((args.target, payload) for _, payload in payloads)
         try:
-            ids = client.send_many(items, priority=args.priority, timeout=args.timeout)
+            ids = client.send_many(
+                items, priority=args.priority, timeout=args.timeout, delay=args.delay
+            )
         except BatchRejected as partly:
             ids = partly.ids
             refused.extend((item.index, item.error) for item in partly.refused)
@@ -531,6 +534,11 @@ def _add_message_commands(commands: Any) -> None:
         "--lines", action="store_true",
         help="send one notification per line of stdin (newline-delimited JSON), pipelined; "
         "print each accepted id",
+    )  # fmt: skip
+    send.add_argument(
+        "--delay", type=delay_argument, default=None, metavar="DURATION",
+        help="deliver no earlier than this long from now: seconds, or 90s, 15m, 2h (at most 7 "
+        "days); the runtime keeps it meanwhile (journaled on a durable level)",
     )  # fmt: skip
     _add_client_options(send, timeout=None)
     send.add_argument(

@@ -306,7 +306,18 @@ def _level_families(
     rejected.add_metric(["none", "unknown_recipient"], unknown.get(None, 0))
     yield from (received, dispatched, completed, timeouts, late, depth, _queue_limits(levels))
     yield from (inflight, states, latency, duration, restarts, dead, rejected, retries, waiting)
-    yield from (paused, errors, given_up)
+    yield from (paused, errors, given_up, _delayed(levels))
+
+
+def _delayed(levels: list[LevelStatistics]) -> Metric:
+    delayed = GaugeMetricFamily(
+        "tierd_messages_delayed",
+        "Messages accepted with a delay still to run: held, not yet queued.",
+        labels=["level"],
+    )
+    for stats in levels:
+        delayed.add_metric([str(stats.level)], stats.delayed)
+    return delayed
 
 
 def _queue_limits(levels: list[LevelStatistics]) -> Metric:

@@ -23,7 +23,13 @@ from .logging import get_logger
 from .messaging._transport.bridge import Bridge
 from .messaging.events import EventFanOut
 from .messaging.link import Router, settle, unwrap_reply
-from .messaging.message import DEFAULT_TIMEOUT, Address, Message, parse_priority
+from .messaging.message import (
+    DEFAULT_TIMEOUT,
+    Address,
+    Message,
+    not_before_of,
+    parse_priority,
+)
 from .metrics import NetworkStatistics, RuntimeMetrics
 from .orchestrators._deadlock import WaitForGraph
 from .orchestrators._journal import Journal
@@ -349,6 +355,8 @@ class Runtime:
         priority: int | str = "normal",
         timeout: float = DEFAULT_TIMEOUT,
         wait: bool = False,
+        delay: float | None = None,
+        not_before: float | None = None,
     ) -> str:
         """Send a notification; return its id once it is handed to its level.
 
@@ -362,18 +370,22 @@ class Runtime:
             timeout: seconds the message may wait, for room and then in the queue.
             wait: if the level's queue is full, wait (blocking, for up to
                 ``timeout``) until there is room instead of failing at once.
+            delay: seconds (0 to 7 days) before the level hands it to its daemon;
+                accepted (journaled, on a durable level) now, never delivered early.
+            not_before: instead of ``delay``, an epoch time.
 
         Raises:
             Rejected: the level's queue is full (with ``wait``: it stayed full
                 for ``timeout``, or too many senders wait already), or a
                 durable level could not journal it.
             UnknownRecipient: no level or daemon answers to ``target``.
-            ValueError: a bad address or priority.
+            ValueError: a bad address, priority or delay.
         """
         recipient = Address.parse(target)
         message = Message.notification(
-            RUNTIME_SENDER, recipient, payload, priority=parse_priority(priority), timeout=timeout
-        )
+            RUNTIME_SENDER, recipient, payload, priority=parse_priority(priority), timeout=timeout,
+            not_before=not_before_of(delay, not_before, time.time()),
+        )  # fmt: skip
         accepted = self.router.check(recipient).submit(message, None, wait=wait)
         # A level answers a wait by the message's timeout (its sweep); the margin guards a stop.
         settle(accepted, timeout + max(1.0, 10 * self.config.runtime.sweep_interval))

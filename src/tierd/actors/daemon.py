@@ -17,7 +17,7 @@ from .._outcome import Outcome
 from ..errors import RequestTimeout, TierdError
 from ..logging import get_logger
 from ..messaging.link import settle, unwrap_reply
-from ..messaging.message import DEFAULT_TIMEOUT, Address, Message, parse_priority
+from ..messaging.message import DEFAULT_TIMEOUT, Address, Message, not_before_of, parse_priority
 
 _WAIT_GRACE: Final = 5.0
 """Seconds a blocked daemon waits past its timeout if no sweep answers (a stopped runtime)."""
@@ -177,8 +177,9 @@ class Daemon:
         *,
         priority: int | str = "normal",
         timeout: float = DEFAULT_TIMEOUT,
+        delay: float | None = None,
     ) -> str:
-        """Send a notification and go on at once.
+        """Send a notification and go on at once; with ``delay`` (seconds), delivered no earlier.
 
         Returns:
             The notification's message id.
@@ -186,7 +187,7 @@ class Daemon:
         Raises:
             Rejected: the recipient's level is full (``queue full``); nothing was kept.
             UnknownRecipient: no daemon answers to ``target``.
-            ValueError: a bad address or priority.
+            ValueError: a bad address, priority or delay.
         """
         host = self._host
         if host is None:
@@ -196,8 +197,9 @@ class Daemon:
         trace_id = current.trace_id if current is not None else ""
         # By position: a path taken once per notification (see `Message`).
         message = Message.notification(
-            self.address, recipient, payload, parse_priority(priority), timeout, trace_id
-        )
+            self.address, recipient, payload, parse_priority(priority), timeout, trace_id,
+            None if delay is None else not_before_of(delay, None, time.time()),
+        )  # fmt: skip
         accepted = host.submit(message)
         if accepted is not None:  # a durable level's commit: wait for it (None is the usual case)
             settle(accepted)

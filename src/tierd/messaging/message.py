@@ -33,6 +33,8 @@ DEFAULT_TIMEOUT: Final = 30.0
 """Seconds a request waits for its reply, and any message may wait in a queue."""
 MAX_TIMEOUT: Final = 7 * 24 * 3600.0
 """The longest timeout a message may carry, in seconds (seven days): what the wire accepts."""
+MAX_DELAY: Final = 7 * 24 * 3600.0
+"""The longest a message may be delayed, in seconds (seven days); later work is a schedule's."""
 
 
 def check_timeout(value: float, name: str = "timeout") -> float:
@@ -55,6 +57,45 @@ def check_timeout(value: float, name: str = "timeout") -> float:
             f"(7 days), not {value!r}"
         )
     return float(value)
+
+
+def not_before_of(delay: float | None, not_before: float | None, now: float) -> float | None:
+    """The epoch time before which a message must not be handed to its daemon; None: at once.
+
+    Args:
+        delay: seconds from ``now``: at least 0, finite, at most `MAX_DELAY`.
+        not_before: an epoch time instead, at most `MAX_DELAY` after ``now``
+            (one in the past means at once).
+        now: the sender's epoch time.
+
+    Raises:
+        ValueError: both are given, or one is not such a number; the message names it.
+    """
+    if delay is not None and not_before is not None:
+        raise ValueError("give delay or not_before, not both")
+    if delay is not None:
+        if (
+            isinstance(delay, bool)
+            or not isinstance(delay, int | float)
+            or not 0 <= delay <= MAX_DELAY
+        ):
+            raise ValueError(
+                f"delay must be a number of seconds from 0 to {MAX_DELAY:g} (7 days), "
+                f"not {delay!r}; use a schedule for later work"
+            )
+        return now + delay if delay > 0 else None
+    if not_before is None:
+        return None
+    if (
+        isinstance(not_before, bool)
+        or not isinstance(not_before, int | float)
+        or not 0 < not_before <= now + MAX_DELAY
+    ):
+        raise ValueError(
+            f"not_before must be an epoch time in seconds at most {MAX_DELAY:g} s (7 days) "
+            f"from now, not {not_before!r}"
+        )
+    return float(not_before) if not_before > now else None
 
 
 def parse_priority(value: int | str) -> int:
@@ -192,6 +233,7 @@ class Message:
         "created_at",
         "id",
         "kind",
+        "not_before",
         "parent_id",
         "payload",
         "priority",
@@ -248,6 +290,7 @@ class Message:
         status: Status = "pending",
         attempts: int = 0,
         wait_chain: tuple[str, ...] = (),
+        not_before: float | None = None,
     ) -> None:
         self.id = id
         self.created_at = created_at
@@ -262,6 +305,7 @@ class Message:
         self.status = status
         self.attempts = attempts
         self.wait_chain = wait_chain
+        self.not_before = not_before
 
     @classmethod
     def request(
@@ -290,11 +334,12 @@ class Message:
         priority: int = PRIORITY_NAMES["normal"],
         timeout: float = DEFAULT_TIMEOUT,
         trace_id: str = "",
+        not_before: float | None = None,
     ) -> Message:
-        """Make a fire-and-forget notification."""
+        """Make a fire-and-forget notification; with ``not_before``, a delayed one."""
         return cls(
             new_id(), time.time(), sender, recipient, "notification", priority, payload,
-            None, timeout, trace_id,
+            None, timeout, trace_id, "pending", 0, (), not_before,
         )  # fmt: skip
 
     def reply_to(self, payload: Any, status: Status = "done") -> Message:
@@ -315,8 +360,12 @@ class Message:
         return Message(**fields)
 
     def to_fields(self) -> dict[str, Any]:
-        """Every field as msgpack-able data: addresses as text, the wait chain as a list."""
-        return {
+        """Every field as msgpack-able data: addresses as text, the wait chain as a list.
+
+        ``not_before`` is there only when it is set, so that an undelayed
+        message reads the same to a runtime that predates it.
+        """
+        fields = {
             "id": self.id,
             "created_at": self.created_at,
             "sender": str(self.sender),
@@ -331,6 +380,9 @@ class Message:
             "attempts": self.attempts,
             "wait_chain": list(self.wait_chain),
         }
+        if self.not_before is not None:
+            fields["not_before"] = self.not_before
+        return fields
 
     @classmethod
     def from_fields(cls, fields: dict[str, Any]) -> Message:
@@ -347,6 +399,7 @@ class Message:
             parent_id=fields.get("parent_id"), timeout=fields.get("timeout", DEFAULT_TIMEOUT),
             trace_id=fields.get("trace_id", ""), status=fields.get("status", "pending"),
             attempts=fields.get("attempts", 0), wait_chain=tuple(fields.get("wait_chain", ())),
+            not_before=fields.get("not_before"),
         )  # fmt: skip
 
     def __repr__(self) -> str:

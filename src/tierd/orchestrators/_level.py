@@ -52,6 +52,7 @@ from ..messaging.link import error_reply, settle
 from ..messaging.message import Address, Message, new_id
 from ._correlation import REPLY_HERE, PendingRequests
 from ._dead_letters import DEFAULT_CAPACITY, DeadLetters
+from ._delays import Delayed, Delays
 from ._expiry import HandlingDeadlines, QueueExpiry
 from ._queue import LevelQueue, QueueEntry
 from ._retries import GiveUp, Retry, RetryWaits, decide_retry, poisoned
@@ -183,6 +184,7 @@ class Level:
         self._expiry = QueueExpiry()
         self._pending = PendingRequests()
         self._retries = RetryWaits()
+        self._delays = Delays()
         self._room = WaitingRoom(waiting_room)
         self._supervisor = Supervisor(  # each instance has its own restart history
             {key: slot.spec.restart for key, slot in self.slots.items()},
@@ -427,6 +429,12 @@ class Level:
         self, message: Message, route: Route, pool: tuple[DaemonSlot, ...], later: Later
     ) -> Rejected | None:
         """Hand ``message`` to an instance of ``pool`` now, or queue it; return a full queue."""
+        not_before = message.not_before
+        if not_before is not None:
+            delay = not_before - self._time()
+            if delay > 0:
+                self._delays.hold(message, route, self._monotonic() + delay)
+                return None
         recipient = message.recipient
         now = self._monotonic()
         slot: DaemonSlot | None = pool[0]
@@ -447,7 +455,8 @@ class Level:
         # `count_received` and `_set_expiry` inlined: once per queued message.
         received, key = self._counters.received, (message.kind, message.priority)
         received[key] = received.get(key, 0) + 1
-        remaining = message.created_at + message.timeout - self._time()  # `_set_expiry`
+        start = message.created_at if not_before is None else not_before  # `_set_expiry`
+        remaining = start + message.timeout - self._time()
         self._expiry.add(entry, now + max(remaining, 0.0))
         if self._debug:
             self.log.debug(
@@ -457,9 +466,12 @@ class Level:
         return None
 
     def _set_expiry(self, entry: QueueEntry, now: float) -> None:
-        """Give a queued entry its deadline: what is left of its message's timeout."""
+        """Give a queued entry its deadline: what is left of its message's timeout.
+
+        A delayed message's timeout counts from its ``not_before``.
+        """
         message = entry.message
-        remaining = message.created_at + message.timeout - self._time()
+        remaining = _queue_start(message) + message.timeout - self._time()
         self._expiry.add(entry, now + max(remaining, 0.0))
 
     def _refusal(
@@ -749,12 +761,33 @@ class Level:
                 self._time_out_in_hand(daemon, entry, later)
             for due in self._retries.expired(now):
                 self._retry_due(due, later)
+            for delayed in self._delays.due(now):
+                self._delay_over(delayed, later)
             for waiter in self._room.expired(now):
                 self._room_expired(waiter, later)
             for daemon in self._supervisor.due(now):
                 self._restart(self.slots[daemon], later)
             self._admit_waiting(later)
         run(later)
+
+    def _delay_over(self, delayed: Delayed, later: Later) -> None:
+        """A delayed message's ``not_before`` has come: queue it as if it had just arrived.
+
+        It was accepted already, so the queue's limit does not apply; if the
+        wall clock was set back meanwhile, it waits again rather than go early.
+        """
+        message = delayed.message
+        early = _queue_start(message) - self._time()
+        if early > 0:
+            self._delays.hold(message, delayed.reply_route, self._monotonic() + early)
+            return
+        pool = self._pools[message.recipient.daemon]
+        if _given_up(pool):
+            refusal = self._given_up_error(pool[0])
+            self._refuse(message, delayed.reply_route, refusal, "daemon_gave_up", later)
+            return
+        with self.queue.unlimited():
+            self._enqueue(message, delayed.reply_route, pool, later)
 
     def _expire(self, entry: QueueEntry, later: Later) -> None:
         """A message waited in the queue longer than its timeout: drop it, tell its sender."""
@@ -1031,6 +1064,10 @@ class Level:
                 self._refuse(entry.message, entry.reply_route, stopped, "stopped", later)
             for due in self._retries.drain():
                 self._refuse(due.entry.message, due.entry.reply_route, stopped, "stopped", later)
+            for delayed in self._delays.drain():
+                if self._store.durable and delayed.message.kind == "notification":
+                    continue  # journaled: the next start holds it again
+                self._refuse(delayed.message, delayed.reply_route, stopped, "stopped", later)
             for waiter in self._room.drain():
                 if waiter.message.kind == "request" and waiter.route is not None:
                     self._reply(waiter.route, error_reply(waiter.message, stopped), later)
@@ -1067,11 +1104,13 @@ class Level:
         return found
 
     def _cancel(self, message_id: str, later: Later) -> bool:
-        entry = self._retries.cancel(message_id)
+        entry: QueueEntry | Delayed | None = self._retries.cancel(message_id)
         if entry is None:
             entry = self.queue.remove(message_id)
             if entry is not None:
                 self._expiry.cancel(entry)
+            else:
+                entry = self._delays.cancel(message_id)
         if entry is not None:
             self._store.done(message_id)
         else:
@@ -1135,6 +1174,7 @@ class Level:
                 waiting_for_room=len(self._room),
                 dead_letters_kept=len(self._dead_letters),
                 queue_limit=self._queue_limit,
+                delayed=len(self._delays),
             )
 
     def dead_letter_list(self) -> list[DeadLetter]:
@@ -1218,8 +1258,12 @@ class Level:
                     missing = UnknownRecipient(str(message.recipient), "no longer in the config")
                     self._refuse(message, route, missing, "unknown_recipient", later)
                     continue
+                if message.not_before is not None and message.not_before > wall:
+                    self._delays.hold(message, route, now + message.not_before - wall)
+                    requeued += 1
+                    continue
                 self._counters.count_received(message.kind, message.priority)
-                if message.created_at + message.timeout <= wall:
+                if _queue_start(message) + message.timeout <= wall:
                     self._counters.timeouts += 1
                     expired = RequestTimeout(message.id, str(message.recipient), message.timeout)
                     self._refuse(message, route, expired, "expired", later)
@@ -1240,6 +1284,12 @@ class Level:
                 handled_ids=len(recovered.handled),
             )  # fmt: skip
         return requeued
+
+
+def _queue_start(message: Message) -> float:
+    """When a message's time in the queue starts: its ``not_before``, or when it was made."""
+    not_before = message.not_before
+    return message.created_at if not_before is None else not_before
 
 
 def _free(pool: tuple[DaemonSlot, ...]) -> DaemonSlot | None:

@@ -119,6 +119,8 @@ class LevelStatistics:
     """Dead letters the level holds now (purged and replayed ones are gone)."""
     queue_limit: int | None = None
     """The most messages the level queues (its configured ``queue_limit``); None for no limit."""
+    delayed: int = 0
+    """Messages accepted with a ``not_before`` still to come: held, not yet queued."""
 
     @property
     def queued(self) -> int:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from typing import TYPE_CHECKING, Any
 
 import zmq
 import zmq.asyncio
 
 from ...logging import get_logger
-from ..message import DEFAULT_TIMEOUT, Address, check_timeout, parse_priority
+from ..message import DEFAULT_TIMEOUT, Address, check_timeout, not_before_of, parse_priority
 from .calls import PROBE_TIMEOUT, Call, Calls, Window
 from .client import ACK_TIMEOUT, DEFAULT_ENDPOINT, SEND_WINDOW, connect_dealer
 from .codec import DEFAULT_MAX_MESSAGE_BYTES
@@ -117,11 +118,14 @@ class AsyncClient:
         priority: int | str = "normal",
         timeout: float = DEFAULT_TIMEOUT,
         wait: bool = False,
+        delay: float | None = None,
+        not_before: float | None = None,
     ) -> str:
         """Send a notification; return its id once the runtime has accepted it (`Client.send`)."""
         call = self._calls.send(
             target, payload, priority=priority, timeout=timeout,
             ack_timeout=self.ack_timeout, wait=wait,
+            not_before=not_before_of(delay, not_before, time.time()),
         )  # fmt: skip
         return str(await self._run(call))
 
@@ -132,18 +136,22 @@ class AsyncClient:
         priority: int | str = "normal",
         timeout: float = DEFAULT_TIMEOUT,
         window: int = SEND_WINDOW,
+        delay: float | None = None,
     ) -> list[str]:
         """Send many notifications, pipelined; every id once all are accepted (`Client.send_many`).
 
         Raises:
             BatchRejected: some items were not accepted; ``.refused`` says which and why.
-            ValueError: a bad priority or window.
+            ValueError: a bad priority, window or delay.
         """
         parse_priority(priority)
         batch = Window(window)
         progress = asyncio.Event()
         batch.on_change = progress.set
-        options = {"priority": priority, "timeout": timeout, "ack_timeout": self.ack_timeout}
+        options = {
+            "priority": priority, "timeout": timeout, "ack_timeout": self.ack_timeout,
+            "not_before": not_before_of(delay, None, time.time()),
+        }  # fmt: skip
         self._start_reading()
         pending = iter(items)
         try:

@@ -133,8 +133,12 @@ class Calls:
         ack_timeout: float,
         wait: bool = False,
         batch: bool = False,
+        not_before: float | None = None,
     ) -> Call:
         """A notification, settled with its id once the runtime accepted it.
+
+        ``not_before`` (epoch seconds, checked by the caller: see `not_before_of`)
+        delays its delivery.
 
         Raises:
             ValueError: a bad address, priority or timeout.
@@ -143,7 +147,7 @@ class Calls:
         check_timeout(timeout)
         message = Message.notification(
             self.address, Address.parse(target), payload,
-            priority=parse_priority(priority), timeout=timeout,
+            priority=parse_priority(priority), timeout=timeout, not_before=not_before,
         )  # fmt: skip
         data = encode_message(message, self.max_bytes, wait=wait, batch=batch)
         patience = ack_timeout + (timeout if wait else 0.0)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 import zmq
 
 from ...errors import Rejected, RequestTimeout
-from ..message import DEFAULT_TIMEOUT, Address, check_timeout, parse_priority
+from ..message import DEFAULT_TIMEOUT, Address, check_timeout, not_before_of, parse_priority
 from .calls import Call, Calls, Window
 from .codec import DEFAULT_MAX_MESSAGE_BYTES
 from .security import KeyPair, connect_with_curve, load_key_pair, load_public_key
@@ -119,6 +119,8 @@ class Client:
         priority: int | str = "normal",
         timeout: float = DEFAULT_TIMEOUT,
         wait: bool = False,
+        delay: float | None = None,
+        not_before: float | None = None,
     ) -> str:
         """Send a notification; return its id once the runtime has accepted it.
 
@@ -131,6 +133,10 @@ class Client:
             wait: if the level's queue is full, let the runtime hold the message
                 until there is room, up to ``timeout``, instead of refusing it at once.
                 The runtime admits waiting senders in arrival order; it does not poll.
+            delay: seconds (0 to `MAX_DELAY`, 7 days) before the level hands it to its
+                daemon; it is accepted (and journaled, on a durable level) at once and
+                never delivered early. Its ``timeout`` in the queue counts from then.
+            not_before: instead of ``delay``, an epoch time (by this machine's clock).
 
         Raises:
             Rejected: the runtime refused it; ``"queue full"`` when the level is
@@ -138,12 +144,13 @@ class Client:
             RequestTimeout: the runtime did not answer within ``ack_timeout``
                 (with ``wait``: ``timeout`` plus ``ack_timeout``).
             UnknownRecipient: no daemon answers to ``target``.
-            ValueError: a bad address, priority or timeout (more than 0, finite, at
-                most `MAX_TIMEOUT`); nothing was sent.
+            ValueError: a bad address, priority, timeout (more than 0, finite, at
+                most `MAX_TIMEOUT`) or delay; nothing was sent.
         """
         call = self._calls.send(
             target, payload, priority=priority, timeout=timeout,
             ack_timeout=self.ack_timeout, wait=wait,
+            not_before=not_before_of(delay, not_before, time.time()),
         )  # fmt: skip
         with self._one_thread():
             return str(self._run(call))
@@ -155,6 +162,7 @@ class Client:
         priority: int | str = "normal",
         timeout: float = DEFAULT_TIMEOUT,
         window: int = SEND_WINDOW,
+        delay: float | None = None,
     ) -> list[str]:
         """Send many notifications, pipelined; return every id once all are accepted.
 
@@ -168,6 +176,7 @@ class Client:
             priority: of every message: a name or 1..20.
             timeout: seconds each message may wait in a queue.
             window: the most messages unconfirmed at once.
+            delay: seconds before any of them is delivered (as `send`'s ``delay``).
 
         Returns:
             Each item's message id, in the order of ``items``.
@@ -177,11 +186,14 @@ class Client:
                 with its index, id and error (`Rejected`, `UnknownRecipient`, or
                 `RequestTimeout` if no confirm came within ``ack_timeout``: the
                 runtime may have it), and every other item was accepted.
-            ValueError: a bad priority or window.
+            ValueError: a bad priority, window or delay.
         """
         parse_priority(priority)
         batch = Window(window)
-        options = {"priority": priority, "timeout": timeout, "ack_timeout": self.ack_timeout}
+        options = {
+            "priority": priority, "timeout": timeout, "ack_timeout": self.ack_timeout,
+            "not_before": not_before_of(delay, None, time.time()),
+        }  # fmt: skip
         with self._one_thread():
             pending = iter(items)
             for item in pending:

@@ -40,6 +40,7 @@ existing field never changes. A change that breaks either rule bumps
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 import msgpack
@@ -47,7 +48,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import Rejected
-from ..message import MAX_PRIORITY, MAX_TIMEOUT, MIN_PRIORITY, Address, Message
+from ..message import MAX_DELAY, MAX_PRIORITY, MAX_TIMEOUT, MIN_PRIORITY, Address, Message
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -67,6 +68,8 @@ MAX_ACKS_PER_FRAME: Final = 1024
 _MAX_ID_LENGTH: Final = 128
 _MAX_WAIT_CHAIN: Final = 256
 _MAX_TIMEOUT: Final = MAX_TIMEOUT
+_CLOCK_SKEW: Final = 300.0
+"""Seconds a sender's clock may run ahead of ours before its ``not_before`` is refused."""
 
 
 class DecodeError(ValueError):
@@ -117,12 +120,20 @@ class WireMessage(BaseModel):
     status: Literal["pending", "in_progress", "done", "timeout", "error", "cancelled"] = "pending"
     attempts: Annotated[int, Field(ge=0)] = 0
     wait_chain: Annotated[tuple[_AddressText, ...], Field(max_length=_MAX_WAIT_CHAIN)] = ()
+    not_before: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
 
     @pydantic.model_validator(mode="after")
     def _reply_has_parent(self) -> WireMessage:
         if self.kind == "reply" and self.parent_id is None:
             raise ValueError("a reply needs parent_id")
         return self
+
+    @pydantic.field_validator("not_before")
+    @classmethod
+    def _not_too_late(cls, value: float | None) -> float | None:
+        if value is not None and value > time.time() + MAX_DELAY + _CLOCK_SKEW:
+            raise ValueError(f"more than {MAX_DELAY:g} s (7 days) from now")
+        return value
 
     def to_message(self) -> Message:
         """The in-process `Message` this wire message describes."""
@@ -522,6 +533,8 @@ def _common_message(fields: dict[Any, Any]) -> Message | None:  # noqa: PLR0911 
     number as a string, a value out of range) returns None, and pydantic
     decides, with its errors.
     """
+    if "not_before" in fields:
+        return None  # a delayed message is rare: pydantic checks its time
     message_id, parent_id = fields.get("id"), fields.get("parent_id")
     kind, priority = fields.get("kind"), fields.get("priority")
     trace_id, status = fields.get("trace_id", ""), fields.get("status", "pending")
