@@ -214,6 +214,20 @@ def test_messages_and_requests_go_to_daemons_with_their_errors(served):
     assert error["fields"][0]["field"] == "body.timeout"
 
 
+def test_a_delayed_message_is_held_and_a_bad_delay_is_422(served):
+    """``delay`` holds a message before its level queues it; one beyond the limit is refused."""
+    one = served()
+    api = one.client()
+    response = api.post("/api/messages", json={"target": "echo@1", "delay": 0.05})
+    assert response.status_code == 202, response.text
+    wait_until(lambda: one.runtime.status()["levels"][0]["daemons"][0]["processed"] == 1, 10)
+    error = _error(api.post("/api/messages", json={"target": "echo@1", "delay": 1e9}), 422,
+                   "ValueError")  # fmt: skip
+    assert "delay" in error["message"]
+    response = api.post("/api/messages", json={"target": "echo@1", "delay": -1})
+    assert _error(response, 422, "ValidationError")["fields"][0]["field"] == "body.delay"
+
+
 def test_a_full_queue_is_429_with_the_reason_and_a_retry_after(served):
     """A send beyond the level's queue_limit is 429 ``Rejected("queue full")``, Retry-After set."""
     one = served()

@@ -97,6 +97,10 @@ class MessageBody(_Body):
     """Seconds the message may wait for room and in the queue."""
     wait: bool = False
     """If the queue is full, wait up to ``timeout`` for room instead of a 429 at once."""
+    delay: Annotated[float, Field(ge=0)] | None = None
+    """Hold the message this many seconds before it is queued (a delayed message)."""
+    not_before: float | None = None
+    """Hold the message until this epoch second; give ``delay`` or this, not both."""
 
 
 class RequestBody(_Body):
@@ -342,7 +346,7 @@ def make_app(runtime: Served, tokens: Tokens, live: LiveEvents) -> FastAPI:  # n
         """Send a notification; its id once its level has it (429 if the queue is full)."""
         message_id = runtime.send(
             body.target, body.payload, priority=body.priority, timeout=body.timeout,
-            wait=body.wait,
+            wait=body.wait, delay=body.delay, not_before=body.not_before,
         )  # fmt: skip
         return _Json({"message_id": message_id}, status_code=202)
 

@@ -19,7 +19,8 @@ class Served(Protocol):
 
     def send(
         self, target: str, payload: Any = None, *, priority: int | str = "normal",
-        timeout: float = DEFAULT_TIMEOUT, wait: bool = False,
+        timeout: float = DEFAULT_TIMEOUT, wait: bool = False, delay: float | None = None,
+        not_before: float | None = None,
     ) -> str:  # fmt: skip
         """Send a notification; its id."""
 
