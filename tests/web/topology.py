@@ -33,6 +33,9 @@ level = 1
   [[levels.daemons]]
   id = "echo"
   class = "tierd.actors.builtin:Echo"
+  [[levels.daemons]]
+  id = "crasher"
+  class = "tierd.actors.builtin:Crasher"
 
 [processes]
   [[processes.kinds]]
@@ -41,6 +44,9 @@ level = 1
   [[processes.kinds]]
   kind = "held"
   class = "tests.web.kinds:Held"
+  [[processes.kinds]]
+  kind = "broken"
+  class = "tests.web.kinds:Broken"
 """,
         encoding="utf-8",
     )
