@@ -75,6 +75,17 @@ def test_events_from_submitted_processes_reach_a_viewer_of_every_topic(served):
         assert next(_events(lines))["data"]["topic"] == "schedule.nightly"
 
 
+def test_a_quiet_stream_gets_a_heartbeat_comment(served, monkeypatch):
+    """With no event for the heartbeat interval, the stream carries a comment line."""
+    monkeypatch.setattr("tierd._http._app.HEARTBEAT", 0.05)
+    one = served()
+    with httpx.stream("GET", f"{one.url}/api/events", timeout=10) as response:
+        lines = response.iter_lines()
+        assert next(lines) == ": tierd live events"
+        assert next(lines) == ""
+        assert next(lines) == ": heartbeat"
+
+
 def test_stopping_the_runtime_ends_open_streams(served):
     """A stream open while the runtime stops ends, so the stop is not held up by it."""
     one = served()
