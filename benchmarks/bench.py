@@ -210,7 +210,9 @@ def _print_http(figures: dict[str, Any], sizes: Sizes) -> None:
     http, client = pairs["http"], pairs["client"]
     print(f"H1 POST /api/processes + GET, {web.CLIENTS} clients: {http['pairs_per_s']:,.0f}/s, "
           f"p99 {http['p99_ms']:.1f} ms; tierd.Client {client['pairs_per_s']:,.0f} pairs/s, "
-          f"p99 {client['p99_ms']:.1f} ms; ratio {pairs['ratio']:.2f}")  # fmt: skip
+          f"p99 {client['p99_ms']:.1f} ms ({client['refused_busy']:,} busy refusals retried); "
+          f"ratio {pairs['ratio']:.2f}; 8 tierd.Clients {pairs['client_8']['pairs_per_s']:,.0f}/s, "
+          f"p99 {pairs['client_8']['p99_ms']:.1f} ms")  # fmt: skip
     viewers = figures["H2 viewers"]
     print(f"H2 {sizes.processes:,} processes: {viewers['no_viewer_per_s']:,.0f}/s with no viewer, "
           f"{viewers['viewers_per_s']:,.0f}/s with {viewers['viewers']} SSE viewers; ratio "

@@ -227,7 +227,7 @@ def make_app(runtime: Served, tokens: Tokens, live: LiveEvents) -> FastAPI:  # n
     async def on_error(request: Request, error: Exception) -> Response:
         status, document, headers = error_response(error)
         if status == 500:
-            _log.error("http_route_failed", path=request.url.path, error_type=type(error).__name__)
+            _log.error("http_route_failed", path=request.url.path, exc_info=error)
         return _Json(document, status_code=status, headers=headers)
 
     async def on_invalid(request: Request, error: Exception) -> Response:
