@@ -17,6 +17,7 @@ from tierd.errors import from_payload, to_payload
         tierd.Rejected("queue full"),
         tierd.Deadlock(["a@1", "b@2"]),
         tierd.Cancelled("id2"),
+        tierd.ScheduleNotFound("nightly"),
     ],
 )
 def test_round_trip(error):

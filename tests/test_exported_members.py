@@ -28,6 +28,7 @@ PUBLIC = [
     "RequestTimeout",
     "Retry",
     "Runtime",
+    "ScheduleNotFound",
     "StepContext",
     "StepError",
     "TierdError",

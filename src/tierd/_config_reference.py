@@ -162,9 +162,17 @@ def _type_name(annotation: Any) -> str:  # noqa: PLR0911 - one return per kind o
     if origin in {typing.Union, types.UnionType}:
         present = [arg for arg in args if arg is not type(None)]
         return " or ".join(_type_name(arg) for arg in present)
+    if (
+        origin is typing.Annotated
+    ):  # an optional value with bounds: ``Annotated[float, ...] | None``
+        item, *metadata = args
+        bounds = _bounds([m for info in metadata for m in getattr(info, "metadata", [info])])
+        return f"{_type_name(item)}, {bounds}" if bounds else _type_name(item)
     names = {str: "string", int: "integer", float: "number", bool: "boolean"}
     if annotation in names:
         return names[annotation]
+    if annotation is Any:
+        return "any value"
     return str(annotation)
 
 

@@ -33,6 +33,10 @@ operation                  arguments                   result
 ``process_stats``          ``kind``?, ``window``?      counts, success rate, durations
 ``process_prune``          ``older_than``,             how many were deleted
                            ``status``?
+``schedule_list``                                      every schedule's document
+``schedule_pause``,        ``name``                    the schedule's document
+``schedule_resume``
+``schedule_run_now``       ``name``                    the fire it ran
 =========================  ==========================  =================================
 
 Process operations carry ``v``, the version of their arguments (`PROCESS_API`);
@@ -46,7 +50,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
-from .errors import UnknownRecipient
+from .errors import ConfigError, ScheduleNotFound, UnknownRecipient
 from .messaging.message import Address
 
 if TYPE_CHECKING:
@@ -54,6 +58,7 @@ if TYPE_CHECKING:
 
     from .orchestrators._dead_letters import DeadLetter
     from .processes._runner import ProcessRunner
+    from .processes._schedule_driver import ScheduleDriver
 
 
 class LevelLetters(Protocol):
@@ -97,6 +102,10 @@ class Controllable(Protocol):
     def processes(self) -> ProcessRunner:
         """The process runner (raises `ConfigError` if the runtime runs no processes)."""
 
+    @property
+    def schedules(self) -> ScheduleDriver:
+        """The schedules (raises `ConfigError` if the runtime has none)."""
+
 
 Role = Literal["send", "operate"]
 
@@ -119,6 +128,10 @@ ROLES: Final[dict[str, Role]] = {
     "process_resume": "operate",
     "process_retry": "operate",
     "process_prune": "operate",
+    "schedule_list": "send",
+    "schedule_pause": "operate",
+    "schedule_resume": "operate",
+    "schedule_run_now": "operate",
 }
 """The role each operation needs: ``send`` (submit and read) or ``operate`` (control too)."""
 
@@ -133,7 +146,9 @@ DEFAULT_LIST_LIMIT: Final = 100
 _MAX_IDS: Final = 10_000
 
 
-def control_operation(runtime: Controllable, operation: str, arguments: dict[str, Any]) -> Any:
+def control_operation(  # noqa: PLR0911 - one return per operation
+    runtime: Controllable, operation: str, arguments: dict[str, Any]
+) -> Any:
     """Check the arguments of ``operation`` and run it on ``runtime``.
 
     Raises:
@@ -165,6 +180,14 @@ def control_operation(runtime: Controllable, operation: str, arguments: dict[str
             return runtime.purge_dead_letters(_level(arguments), _ids(arguments))
     if isinstance(operation, str) and operation.startswith("process_") and operation in ROLES:
         return _process_operation(runtime.processes, operation, arguments)
+    if isinstance(operation, str) and operation.startswith("schedule_") and operation in ROLES:
+        try:
+            schedules = runtime.schedules
+        except ConfigError:
+            if operation == "schedule_list":
+                return []  # a runtime with no [[schedules]] lists none
+            raise ScheduleNotFound(_text(arguments, "name")) from None
+        return _schedule_operation(schedules, operation, arguments)
     raise ValueError(f"unknown control operation {str(operation)[:40]!r}")
 
 
@@ -230,6 +253,19 @@ def _process_operation(  # noqa: PLR0911, PLR0912 - one return per operation
                 raise ValueError("control argument 'older_than' (seconds) is required")
             return processes.prune(older_than, _optional_text(arguments, "status"))
     raise ValueError(f"unknown control operation {operation[:40]!r}")
+
+
+def _schedule_operation(
+    schedules: ScheduleDriver, operation: str, arguments: dict[str, Any]
+) -> Any:
+    if operation == "schedule_list":
+        return schedules.list()
+    act = {
+        "schedule_pause": schedules.pause,
+        "schedule_resume": schedules.resume,
+        "schedule_run_now": schedules.run_now,
+    }
+    return act[operation](_text(arguments, "name"))
 
 
 def _optional_text(arguments: dict[str, Any], key: str) -> str | None:

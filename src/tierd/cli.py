@@ -34,6 +34,7 @@ from ._cli_values import (
     timeout_argument,
 )
 from ._process_commands import USER_MISTAKES, add_process_commands, run_process_command
+from ._schedule_commands import SCHEDULE_MISTAKES, add_schedule_commands, run_schedule_command
 from ._status import format_status
 from ._version import __version__
 from .config import DEFAULT_TOPOLOGY, load_config, override_runtime
@@ -70,9 +71,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     daemons = sum(len(level.daemons) for level in config.levels)
     kinds = "" if config.processes is None else f", {len(config.processes.kinds)} process kind(s)"
+    schedules = f", {len(config.schedules)} schedule(s)" if config.schedules else ""
     print(
         f"{args.config}: ok: {len(config.levels)} level(s), {daemons} daemon(s), "
-        f"{len(config.peers)} peer(s){kinds}"
+        f"{len(config.peers)} peer(s){kinds}{schedules}"
     )
     return EXIT_OK
 
@@ -419,6 +421,23 @@ def cmd_process(args: argparse.Namespace) -> int:
         return _fail(args, error, EXIT_FAILED)
 
 
+def cmd_schedules(args: argparse.Namespace) -> int:
+    """``tierd schedules …``: one line and exit 2 for a user mistake, exit 1 for a runtime error."""
+    try:
+        with Client(
+            args.endpoint, server_key=args.server_key, client_key=args.client_key
+        ) as client:
+            return run_schedule_command(args, client)
+    except (ConfigError, UsageError, ValueError) as error:
+        return _fail(args, error, EXIT_USAGE)
+    except SCHEDULE_MISTAKES as error:
+        return _fail(args, error, EXIT_USAGE)
+    except TierdError as error:
+        return _fail(args, error, EXIT_FAILED)
+    except zmq.ZMQError as error:  # an endpoint ZeroMQ cannot connect to
+        return _fail(args, UsageError(f"cannot connect to {args.endpoint}: {error}"), EXIT_USAGE)
+
+
 def cmd_keys_generate(args: argparse.Namespace) -> int:
     """Write a CURVE key pair for a runtime or a client."""
     try:
@@ -469,6 +488,8 @@ def _prog(args: argparse.Namespace | None) -> str:
     command = getattr(args, "command", None)
     if command == "process":
         command = f"process {getattr(args, 'process_command', '')}".rstrip()
+    if command == "schedules":
+        command = f"schedules {getattr(args, 'schedules_command', '')}".rstrip()
     return f"tierd {command}" if command else "tierd"
 
 
@@ -643,6 +664,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_control_commands(commands)
     add_process_commands(commands, _add_client_options)
     commands.choices["process"].set_defaults(func=cmd_process)
+    add_schedule_commands(commands, _add_client_options)
+    commands.choices["schedules"].set_defaults(func=cmd_schedules)
 
     keys = commands.add_parser("keys", help="CURVE keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")

@@ -38,6 +38,7 @@ from .orchestrators._retries import DEFAULT_POISON_AFTER, RetryPolicy
 from .orchestrators._supervision import RestartPolicy, SupervisionPolicy
 from .processes._definition import DEFAULT_MAX_CONCURRENT, Definition, Process, Retry, request_steps
 from .processes._runner import DEFAULT_STUCK_AFTER
+from .processes._schedules import Cron, Every, Overlap, ScheduleSpec, zone
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -509,6 +510,79 @@ class ProcessesConfig(_Section):
         return kinds
 
 
+class ScheduleConfig(_Section):
+    """One ``[[schedules]]`` table: when a process or a notification is fired (DESIGN §11).
+
+    Give ``cron`` or ``every``, and ``process`` or ``target``. Each fire is
+    recorded in the process store under its (name, fire time) key first, so
+    it runs once however many runtimes share the store.
+    """
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.-]{0,99}$")]
+    """The schedule's name, unique: ``tierd schedules pause NAME``, metric label, event topic."""
+    cron: str | None = None
+    """Five cron fields (minute, hour, day of month, month, day of week), e.g. ``"0 3 * * *"``."""
+    every: Annotated[Duration, Field(gt=0)] | None = None
+    """Or an interval: seconds, or e.g. ``"15m"``; fires at its multiples since the epoch."""
+    timezone: str = "UTC"
+    """The IANA timezone ``cron`` is read in, e.g. ``"Europe/Paris"`` (DST handled by cronsim)."""
+    process: str | None = None
+    """The process kind each fire submits (a ``[[processes.kinds]]`` kind); or give ``target``."""
+    target: Annotated[str | None, Field(pattern=r"^[^@\s]+@\d+$")] = None
+    """The daemon each fire sends a notification to, ``daemon@level``; or give ``process``."""
+    params: Any = None
+    """The process's params, or the notification's payload."""
+    overlap: Overlap = "skip"
+    """While the last run is unfinished: ``skip`` the fire, ``queue`` it (one), or ``allow`` it."""
+    catch_up: Annotated[Duration, Field(ge=0)] = 0.0
+    """Seconds of fires missed while no runtime ran that are run at start; 0: none."""
+
+    @pydantic.field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        zone(value)
+        return value
+
+    @pydantic.field_validator("cron")
+    @classmethod
+    def _good_cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            Cron(value)
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _one_of_each(self) -> ScheduleConfig:
+        if (self.cron is None) == (self.every is None):
+            wrong = "not both" if self.cron is not None else "there is neither"
+            raise ValueError(
+                f"cron and every: give one of them (cron = '* * * * *' or every = 60), {wrong}"
+            )
+        if (self.process is None) == (self.target is None):
+            wrong = "not both" if self.process is not None else "there is neither"
+            raise ValueError(
+                "process and target: give one of them (process = 'kind' or "
+                f"target = 'daemon@level'), {wrong}"
+            )
+        if self.target is not None and self.overlap != "skip":
+            raise ValueError(
+                "overlap: applies to process schedules only (a notification has no run to overlap)"
+            )
+        return self
+
+    def spec(self) -> ScheduleSpec:
+        """The `ScheduleSpec` this table declares."""
+        trigger = Cron(self.cron, self.timezone) if self.cron is not None else None
+        return ScheduleSpec(
+            self.name,
+            trigger if trigger is not None else Every(self.every or 0.0),
+            process=self.process,
+            target=self.target,
+            params=self.params,
+            overlap=self.overlap,
+            catch_up=self.catch_up,
+        )
+
+
 class Config(_Section):
     """A whole topology: the runtime, its levels, and the levels its peers serve."""
 
@@ -520,6 +594,8 @@ class Config(_Section):
     """Levels served by other runtimes: ``[[peers]]`` tables."""
     processes: ProcessesConfig | None = None
     """Processes this runtime runs; None (no ``[processes]`` table): none, and no store."""
+    schedules: list[ScheduleConfig] = Field(default_factory=list)
+    """Processes and notifications fired on time: ``[[schedules]]`` tables, kept in the store."""
 
     @pydantic.model_validator(mode="after")
     def _levels_unique(self) -> Config:
@@ -545,6 +621,32 @@ class Config(_Section):
                         f"{remote[level_number]} and {peer.endpoint}"
                     )
                 remote.setdefault(level_number, peer.endpoint)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @pydantic.model_validator(mode="after")
+    def _schedules_resolve(self) -> Config:
+        """Refuse duplicate schedule names, unknown process kinds and unserved targets."""
+        served = {level.level: {d.id for d in level.daemons} for level in self.levels}
+        remote = {number for peer in self.peers for number in peer.levels}
+        kinds = [kind.kind for kind in self.processes.kinds] if self.processes else []
+        problems, names = [], set()
+        for index, schedule in enumerate(self.schedules):
+            key = f"schedules[{index}]"
+            if schedule.name in names:
+                problems.append(f"{key}.name: schedule {schedule.name!r} is declared twice")
+            names.add(schedule.name)
+            if schedule.process is not None and schedule.process not in kinds:
+                runs = ", ".join(kinds) if kinds else "none (add [[processes.kinds]])"
+                problems.append(
+                    f"{key}.process: unknown process kind {schedule.process!r}; "
+                    f"this runtime runs: {runs}"
+                )
+            if schedule.target is not None:
+                problem = _unserved(schedule.target, served, remote)
+                if problem:
+                    problems.append(f"{key}.target: {problem}")
         if problems:
             raise ValueError("\n".join(problems))
         return self

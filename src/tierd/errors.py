@@ -15,6 +15,7 @@ The tree::
     ├── MetricsServerError (OSError)    the runtime cannot serve metrics on its address
     ├── HttpServerError (OSError)       the runtime cannot serve its HTTP API on its address
     ├── ProcessNotFound (LookupError)   no process has this id
+    ├── ScheduleNotFound (LookupError)  no schedule has this name
     ├── ProcessFailed                   the process ended failed, cancelled or timed out
     └── StepError                       a step failed on purpose (raised by a user's step)
 
@@ -238,6 +239,20 @@ class ProcessNotFound(TierdError, LookupError):
         )
 
 
+class ScheduleNotFound(TierdError, LookupError):
+    """No schedule has this name in the runtime's config.
+
+    Attributes:
+        name: the name as it was given.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"no schedule {name!r} in this runtime's config; list them with 'tierd schedules list'"
+        )
+
+
 class ProcessFailed(TierdError):
     """The process ended without a result: ``failed``, ``cancelled`` or ``timeout``.
 
@@ -308,6 +323,8 @@ def to_payload(error: TierdError) -> dict[str, Any]:
             payload.update(message_id=error.message_id)
         case ProcessNotFound():
             payload.update(process_id=error.process_id)
+        case ScheduleNotFound():
+            payload.update(name=error.name)
         case ProcessFailed():
             payload.update(process_id=error.process_id, status=error.status, detail=error.error)
         case StepError():
@@ -361,6 +378,8 @@ def _error_of(payload: dict[str, Any]) -> TierdError:  # noqa: PLR0911 - one ret
                 return Cancelled(str(payload["message_id"]))
             case "ProcessNotFound":
                 return ProcessNotFound(str(payload["process_id"]))
+            case "ScheduleNotFound":
+                return ScheduleNotFound(str(payload["name"]))
             case "ProcessFailed":
                 detail = payload.get("detail")
                 return ProcessFailed(

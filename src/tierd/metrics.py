@@ -94,6 +94,10 @@ class StatisticsSource(Protocol):
         """The process runner's counters; None if the runtime runs no processes."""
         ...
 
+    def schedule_statistics(self) -> dict[tuple[str, str], int]:
+        """Schedule fires since the start, by (schedule, outcome)."""
+        ...
+
 
 class RuntimeCollector(Collector):
     """Turns a runtime's statistics snapshots into Prometheus metric families at scrape time.
@@ -120,7 +124,9 @@ class RuntimeCollector(Collector):
         yield info
         yield from _level_families(self.source.statistics(), self.source.unknown_recipients())
         yield from _network_families(self.source.network_statistics())
-        yield from _process_families(self.source.process_statistics())
+        yield from _process_families(
+            self.source.process_statistics(), self.source.schedule_statistics()
+        )
 
 
 PROCESS_STATUSES: Final = ("pending", "running", "paused")
@@ -128,7 +134,9 @@ PROCESS_STATUSES: Final = ("pending", "running", "paused")
 FINISHED_STATUSES: Final = ("completed", "failed", "cancelled", "timeout")
 
 
-def _process_families(stats: ProcessStatistics | None) -> Iterator[Metric]:
+def _process_families(
+    stats: ProcessStatistics | None, fire_counts: dict[tuple[str, str], int]
+) -> Iterator[Metric]:
     current = GaugeMetricFamily(
         "tierd_processes",
         "Processes pending, running or paused now, by kind and status.",
@@ -161,9 +169,11 @@ def _process_families(stats: ProcessStatistics | None) -> Iterator[Metric]:
     )
     fires = CounterMetricFamily(
         "tierd_schedule_fires",
-        "Schedule fires, by outcome (schedules come in a later release).",
+        "Schedule fires this runtime ran, by outcome: fired, skipped (overlap), failed.",
         labels=["schedule", "outcome"],
     )
+    for (schedule, outcome), count in sorted(fire_counts.items()):
+        fires.add_metric([schedule, outcome], count)
     if stats is not None:
         for kind in stats.kinds:
             for status in PROCESS_STATUSES:

@@ -16,7 +16,7 @@ from ._daemon_classes import resolve_class
 from ._outcome import Outcome
 from ._status import status_report
 from ._version import __version__
-from .config import Config, load_config
+from .config import Config, ProcessesConfig, load_config
 from .errors import ConfigError, RequestTimeout, TierdError, UnknownRecipient
 from .logging import configure as configure_logging
 from .logging import get_logger
@@ -37,6 +37,7 @@ from .orchestrators._level import Level
 from .orchestrators._orchestrator import SWEEP, Orchestrator
 from .orchestrators._slot import DaemonSpec
 from .processes._runner import ProcessRunner
+from .processes._schedule_driver import ScheduleDriver
 from .processes._sqlite import SqliteProcessStore, store_path
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ class Runtime:
         """Every event of the runtime (DESIGN §12) goes here; `add` a sink to follow them."""
         self._processes: ProcessRunner | None = None
         self._process_store: SqliteProcessStore | None = None
+        self._schedules: ScheduleDriver | None = None
         self._sweeper: threading.Thread | None = None
         self._stopping = threading.Event()
         self._started = False
@@ -211,8 +213,14 @@ class Runtime:
         self.http.bind(self.config.runtime.http)
 
     def _start_processes(self) -> None:
-        """Open the process store, recover what it says was running, start pending work."""
+        """Open the process store, recover what it says was running, start pending work.
+
+        The schedules keep their fires in the same store: a config with
+        ``[[schedules]]`` and no ``[processes]`` table gets the default store.
+        """
         section = self.config.processes
+        if section is None and self.config.schedules:
+            section = ProcessesConfig()
         if section is None:
             return
         path = store_path(section.store, self.config.runtime.data_dir)
@@ -233,6 +241,23 @@ class Runtime:
             },
         )
         self._processes.start()
+        if self.config.schedules:
+            self._schedules = ScheduleDriver(
+                [schedule.spec() for schedule in self.config.schedules],
+                self._process_store,
+                runner=self._processes,
+                send=self._send_scheduled,
+                events=self.events,
+                owner=self.config.runtime.name,
+                keep_fires=max(
+                    retention.completed, retention.failed, retention.cancelled, retention.timeout
+                ),
+            )
+            self._schedules.start()
+
+    def _send_scheduled(self, target: str, payload: Any) -> str:
+        """A schedule's notification: sent like `send`, never waiting for room."""
+        return self.send(target, payload)
 
     def _close_process_store(self) -> None:
         if self._process_store is not None:
@@ -251,6 +276,24 @@ class Runtime:
                 "[[processes.kinds]] to its config (and start it)"
             )
         return self._processes
+
+    @property
+    def schedules(self) -> ScheduleDriver:
+        """List, pause, resume and run schedules now (DESIGN §11): ``list``, ``pause``...
+
+        Raises:
+            ConfigError: the config has no ``[[schedules]]``, or the runtime is not started.
+        """
+        if self._schedules is None:
+            raise ConfigError(
+                "this runtime has no schedules: add [[schedules]] tables to its config "
+                "(and start it)"
+            )
+        return self._schedules
+
+    def schedule_statistics(self) -> dict[tuple[str, str], int]:
+        """Schedule fires since the start, by (schedule, outcome); empty without schedules."""
+        return self._schedules.statistics() if self._schedules is not None else {}
 
     def _open_journal(self, section: Any) -> Journal:
         """Open the journal of a durable level: one SQLite file per runtime name and level."""
@@ -307,6 +350,8 @@ class Runtime:
             self.bridge.stop_input()  # first: no new work from clients and peers
         if self._processes is not None:
             self._processes.stop_accepting()
+        if self._schedules is not None:
+            self._schedules.stop()  # no fire after this; a held one is recorded skipped
         grace = self.config.runtime.grace_period if grace_period is None else grace_period
         deadline = time.monotonic() + grace
         while True:
@@ -344,6 +389,11 @@ class Runtime:
                     self._processes.sweep()
                 except Exception:  # the sweeper must outlive a failing store
                     self.log.exception("process_sweep_failed")
+            if self._schedules is not None:
+                try:
+                    self._schedules.tick()
+                except Exception:  # a failing store: the fire is tried again next tick
+                    self.log.exception("schedule_tick_failed")
 
     # -- messages ------------------------------------------------------------
 

@@ -87,3 +87,7 @@ def test_every_operation_has_a_role_and_process_control_needs_operate():
     assert {op for op in ROLES if op.startswith("process_") and ROLES[op] == "operate"} == {
         "process_cancel", "process_pause", "process_resume", "process_retry", "process_prune",
     }  # fmt: skip
+    assert {op for op in ROLES if op.startswith("schedule_") and ROLES[op] == "operate"} == {
+        "schedule_pause", "schedule_resume", "schedule_run_now",
+    }  # fmt: skip
+    assert ROLES["schedule_list"] == "send"

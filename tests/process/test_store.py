@@ -5,6 +5,7 @@ A new store (PostgreSQL) joins by adding a parameter to the ``store`` fixture.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -254,3 +255,116 @@ def test_a_full_disk_refuses_the_create_with_a_clear_error_and_keeps_nothing(tmp
         assert store.history(big.process_id) == []
     finally:
         store.close()
+
+
+# -- schedules -----------------------------------------------------------------------
+
+
+def test_a_fire_is_claimed_once(store):
+    """The first claim of (schedule, fire time) wins; the same key again loses; others win."""
+    assert store.claim_fire("nightly", 1000.0, 1000.5) is True
+    assert store.claim_fire("nightly", 1000.0, 1000.6) is False
+    assert store.claim_fire("nightly", 1060.0, 1060.5) is True
+    assert store.claim_fire("hourly", 1000.0, 1000.5) is True
+    fire = store.fires("nightly")[-1]
+    assert (fire.fire_at, fire.outcome, fire.recorded_at, fire.manual) == (
+        1000.0, "firing", 1000.5, False
+    )  # fmt: skip
+
+
+def test_claims_racing_from_threads_have_one_winner_per_fire(store):
+    """Eight threads claim the same 50 fires: each fire is won exactly once."""
+    wins: list[float] = []
+    lock = threading.Lock()
+
+    def claim() -> None:
+        for n in range(50):
+            if store.claim_fire("race", 1000.0 + n, 2000.0):
+                with lock:
+                    wins.append(1000.0 + n)
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(wins) == [1000.0 + n for n in range(50)]
+
+
+def test_a_finished_fire_keeps_its_outcome_ids_and_detail(store):
+    """finish_fire writes the outcome and what it made; fires() reads newest first, by outcome."""
+    for at in (1000.0, 1060.0, 1120.0):
+        store.claim_fire("nightly", at, at)
+    store.finish_fire("nightly", 1000.0, "fired", 1000.1, process_id="p1")
+    store.finish_fire("nightly", 1060.0, "skipped", 1060.1, detail="last run p1 is unfinished")
+    store.finish_fire("nightly", 1120.0, "fired", 1120.1, message_id="m3")
+    assert store.claim_fire("nightly", 1130.0, 1130.0, manual=True)
+    fires = store.fires("nightly")
+    assert [(f.fire_at, f.outcome) for f in fires] == [
+        (1130.0, "firing"), (1120.0, "fired"), (1060.0, "skipped"), (1000.0, "fired"),
+    ]  # fmt: skip
+    assert fires[0].manual is True
+    assert fires[1].message_id == "m3"
+    assert fires[2].detail == "last run p1 is unfinished"
+    assert [f.process_id for f in store.fires("nightly", outcome="fired")] == [None, "p1"]
+    assert len(store.fires("nightly", limit=2)) == 2
+    assert store.fires("other") == []
+    with pytest.raises(ValueError, match="unknown fire outcome 'done'"):
+        store.finish_fire("nightly", 1000.0, "done", 1200.0)
+
+
+def test_paused_schedules_are_kept(store):
+    """set_schedule_paused is read back by paused_schedules; resuming removes it."""
+    assert store.paused_schedules() == set()
+    store.set_schedule_paused("nightly", 1000.0, paused=True)
+    store.set_schedule_paused("hourly", 1000.0, paused=True)
+    store.set_schedule_paused("hourly", 1001.0, paused=False)
+    assert store.paused_schedules() == {"nightly"}
+
+
+def test_schedule_state_survives_reopening_the_file(tmp_path):
+    """Fires and pauses are on disk: a new store on the same file sees them."""
+    first = SqliteProcessStore(tmp_path / "processes.db")
+    first.claim_fire("nightly", 1000.0, 1000.0)
+    first.set_schedule_paused("nightly", 1000.0, paused=True)
+    first.close()
+    again = SqliteProcessStore(tmp_path / "processes.db")
+    try:
+        assert again.paused_schedules() == {"nightly"}
+        assert again.claim_fire("nightly", 1000.0, 1001.0) is False
+    finally:
+        again.close()
+
+
+def test_an_older_file_gets_the_new_fire_columns(tmp_path):
+    """A schedule_fires table made before message_id, detail and manual gains them on open."""
+    path = tmp_path / "processes.db"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE schedule_fires (schedule TEXT NOT NULL, fire_at REAL NOT NULL, "
+            "process_id TEXT, outcome TEXT NOT NULL, recorded_at REAL NOT NULL, "
+            "PRIMARY KEY (schedule, fire_at)) WITHOUT ROWID"
+        )
+    db.close()
+    store = SqliteProcessStore(path)
+    try:
+        assert store.claim_fire("nightly", 1000.0, 1000.0, manual=True)
+        store.finish_fire("nightly", 1000.0, "fired", 1000.5, message_id="m1", detail="ok")
+        (fire,) = store.fires("nightly")
+        assert (fire.message_id, fire.detail, fire.manual) == ("m1", "ok", True)
+    finally:
+        store.close()
+
+
+def test_old_fires_are_pruned_in_batches_but_each_schedule_keeps_its_latest(store):
+    """prune_fires deletes fires recorded before the cutoff, batch by batch; the last stays."""
+    for n in range(5):
+        store.claim_fire("nightly", 1000.0 + n, 1000.0 + n)
+    store.claim_fire("hourly", 1000.0, 1000.0)
+    store.claim_fire("fresh", 1000.0, 5000.0)
+    assert store.prune_fires(4000.0, batch=3) == 3
+    assert store.prune_fires(4000.0, batch=3) == 1
+    assert store.prune_fires(4000.0, batch=3) == 0
+    assert [f.fire_at for f in store.fires("nightly")] == [1004.0]
+    assert len(store.fires("hourly")) == 1
+    assert len(store.fires("fresh")) == 1

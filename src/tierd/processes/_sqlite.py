@@ -12,8 +12,9 @@ read while the writer writes.
 
 Tables: ``processes`` (the current row of each process; ``n`` is the submit
 order), ``steps`` (one row per step that has started), ``events``
-(append-only, ``seq`` rising by one per process) and ``schedule_fires``
-(unique per schedule and fire time, for the schedules to come).
+(append-only, ``seq`` rising by one per process), ``schedule_fires``
+(unique per schedule and fire time: the insert that wins runs the fire) and
+``schedule_state`` (which schedules are paused).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from ..errors import ConfigError, Rejected
 from ..logging import get_logger
 from ._lifecycle import TERMINAL, UNFINISHED
 from ._record import ProcessRecord, StepRecord
-from ._store import Finished, Page
+from ._store import FIRE_OUTCOMES, Finished, Page, ScheduleFire
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -106,7 +107,15 @@ CREATE TABLE IF NOT EXISTS schedule_fires (
     outcome TEXT NOT NULL,
     recorded_at REAL NOT NULL,
     PRIMARY KEY (schedule, fire_at)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS schedule_state (
+    schedule TEXT PRIMARY KEY,
+    paused INTEGER NOT NULL,
+    changed_at REAL NOT NULL) WITHOUT ROWID;
 """
+_FIRE_COLUMNS: Final = {
+    "message_id": "TEXT", "detail": "TEXT", "manual": "INTEGER NOT NULL DEFAULT 0"
+}  # fmt: skip
+"""Columns of ``schedule_fires`` added after it was first declared (added to older files)."""
 _COLUMNS: Final = (
     "id, kind, status, priority, key, step_names, params, result, error, current_step, "
     "correlation, created_at, started_at, finished_at, seq"
@@ -211,6 +220,7 @@ class SqliteProcessStore:
         try:
             self._writer_db = self._connect()
             self._writer_db.executescript(_SCHEMA)
+            _add_fire_columns(self._writer_db)
         except sqlite3.Error as error:
             self._lock_file.close()
             raise _unusable(path, str(error)) from None
@@ -474,6 +484,103 @@ class SqliteProcessStore:
         result: int = self._run(delete)
         return result
 
+    # -- schedules ---------------------------------------------------------------
+
+    def claim_fire(
+        self, schedule: str, fire_at: float, now: float, *, manual: bool = False
+    ) -> bool:
+        """Insert the fire as ``firing`` unless it is recorded already (see the protocol)."""
+
+        def claim(db: sqlite3.Connection) -> bool:
+            inserted = db.execute(
+                "INSERT OR IGNORE INTO schedule_fires (schedule, fire_at, outcome, recorded_at, "
+                "manual) VALUES (?, ?, 'firing', ?, ?)",
+                (schedule, fire_at, now, int(manual)),
+            ).rowcount
+            return bool(inserted)
+
+        result: bool = self._run(claim)
+        return result
+
+    def finish_fire(
+        self,
+        schedule: str,
+        fire_at: float,
+        outcome: str,
+        now: float,
+        *,
+        process_id: str | None = None,
+        message_id: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Write a claimed fire's outcome (see the protocol).
+
+        Raises:
+            ValueError: not one of `FIRE_OUTCOMES`.
+        """
+        if outcome not in FIRE_OUTCOMES:
+            raise ValueError(f"unknown fire outcome {outcome!r}: one of {', '.join(FIRE_OUTCOMES)}")
+
+        def finish(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE schedule_fires SET outcome = ?, recorded_at = ?, process_id = ?, "
+                "message_id = ?, detail = ? WHERE schedule = ? AND fire_at = ?",
+                (outcome, now, process_id, message_id, detail, schedule, fire_at),
+            )
+
+        self._run(finish)
+
+    def fires(
+        self, schedule: str, *, limit: int = 20, outcome: str | None = None
+    ) -> builtins.list[ScheduleFire]:
+        """The schedule's fires, latest fire time first."""
+        query = (
+            "SELECT schedule, fire_at, outcome, recorded_at, process_id, message_id, detail, "
+            "manual FROM schedule_fires WHERE schedule = ?"
+        )
+        values: builtins.list[Any] = [schedule]
+        if outcome is not None:
+            query += " AND outcome = ?"
+            values.append(outcome)
+        rows = self._db().execute(f"{query} ORDER BY fire_at DESC LIMIT ?", [*values, limit])
+        return [
+            ScheduleFire(name, at, outcome_, recorded, pid, mid, detail, manual=bool(manual))
+            for name, at, outcome_, recorded, pid, mid, detail, manual in rows
+        ]
+
+    def prune_fires(self, before: float, batch: int = 1000) -> int:
+        """Delete up to ``batch`` fires recorded before ``before`` but each schedule's latest."""
+
+        def delete(db: sqlite3.Connection) -> int:
+            old = db.execute(
+                "SELECT schedule, fire_at FROM schedule_fires AS f WHERE recorded_at < ? AND "
+                "fire_at < (SELECT max(fire_at) FROM schedule_fires WHERE schedule = f.schedule) "
+                "LIMIT ?",
+                (before, batch),
+            ).fetchall()
+            db.executemany("DELETE FROM schedule_fires WHERE schedule = ? AND fire_at = ?", old)
+            return len(old)
+
+        result: int = self._run(delete)
+        return result
+
+    def set_schedule_paused(self, schedule: str, now: float, *, paused: bool) -> None:
+        """Pause or resume a schedule for every runtime on this store."""
+
+        def write(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT OR REPLACE INTO schedule_state (schedule, paused, changed_at) "
+                "VALUES (?, ?, ?)",
+                (schedule, int(paused), now),
+            )
+
+        self._run(write)
+
+    def paused_schedules(self) -> set[str]:
+        """The schedules paused now."""
+        rows = self._db().execute("SELECT schedule FROM schedule_state WHERE paused = 1")
+        return {row[0] for row in rows}
+
     # -- reads -------------------------------------------------------------------
 
     def get(self, process_id: str) -> ProcessRecord | None:
@@ -693,6 +800,14 @@ def _job(db: sqlite3.Connection, job: _Job) -> Any:
         return _Failed(error)
     db.execute("RELEASE job")
     return answer
+
+
+def _add_fire_columns(db: sqlite3.Connection) -> None:
+    """Give a ``schedule_fires`` table made by an older tierd the columns it lacks."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(schedule_fires)")}
+    for column, declaration in _FIRE_COLUMNS.items():
+        if column not in have:
+            db.execute(f"ALTER TABLE schedule_fires ADD COLUMN {column} {declaration}")
 
 
 def _unusable(path: Path, reason: str) -> ConfigError:

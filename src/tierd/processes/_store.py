@@ -4,6 +4,11 @@
 file); a PostgreSQL store shared by several runtimes comes later and must pass
 the same behaviour suite (``tests/processes/test_store.py``).
 
+Schedules keep their fires and their paused state here too, so that every
+runtime sharing a store agrees on them: `claim_fire` is the one insert of a
+fire under its unique (schedule, fire time) key, and only the runtime whose
+insert wins runs the fire.
+
 Two kinds of writes:
 
 - *transactions* that read and then write (`create` with its idempotency
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import builtins  # noqa: TC003 - `list` is a method name here; annotations need the type
 import dataclasses
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -34,6 +39,34 @@ class Page:
     items: builtins.list[ProcessRecord]
     cursor: str | None
     """Pass it back to get the next page; None: this was the last one."""
+
+
+FIRE_OUTCOMES: Final = ("firing", "queued", "fired", "skipped", "failed")
+"""A fire's outcome: ``firing`` (claimed, not yet run: a runtime that stops there never
+runs it), ``queued`` (held until the schedule's last run ends), ``fired``, ``skipped``
+(the last run was unfinished, or the schedule's process kind is stopping), ``failed``
+(the submit or the send was refused)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ScheduleFire:
+    """One fire of a schedule, as the store keeps it."""
+
+    schedule: str
+    fire_at: float
+    """The fire time (epoch seconds): with ``schedule``, the fire's unique key."""
+    outcome: str
+    """One of `FIRE_OUTCOMES`."""
+    recorded_at: float
+    """When the outcome was last written (epoch seconds)."""
+    process_id: str | None = None
+    """The process the fire submitted."""
+    message_id: str | None = None
+    """The notification the fire sent."""
+    detail: str | None = None
+    """Why it was skipped or failed."""
+    manual: bool = False
+    """True for a ``run-now`` fire (its fire time is when it was asked for)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -138,6 +171,49 @@ class ProcessStore(Protocol):
         Returns:
             How many were deleted; call again while it returns ``batch``.
         """
+
+    def claim_fire(
+        self, schedule: str, fire_at: float, now: float, *, manual: bool = False
+    ) -> bool:
+        """Record a fire as ``firing`` unless (schedule, fire_at) is recorded already.
+
+        The insert is committed before this returns; of several runtimes
+        claiming one fire, exactly one gets True and runs it.
+
+        Returns:
+            True: this caller claimed the fire; False: it was claimed before.
+        """
+
+    def finish_fire(
+        self,
+        schedule: str,
+        fire_at: float,
+        outcome: str,
+        now: float,
+        *,
+        process_id: str | None = None,
+        message_id: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Write a claimed fire's outcome (one of `FIRE_OUTCOMES`), committed on return."""
+
+    def fires(
+        self, schedule: str, *, limit: int = 20, outcome: str | None = None
+    ) -> builtins.list[ScheduleFire]:
+        """The schedule's fires, latest fire time first, of one outcome or all."""
+
+    def prune_fires(self, before: float, batch: int = 1000) -> int:
+        """Delete up to ``batch`` fires recorded before ``before``, but each schedule's latest.
+
+        Returns:
+            How many were deleted; call again while it returns ``batch``.
+        """
+
+    def set_schedule_paused(self, schedule: str, now: float, *, paused: bool) -> None:
+        """Pause or resume a schedule for every runtime sharing the store, committed on return."""
+
+    def paused_schedules(self) -> set[str]:
+        """The names of the schedules paused now."""
 
     def close(self) -> None:
         """Commit what is queued and close; later calls fail."""

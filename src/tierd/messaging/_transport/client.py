@@ -9,6 +9,7 @@ context each), for example with `threading.local`.
 
 from __future__ import annotations
 
+import builtins
 import math
 import os
 import threading
@@ -85,6 +86,8 @@ class Client:
         """The socket's RCVTIMEO now; set only when a wait needs another value."""
         self.processes = ClientProcesses(self)
         """Submit, query and control the runtime's processes: the names of `Runtime.processes`."""
+        self.schedules = ClientSchedules(self)
+        """List, pause, resume and run the runtime's schedules: the names of `Runtime.schedules`."""
         try:
             connect_dealer(self._socket, endpoint, max_message_bytes, server_key, client_key)
         except BaseException:
@@ -564,6 +567,50 @@ class ClientProcesses:
         """Delete finished processes that finished over ``older_than`` seconds ago; how many."""
         arguments = {"older_than": older_than, "status": status}
         return int(self._call("process_prune", arguments, timeout))
+
+
+class ClientSchedules:
+    """The schedules of the runtime a `Client` talks to; `tierd.Runtime.schedules` over the wire.
+
+    Example::
+
+        with tierd.Client("tcp://127.0.0.1:5555") as client:
+            fire = client.schedules.run_now("pending-translations")
+            print(fire["process_id"])
+
+    An unknown name raises `tierd.ScheduleNotFound`; a runtime with no
+    schedules raises `tierd.Rejected` saying so.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def _call(self, operation: str, arguments: dict[str, Any], timeout: float) -> Any:
+        try:
+            return self._client._control(operation, arguments, timeout)  # noqa: SLF001 - the client owns the socket
+        except Rejected as error:
+            if error.reason.startswith("unknown control operation 'schedule_"):
+                raise Rejected(
+                    f"the runtime at {self._client.endpoint} has no schedule operations "
+                    "(it is older than this client): upgrade it"
+                ) from None
+            raise
+
+    def list(self, *, timeout: float = 5.0) -> builtins.list[dict[str, Any]]:
+        """Every schedule: trigger, timezone, target, next fire, last fire and outcome, paused."""
+        return builtins.list(self._call("schedule_list", {}, timeout))
+
+    def pause(self, name: str, *, timeout: float = 5.0) -> dict[str, Any]:
+        """Pause a schedule for every runtime sharing its store; its document."""
+        return dict(self._call("schedule_pause", {"name": name}, timeout))
+
+    def resume(self, name: str, *, timeout: float = 5.0) -> dict[str, Any]:
+        """Resume a paused schedule from its next fire on; its document."""
+        return dict(self._call("schedule_resume", {"name": name}, timeout))
+
+    def run_now(self, name: str, *, timeout: float = 10.0) -> dict[str, Any]:
+        """Fire a schedule once now; the fire (``outcome``, ``process_id`` or ``message_id``)."""
+        return dict(self._call("schedule_run_now", {"name": name}, timeout))
 
 
 class _Exclusive:
