@@ -53,7 +53,10 @@ def served(make_runtime: RuntimeFactory, tmp_path: Path) -> Iterator[Callable[..
     """Start runtimes serving HTTP on a free loopback port (``tokens=True``: with both roles)."""
     made: list[Served] = []
 
-    def make(*, tokens: bool = False, processes: bool = True, **runtime: Any) -> Served:
+    def make(
+        *, tokens: bool = False, processes: bool = True,
+        schedules: list[dict[str, Any]] | None = None, **runtime: Any,
+    ) -> Served:  # fmt: skip
         section: dict[str, Any] = {"http": "127.0.0.1:0", "data_dir": str(tmp_path), **runtime}
         if tokens:
             section["http_tokens"] = [
@@ -63,6 +66,8 @@ def served(make_runtime: RuntimeFactory, tmp_path: Path) -> Iterator[Callable[..
         config: dict[str, Any] = {"runtime": section, "levels": LEVELS}
         if processes:
             config["processes"] = {"kinds": KINDS}
+        if schedules:
+            config["schedules"] = schedules
         started = make_runtime(config)
         assert started.http is not None
         made.append(Served(started, f"http://{started.http.address}", []))

@@ -48,7 +48,7 @@ def test_a_send_token_submits_and_reads_but_control_needs_operate(served):
     for method, path in [
         ("DELETE", f"/api/processes/{process_id}"), ("POST", f"/api/processes/{process_id}/pause"),
         ("POST", "/api/daemons/echo@1/pause"), ("POST", "/api/dead-letters/purge"),
-        ("DELETE", "/api/messages/01X"),
+        ("DELETE", "/api/messages/01X"), ("POST", "/api/schedules/hourly/run-now"),
     ]:  # fmt: skip
         response = sender.request(method, path)
         assert response.status_code == 403, path

@@ -349,3 +349,30 @@ def test_the_dashboard_pages_and_fragments_render(served: Callable[..., Served])
     assert api.get("/processes/01NOPE").status_code == 404
     assert api.get("/static/dashboard.js").headers["content-type"].startswith("text/javascript")
     assert api.get("/static/../config.py").status_code == 404
+
+
+def test_schedules_are_listed_paused_resumed_and_run_now_and_unknown_ones_are_404(served):
+    """`GET /api/schedules` and `POST …/{name}/pause|resume|run-now`; an unknown name is 404."""
+    one = served(schedules=[{"name": "hourly", "every": 3600, "process": "broken"}])
+    api = one.client()
+    [listed] = api.get("/api/schedules").json()
+    assert listed["name"] == "hourly"
+    assert listed["next_fire"] > 0
+    assert listed["paused"] is False
+    assert api.post("/api/schedules/hourly/pause").json()["paused"] is True
+    assert api.post("/api/schedules/hourly/resume").json()["paused"] is False
+    fire = api.post("/api/schedules/hourly/run-now").json()
+    assert fire["outcome"] == "fired"
+    assert one.runtime.processes.get(fire["process_id"])["kind"] == "broken"
+    error = _error(api.post("/api/schedules/nightly/pause"), 404, "ScheduleNotFound")
+    assert error["name"] == "nightly"
+    page = api.get("/fragments/schedules").text
+    assert "hourly" in page
+    assert "Run now" in page
+
+
+def test_a_runtime_without_schedules_lists_none(served):
+    """No [[schedules]]: an empty list, and the dashboard says so."""
+    api = served().client()
+    assert api.get("/api/schedules").json() == []
+    assert "None: add" in api.get("/fragments/schedules").text

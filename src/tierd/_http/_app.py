@@ -62,6 +62,7 @@ _log = get_logger(component="http")
 Priority = Annotated[int | str, Field(description="1..20, or a name: critical ... background")]
 
 ProcessId = Annotated[str, Path(min_length=1, max_length=100)]
+ScheduleName = Annotated[str, Path(min_length=1, max_length=200)]
 DaemonTarget = Annotated[str, Path(min_length=3, max_length=300, description="daemon@level")]
 
 
@@ -404,6 +405,31 @@ def make_app(runtime: Served, tokens: Tokens, live: LiveEvents) -> FastAPI:  # n
     def restart_daemon(target: DaemonTarget) -> _Json:
         """Give a daemon a fresh instance (a given-up one comes back)."""
         return _Json({"target": target, "restarted": control("restart", target=target)})
+
+    # -- schedules -------------------------------------------------------------
+
+    @app.get("/api/schedules", dependencies=[op("schedule_list")], tags=["schedules"])
+    def schedules() -> _Json:
+        """Every schedule: trigger, timezone, what it fires, next fire, last fire, paused."""
+        return _Json(control("schedule_list"))
+
+    @app.post("/api/schedules/{name}/pause", dependencies=[op("schedule_pause")],
+              tags=["schedules"])  # fmt: skip
+    def pause_schedule(name: ScheduleName) -> _Json:
+        """Pause a schedule (kept across restarts): its document."""
+        return _Json(control("schedule_pause", name=name))
+
+    @app.post("/api/schedules/{name}/resume", dependencies=[op("schedule_resume")],
+              tags=["schedules"])  # fmt: skip
+    def resume_schedule(name: ScheduleName) -> _Json:
+        """Resume a paused schedule from its next fire on: its document."""
+        return _Json(control("schedule_resume", name=name))
+
+    @app.post("/api/schedules/{name}/run-now", dependencies=[op("schedule_run_now")],
+              tags=["schedules"])  # fmt: skip
+    def run_schedule_now(name: ScheduleName) -> _Json:
+        """Fire a schedule once now, even if paused: the fire (outcome, process or message id)."""
+        return _Json(control("schedule_run_now", name=name))
 
     # -- live events -----------------------------------------------------------
 

@@ -70,6 +70,7 @@ class Dashboard:
         return self._render(
             "overview.html", role=role, signed_in=self._tokens.required, name=self._name,
             **self._levels(), **self._processes(status, kind, query), **self._letters(),
+            **self._schedules(),
         )  # fmt: skip
 
     def fragment(self, section: str, role: Role, **filters: str) -> str | None:
@@ -85,6 +86,8 @@ class Dashboard:
                 )  # fmt: skip
             case "dead-letters":
                 return self._render("_letters.html", role=role, **self._letters())
+            case "schedules":
+                return self._render("_schedules.html", role=role, **self._schedules())
         return None
 
     def process(self, process_id: str, role: Role, *, fragment: bool = False) -> tuple[str, int]:
@@ -147,6 +150,9 @@ class Dashboard:
             item for item in page["items"]
             if needle in item["process_id"].lower() or needle in str(item.get("key") or "").lower()
         ][:LIST_LIMIT]  # fmt: skip
+
+    def _schedules(self) -> dict[str, Any]:
+        return {"schedules": self._runtime.control("schedule_list", {})}
 
     def _letters(self) -> dict[str, Any]:
         return {"letters": self._runtime.control("dead_letters", {"limit": 50})[::-1]}

@@ -21,6 +21,7 @@ from ..errors import (
     Rejected,
     RemoteError,
     RequestTimeout,
+    ScheduleNotFound,
     TierdError,
     UnknownRecipient,
     to_payload,
@@ -132,7 +133,7 @@ def _field_of(location: Sequence[Any]) -> str:
 
 def _status_of(error: TierdError) -> tuple[int, dict[str, str]]:  # noqa: PLR0911 - one per type
     match error:
-        case ProcessNotFound() | UnknownRecipient():
+        case ProcessNotFound() | UnknownRecipient() | ScheduleNotFound():
             return 404, {}
         case Rejected() if error.reason.startswith("queue full"):
             return 429, {"Retry-After": str(QUEUE_FULL_RETRY_AFTER)}
