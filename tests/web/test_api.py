@@ -376,3 +376,19 @@ def test_a_runtime_without_schedules_lists_none(served):
     api = served().client()
     assert api.get("/api/schedules").json() == []
     assert "None: add" in api.get("/fragments/schedules").text
+
+
+def test_a_body_over_max_message_bytes_is_413_before_any_route_reads_it(served):
+    """A body larger than ``runtime.max_message_bytes`` is refused with 413, naming the key."""
+    api = served(max_message_bytes=4096).client()
+    big = {"kind": "held", "params": "x" * 5000}
+    error = _error(api.post("/api/processes", json=big), 413, "PayloadTooLarge")
+    assert "runtime.max_message_bytes" in error["message"]
+    assert api.post("/api/processes", json={"kind": "nope"}).status_code == 422  # small: read
+
+
+def test_a_live_stream_of_too_many_topics_is_422(served):
+    """More than 20 topic prefixes on one stream: 422 naming the parameter."""
+    api = served().client()
+    response = api.get("/api/events", params={"topic": [f"process.k{n}." for n in range(21)]})
+    assert "'topic'" in _error(response, 422, "ValueError")["message"]

@@ -54,6 +54,10 @@ if TYPE_CHECKING:
 
 HEARTBEAT: Final = 15.0
 """Seconds between the comment lines that keep an idle live stream (and its proxies) open."""
+MAX_TOPICS: Final = 20
+"""Topic prefixes one live stream may follow."""
+MAX_VIEWERS: Final = 200
+"""Live streams a runtime serves at once; one more is refused (503)."""
 MAX_REQUEST_TIMEOUT: Final = 300.0
 """The longest ``timeout`` of ``POST /api/requests``: a request holds a server thread."""
 
@@ -143,17 +147,40 @@ class _Json(JSONResponse):
 _CSP: Final = b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
 
 
-class _SecurityHeaders:
-    """ASGI middleware: ``nosniff`` on every response, a strict CSP on all but the API docs."""
+class _Guard:
+    """ASGI middleware: a body size limit, ``nosniff`` everywhere, a strict CSP but on the docs.
 
-    def __init__(self, app: ASGIApp) -> None:
+    A body larger than ``limit`` bytes (``runtime.max_message_bytes``) is
+    refused with 413 before a route reads it: by its ``Content-Length``, or
+    as it streams in without one.
+
+    Args:
+        app: the application.
+        limit: the largest body accepted, in bytes.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
+        self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         strict = not scope["path"].startswith("/api/docs")  # the docs load their own scripts
+        length = dict(scope.get("headers", ())).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self.limit:
+            await _Json(_error("PayloadTooLarge", self._too_large()), 413)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise ValueError(self._too_large())  # answered as 422 by the route's handler
+            return message
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -163,7 +190,10 @@ class _SecurityHeaders:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, with_headers)
+        await self.app(scope, counted, with_headers)
+
+    def _too_large(self) -> str:
+        return f"the body is over {self.limit} bytes (runtime.max_message_bytes)"
 
 
 def _plain(value: Any) -> Any:
@@ -253,7 +283,7 @@ def make_app(runtime: Served, tokens: Tokens, live: LiveEvents) -> FastAPI:  # n
     app.add_exception_handler(RequestValidationError, on_invalid)
 
     app.add_exception_handler(Exception, on_error)  # a bug in a route: 500, the server lives
-    app.add_middleware(_SecurityHeaders)
+    app.add_middleware(_Guard, limit=runtime.config.runtime.max_message_bytes)
 
     # -- processes -------------------------------------------------------------
 
@@ -439,7 +469,16 @@ def make_app(runtime: Served, tokens: Tokens, live: LiveEvents) -> FastAPI:  # n
         topic: Annotated[list[str] | None, Query(description="topic prefixes; none: all")] = None,
     ) -> _StreamingResponse:
         """Live events as Server-Sent Events: ``id: seq``, ``event: type``, ``data: json``."""
-        viewer = live.open(topic or ())
+        prefixes = topic or []
+        if len(prefixes) > MAX_TOPICS or any(len(prefix) > 300 for prefix in prefixes):
+            raise ValueError(
+                f"query parameter 'topic': at most {MAX_TOPICS} prefixes of 300 characters"
+            )
+        if live.viewers >= MAX_VIEWERS:
+            raise ApiError(
+                503, "Rejected", f"{MAX_VIEWERS} live streams are open: the most a runtime serves"
+            )
+        viewer = live.open(prefixes)
 
         async def stream() -> AsyncIterator[str]:
             try:
@@ -512,7 +551,7 @@ def make_app(runtime: Served, tokens: Tokens, live: LiveEvents) -> FastAPI:  # n
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
-        form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace")[:2000])
+        form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
         token = (form.get("token") or [""])[0].strip()
         if tokens.required and tokens.role_of(token) is None:
             return HTMLResponse(dashboard.login("That token is not accepted."), status_code=401)
