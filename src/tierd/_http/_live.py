@@ -6,8 +6,8 @@ made the event: it appends to the queue of every viewer that follows the
 topic and never waits. A viewer whose queue is full (a slow reader) loses
 the event, counted, and is told how many it lost before its next event
 (``event: dropped``), so that it can read the status again. The server's
-event loop is woken at most once per burst of events, not once per event
-per viewer.
+event loop is woken once per `GATHER` seconds at most, not once per event
+per viewer: events that come meanwhile go out together.
 
 The sink is on `Runtime.events` only while someone watches: with no viewer,
 an event costs the runtime nothing here.
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 VIEWER_QUEUE: Final = 1000
 """Events a viewer may have waiting; past that, new ones are dropped and counted."""
+GATHER: Final = 0.05
+"""Seconds the server lets events gather before it sends them: a burst goes out in one write
+per viewer, and the event loop wakes at most 20 times a second, whatever the event rate."""
 
 _log = get_logger(component="http")
 
@@ -196,7 +199,7 @@ class LiveEvents:
             self._wake_pending = False
             return
         try:
-            loop.call_soon_threadsafe(self._set_ready)
+            loop.call_soon_threadsafe(loop.call_later, GATHER, self._set_ready)
         except RuntimeError:  # the loop has closed: the server stopped
             self._wake_pending = False
 
