@@ -214,9 +214,13 @@ def _print_http(figures: dict[str, Any], sizes: Sizes) -> None:
           f"ratio {pairs['ratio']:.2f}; 8 tierd.Clients {pairs['client_8']['pairs_per_s']:,.0f}/s, "
           f"p99 {pairs['client_8']['p99_ms']:.1f} ms")  # fmt: skip
     viewers = figures["H2 viewers"]
+    got = viewers["received"]
     print(f"H2 {sizes.processes:,} processes: {viewers['no_viewer_per_s']:,.0f}/s with no viewer, "
           f"{viewers['viewers_per_s']:,.0f}/s with {viewers['viewers']} SSE viewers; ratio "
-          f"{viewers['ratio']:.2f} (target >= 0.90); they got {viewers['received']}")  # fmt: skip
+          f"{viewers['ratio']:.2f} (target >= 0.90); runtime CPU per process "
+          f"{viewers['no_viewer_cpu_us_per_process']:.0f} µs alone, "
+          f"{got['runtime_cpu_us_per_process']:.0f} µs watched; the viewers got "
+          f"{got['events']:,} events, {got['dropped']} drops")  # fmt: skip
 
 
 def _print_report(report: dict[str, Any], sizes: Sizes) -> None:

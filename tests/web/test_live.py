@@ -104,26 +104,53 @@ def test_stopping_the_runtime_ends_open_streams(served):
     assert ended.wait(10)
 
 
-def test_a_slow_viewer_drops_events_counts_them_and_is_told_never_blocking_the_publisher():
-    """Past its queue limit a viewer loses events, counted; the publisher never waits."""
+def test_a_slow_viewer_loses_the_oldest_events_counted_never_blocking_the_publisher():
+    """A viewer further behind than the log keeps loses the oldest, counted; publish never waits."""
     fan_out = EventFanOut()
-    live = LiveEvents(fan_out, limit=3)
+    live = LiveEvents(fan_out, size=3)
 
-    async def scenario() -> tuple[int, int, int, list[str], int]:
+    async def scenario() -> tuple[str | None, int, int, str | None, str | None]:
         viewer = live.open(["a."])
         for seq in range(5):
             fan_out.publish("a.x", _event("a.x", "tick", seq))
-        fan_out.publish("b.y", _event("b.y", "tick", 99))  # not followed: neither kept nor lost
-        texts, dropped = await live.next_batch(viewer, 1.0)
-        nothing = await live.next_batch(viewer, 0.01)  # a quiet stream: time for a heartbeat
+        text, dropped = await live.next_batch(viewer, 1.0)
+        fan_out.publish("b.y", _event("b.y", "tick", 99))  # not followed: sent nothing
+        other, _ = await live.next_batch(viewer, 1.0)
+        quiet, _ = await live.next_batch(viewer, 0.01)  # nothing at all: time for a heartbeat
         live.close(viewer)
         fan_out.publish("a.x", _event("a.x", "tick", 6))  # no viewer: the sink is off
-        return len(texts), dropped, viewer.dropped, texts[:1], len(nothing[0])
+        return text, dropped, viewer.dropped, other, quiet
 
-    count, dropped, total, first, quiet = asyncio.run(scenario())
-    assert (count, dropped, total, quiet) == (3, 2, 2, 0)
-    assert first == ['id: 0\nevent: tick\ndata: {"type":"tick","topic":"a.x","at":1.0,"seq":0}\n\n']
+    text, dropped, total, other, quiet = asyncio.run(scenario())
+    assert (dropped, total, other, quiet) == (2, 2, "", None)
+    assert text is not None
+    assert [line for line in text.splitlines() if line.startswith("id:")] == [
+        "id: 2", "id: 3", "id: 4"
+    ]  # fmt: skip
+    assert text.startswith('id: 2\nevent: tick\ndata: {"type":"tick","topic":"a.x","at":1.0')
     assert live.viewers == 0
+
+
+def test_viewers_of_the_same_topics_share_one_text_of_a_batch():
+    """Two viewers that follow the same prefixes get the very same text, made once."""
+    fan_out = EventFanOut()
+    live = LiveEvents(fan_out)
+
+    async def scenario() -> tuple[str | None, str | None, str | None]:
+        first, second, narrow = live.open([]), live.open([]), live.open(["b."])
+        for seq in range(3):
+            fan_out.publish("a.x", _event("a.x", "tick", seq))
+        fan_out.publish("b.y", _event("b.y", "tock", 7))
+        one, _ = await live.next_batch(first, 1.0)
+        two, _ = await live.next_batch(second, 1.0)
+        three, _ = await live.next_batch(narrow, 1.0)
+        return one, two, three
+
+    one, two, three = asyncio.run(scenario())
+    assert one is two
+    assert one is not None
+    assert one.count("event: ") == 4
+    assert three == 'id: 7\nevent: tock\ndata: {"type":"tock","topic":"b.y","at":1.0,"seq":7}\n\n'
 
 
 def test_a_viewer_told_of_drops_gets_a_dropped_event_on_the_stream(served):

@@ -484,13 +484,13 @@ def make_app(runtime: Served, tokens: Tokens, live: LiveEvents) -> FastAPI:  # n
             try:
                 yield ": tierd live events\n\n"
                 while not viewer.closed:
-                    texts, dropped = await live.next_batch(viewer, HEARTBEAT)
+                    text, dropped = await live.next_batch(viewer, HEARTBEAT)
                     if dropped:
                         total = viewer.dropped
                         yield f'event: dropped\ndata: {{"dropped":{dropped},"total":{total}}}\n\n'
-                    if texts:
-                        yield "".join(texts)
-                    elif not dropped:
+                    if text:
+                        yield text
+                    elif text is None:
                         yield ": heartbeat\n\n"
             finally:
                 live.close(viewer)

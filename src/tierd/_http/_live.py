@@ -1,13 +1,17 @@
 """Live events for HTTP viewers: the sink the API adds to `Runtime.events`, and its viewers.
 
-Each viewer of ``GET /api/events`` gets a `Viewer`: the topic prefixes it
-follows and a bounded queue. `LiveEvents.publish` runs in whatever thread
-made the event: it appends to the queue of every viewer that follows the
-topic and never waits. A viewer whose queue is full (a slow reader) loses
-the event, counted, and is told how many it lost before its next event
-(``event: dropped``), so that it can read the status again. The server's
-event loop is woken once per `GATHER` seconds at most, not once per event
-per viewer: events that come meanwhile go out together.
+`LiveEvents` keeps one bounded log of the latest events, shared by every
+viewer of ``GET /api/events``; a `Viewer` is a place in that log and the
+topic prefixes it follows. `LiveEvents.publish` runs in whatever thread made
+the event: it appends the event to the log once, however many watch, and
+never waits. The server's event loop is woken at most once per `GATHER`
+seconds, and then each viewer takes what is new since its place: viewers
+that follow the same topics share one text of the batch, made once.
+
+A viewer that falls more than `LOG_SIZE` events behind (a slow reader)
+loses the oldest it had not read; they are counted, and the viewer is told
+how many before its next event (``event: dropped``), so that it can read
+the status again. The runtime never slows for it.
 
 The sink is on `Runtime.events` only while someone watches: with no viewer,
 an event costs the runtime nothing here.
@@ -16,7 +20,6 @@ an event costs the runtime nothing here.
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import threading
 from typing import TYPE_CHECKING, Any, Final
@@ -28,8 +31,8 @@ if TYPE_CHECKING:
 
     from ..messaging.events import EventFanOut
 
-VIEWER_QUEUE: Final = 1000
-"""Events a viewer may have waiting; past that, new ones are dropped and counted."""
+LOG_SIZE: Final = 4096
+"""Events kept for the viewers; one further behind than this loses the oldest, counted."""
 GATHER: Final = 0.05
 """Seconds the server lets events gather before it sends them: a burst goes out in one write
 per viewer, and the event loop wakes at most 20 times a second, whatever the event rate."""
@@ -38,7 +41,7 @@ _log = get_logger(component="http")
 
 
 class _Pending:
-    """One event waiting in viewers' queues; its SSE text is made once, by the first to send it."""
+    """One event in the log; its SSE text is made once, by the first viewer to send it."""
 
     __slots__ = ("event", "text", "topic")
 
@@ -63,68 +66,48 @@ class _Pending:
 
 
 class Viewer:
-    """One live stream's share of the events: its topics and its bounded queue.
+    """One live stream: the topics it follows and its place in the shared log.
 
     Args:
         prefixes: the topic prefixes it follows; none follows every topic.
-        limit: events it may have waiting.
+        start: the log position of the next event it will see.
     """
 
-    def __init__(self, prefixes: Iterable[str], limit: int = VIEWER_QUEUE) -> None:
+    def __init__(self, prefixes: Iterable[str], start: int) -> None:
         self.prefixes = tuple(prefixes)
-        self.limit = limit
+        self.position = start
+        """The log position of the next event to send it (under the hub's lock)."""
         self.dropped = 0
-        """Events it lost, in all, because its queue was full."""
+        """Events it lost, in all, by falling more than `LOG_SIZE` behind."""
         self.closed = False
         """True once the server stops: the stream ends."""
-        self._queue: collections.deque[_Pending] = collections.deque()
-        self._unreported = 0
         self.ready = asyncio.Event()
-        """Set in the event loop's thread when it has news; made there too."""
+        """Set in the event loop's thread when there is news; made there too."""
 
     def follows(self, topic: str) -> bool:
         """Whether ``topic`` starts with one of its prefixes (any topic, with none)."""
         return not self.prefixes or topic.startswith(self.prefixes)
 
-    @property
-    def has_news(self) -> bool:
-        """Whether it has events or drops to send, or its stream must end."""
-        return bool(self._queue) or self._unreported > 0 or self.closed
-
-    def offer(self, pending: _Pending) -> bool:
-        """Queue one event (under the hub's lock); False if it was dropped."""
-        if len(self._queue) >= self.limit:
-            self.dropped += 1
-            self._unreported += 1
-            return False
-        self._queue.append(pending)
-        return True
-
-    def take(self) -> tuple[list[_Pending], int]:
-        """Everything waiting and the drops not reported yet (under the hub's lock)."""
-        taken = list(self._queue)
-        self._queue.clear()
-        unreported, self._unreported = self._unreported, 0
-        self.ready.clear()
-        return taken, unreported
-
 
 class LiveEvents:
-    """The HTTP server's `EventSink`: hands each event to the viewers that follow its topic.
+    """The HTTP server's `EventSink`: one shared log of recent events, read by every viewer.
 
     Args:
         fan_out: the runtime's events; this sink is on it while a viewer is open.
-        limit: each viewer's queue.
+        size: how many events the log keeps.
     """
 
-    def __init__(self, fan_out: EventFanOut, limit: int = VIEWER_QUEUE) -> None:
+    def __init__(self, fan_out: EventFanOut, size: int = LOG_SIZE) -> None:
         self._fan_out = fan_out
-        self._limit = limit
+        self._size = size
         self._lock = threading.Lock()
+        self._log: list[_Pending] = []
+        self._first = 0  # the position of _log[0]
         self._viewers: tuple[Viewer, ...] = ()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake_pending = False
         self._closed = False
+        self._texts: dict[tuple[int, int, tuple[str, ...]], str] = {}
 
     @property
     def viewers(self) -> int:
@@ -132,14 +115,15 @@ class LiveEvents:
         return len(self._viewers)
 
     def open(self, prefixes: Iterable[str]) -> Viewer:
-        """Start a viewer; call from the server's event loop.
+        """Start a viewer at the newest event; call from the server's event loop.
 
         Raises:
             RuntimeError: no running event loop (a bug: only the server opens viewers).
         """
-        viewer = Viewer(prefixes, self._limit)
+        loop = asyncio.get_running_loop()
         with self._lock:
-            self._loop = asyncio.get_running_loop()
+            viewer = Viewer(prefixes, self._first + len(self._log))
+            self._loop = loop
             first = not self._viewers
             self._viewers = (*self._viewers, viewer)
             viewer.closed = self._closed
@@ -152,6 +136,10 @@ class LiveEvents:
         with self._lock:
             self._viewers = tuple(v for v in self._viewers if v is not viewer)
             last = not self._viewers
+            if last:  # nobody will read them: the next viewer starts at the newest anyway
+                self._first += len(self._log)
+                self._log.clear()
+                self._texts.clear()
         if last:
             self._fan_out.remove(self)
         if viewer.dropped:
@@ -163,35 +151,55 @@ class LiveEvents:
             self._closed = True
             for viewer in self._viewers:
                 viewer.closed = True
+            self._wake_pending = True
         self._wake()
 
     def publish(self, topic: str, event: Mapping[str, Any]) -> None:
-        """Queue the event for every viewer that follows ``topic``; never blocks, never raises."""
+        """Append the event to the log, once for every viewer; never blocks, never raises."""
         pending = _Pending(topic, event)
         with self._lock:
-            queued = False
-            for viewer in self._viewers:
-                if viewer.follows(topic):
-                    queued = viewer.offer(pending) or queued
-            wake = queued and not self._wake_pending
-            if wake:
-                self._wake_pending = True
+            log = self._log
+            log.append(pending)
+            if len(log) >= 2 * self._size:  # trim in bulk: amortised O(1) per event
+                cut = len(log) - self._size
+                del log[:cut]
+                self._first += cut
+            wake = not self._wake_pending
+            self._wake_pending = True
         if wake:
             self._wake()
 
-    async def next_batch(self, viewer: Viewer, timeout: float) -> tuple[list[str], int]:
-        """Wait up to ``timeout`` s for events; their SSE texts, and how many were dropped.
+    async def next_batch(self, viewer: Viewer, timeout: float) -> tuple[str | None, int]:
+        """Wait up to ``timeout`` s for news; the SSE text of its new events, and how many it lost.
 
-        Returns ``([], 0)`` when nothing came (time for a heartbeat) or the server stops.
+        The text is "" when only events of topics it does not follow came, and
+        None when nothing came at all (time for a heartbeat).
         """
-        if not viewer.has_news:
+        if not self._has_news(viewer):
             try:
                 await asyncio.wait_for(viewer.ready.wait(), timeout)
             except TimeoutError:
-                return [], 0
+                return None, 0
         with self._lock:
-            taken, dropped = viewer.take()
-        return [pending.sse() for pending in taken], dropped
+            viewer.ready.clear()
+            end = self._first + len(self._log)
+            kept_from = max(self._first, end - self._size)
+            start = max(viewer.position, kept_from)
+            lost = start - viewer.position
+            viewer.position = end
+            key = (start, end, viewer.prefixes)
+            text = self._texts.get(key)
+            if text is None:
+                window = self._log[start - self._first : end - self._first]
+                text = "".join(p.sse() for p in window if viewer.follows(p.topic))
+                if len(self._texts) > 64:
+                    self._texts.clear()
+                self._texts[key] = text
+        viewer.dropped += lost
+        return text, lost
+
+    def _has_news(self, viewer: Viewer) -> bool:
+        return viewer.closed or viewer.position < self._first + len(self._log)
 
     def _wake(self) -> None:
         loop = self._loop
@@ -209,5 +217,5 @@ class LiveEvents:
             self._wake_pending = False
             viewers = self._viewers
         for viewer in viewers:
-            if viewer.has_news:
+            if self._has_news(viewer):
                 viewer.ready.set()
