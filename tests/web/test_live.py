@@ -109,7 +109,7 @@ def test_a_slow_viewer_loses_the_oldest_events_counted_never_blocking_the_publis
     fan_out = EventFanOut()
     live = LiveEvents(fan_out, size=3)
 
-    async def scenario() -> tuple[str | None, int, int, str | None, str | None]:
+    async def scenario() -> tuple[bytes | None, int, int, bytes | None, bytes | None]:
         viewer = live.open(["a."])
         for seq in range(5):
             fan_out.publish("a.x", _event("a.x", "tick", seq))
@@ -122,12 +122,12 @@ def test_a_slow_viewer_loses_the_oldest_events_counted_never_blocking_the_publis
         return text, dropped, viewer.dropped, other, quiet
 
     text, dropped, total, other, quiet = asyncio.run(scenario())
-    assert (dropped, total, other, quiet) == (2, 2, "", None)
+    assert (dropped, total, other, quiet) == (2, 2, b"", None)
     assert text is not None
-    assert [line for line in text.splitlines() if line.startswith("id:")] == [
-        "id: 2", "id: 3", "id: 4"
+    assert [line for line in text.splitlines() if line.startswith(b"id:")] == [
+        b"id: 2", b"id: 3", b"id: 4"
     ]  # fmt: skip
-    assert text.startswith('id: 2\nevent: tick\ndata: {"type":"tick","topic":"a.x","at":1.0')
+    assert text.startswith(b'id: 2\nevent: tick\ndata: {"type":"tick","topic":"a.x","at":1.0')
     assert live.viewers == 0
 
 
@@ -136,7 +136,7 @@ def test_viewers_of_the_same_topics_share_one_text_of_a_batch():
     fan_out = EventFanOut()
     live = LiveEvents(fan_out)
 
-    async def scenario() -> tuple[str | None, str | None, str | None]:
+    async def scenario() -> tuple[bytes | None, bytes | None, bytes | None]:
         first, second, narrow = live.open([]), live.open([]), live.open(["b."])
         for seq in range(3):
             fan_out.publish("a.x", _event("a.x", "tick", seq))
@@ -149,8 +149,8 @@ def test_viewers_of_the_same_topics_share_one_text_of_a_batch():
     one, two, three = asyncio.run(scenario())
     assert one is two
     assert one is not None
-    assert one.count("event: ") == 4
-    assert three == 'id: 7\nevent: tock\ndata: {"type":"tock","topic":"b.y","at":1.0,"seq":7}\n\n'
+    assert one.count(b"event: ") == 4
+    assert three == b'id: 7\nevent: tock\ndata: {"type":"tock","topic":"b.y","at":1.0,"seq":7}\n\n'
 
 
 def test_a_viewer_told_of_drops_gets_a_dropped_event_on_the_stream(served):

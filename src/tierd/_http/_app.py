@@ -480,18 +480,19 @@ def make_app(runtime: Served, tokens: Tokens, live: LiveEvents) -> FastAPI:  # n
             )
         viewer = live.open(prefixes)
 
-        async def stream() -> AsyncIterator[str]:
+        async def stream() -> AsyncIterator[bytes]:
             try:
-                yield ": tierd live events\n\n"
+                yield b": tierd live events\n\n"
                 while not viewer.closed:
                     text, dropped = await live.next_batch(viewer, HEARTBEAT)
                     if dropped:
                         total = viewer.dropped
-                        yield f'event: dropped\ndata: {{"dropped":{dropped},"total":{total}}}\n\n'
+                        data = f'{{"dropped":{dropped},"total":{total}}}'
+                        yield f"event: dropped\ndata: {data}\n\n".encode()
                     if text:
                         yield text
                     elif text is None:
-                        yield ": heartbeat\n\n"
+                        yield b": heartbeat\n\n"
             finally:
                 live.close(viewer)
 

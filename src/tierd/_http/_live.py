@@ -107,7 +107,7 @@ class LiveEvents:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake_pending = False
         self._closed = False
-        self._texts: dict[tuple[int, int, tuple[str, ...]], str] = {}
+        self._texts: dict[tuple[int, int, tuple[str, ...]], bytes] = {}
 
     @property
     def viewers(self) -> int:
@@ -169,11 +169,12 @@ class LiveEvents:
         if wake:
             self._wake()
 
-    async def next_batch(self, viewer: Viewer, timeout: float) -> tuple[str | None, int]:
-        """Wait up to ``timeout`` s for news; the SSE text of its new events, and how many it lost.
+    async def next_batch(self, viewer: Viewer, timeout: float) -> tuple[bytes | None, int]:
+        """Wait up to ``timeout`` s for news; the SSE bytes of its new events, and how many it lost.
 
-        The text is "" when only events of topics it does not follow came, and
-        None when nothing came at all (time for a heartbeat).
+        The bytes are empty when only events of topics it does not follow came,
+        and None when nothing came at all (time for a heartbeat). Viewers of the
+        same topics get the same bytes object: it is encoded once.
         """
         if not self._has_news(viewer):
             try:
@@ -191,7 +192,7 @@ class LiveEvents:
             text = self._texts.get(key)
             if text is None:
                 window = self._log[start - self._first : end - self._first]
-                text = "".join(p.sse() for p in window if viewer.follows(p.topic))
+                text = "".join(p.sse() for p in window if viewer.follows(p.topic)).encode()
                 if len(self._texts) > 64:
                     self._texts.clear()
                 self._texts[key] = text
