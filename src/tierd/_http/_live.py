@@ -38,6 +38,8 @@ GATHER: Final = 0.05
 per viewer, and the event loop wakes at most 20 times a second, whatever the event rate."""
 
 _log = get_logger(component="http")
+_JSON: Final = json.JSONEncoder(separators=(",", ":"), default=str, check_circular=False)
+"""One line of JSON per event; what JSON has no form for (bytes...) is written as text."""
 
 
 class _Pending:
@@ -53,15 +55,11 @@ class _Pending:
     def sse(self) -> str:
         """The event as Server-Sent Events lines: ``id: seq``, ``event: type``, ``data: json``."""
         if self.text is None:
-            data = dict(self.event)
-            data.setdefault("topic", self.topic)
-            lines = []
-            if isinstance(data.get("seq"), int):
-                lines.append(f"id: {data['seq']}")
+            data = self.event if "topic" in self.event else {**self.event, "topic": self.topic}
+            seq = data.get("seq")
             kind = str(data.get("type", "event")).replace("\n", " ")
-            lines.append(f"event: {kind}")
-            lines.append(f"data: {json.dumps(data, default=str, separators=(',', ':'))}")
-            self.text = "\n".join(lines) + "\n\n"
+            head = f"id: {seq}\n" if isinstance(seq, int) else ""
+            self.text = f"{head}event: {kind}\ndata: {_JSON.encode(data)}\n\n"
         return self.text
 
 
