@@ -47,6 +47,7 @@ class Sizes:
     get_calls: int = 2_000
     http_per_client: int = 300
     """H1: submit+get pairs per HTTP (and per ZeroMQ) client, 16 clients."""
+    batch_items: int = 100_000
 
 
 FULL = Sizes(
@@ -59,6 +60,7 @@ FULL = Sizes(
 QUICK = Sizes(
     one_way=2_000, round_trips=300, concurrent=640, scaling=[100, 1_000], repeat=1,
     processes=300, finished=2_000, pending=2_000, get_calls=100, http_per_client=5,
+    batch_items=2_000,
 )  # fmt: skip
 
 TARGETS = {
@@ -199,6 +201,11 @@ def _print_processes(figures: dict[str, Any], sizes: Sizes) -> None:
     rss = figures["P4 rss"]
     print(f"P4 RSS over {rss['pending']:,} pending: +{rss['rss_growth_mib']:.1f} MiB against an "
           "empty store (target < 100 MiB)")  # fmt: skip
+    batch = figures["P5 batch"]
+    print(f"P5 one batch of {batch['items']:,} trivial items, max_concurrent 64: "
+          f"{batch['items_per_s']:,.0f} items/s; plain tierd notifications "
+          f"{batch['messages_per_s']:,.0f}/s; ratio {batch['ratio']:.2f} "
+          "(target >= 0.5)")  # fmt: skip
 
 
 def _print_http(figures: dict[str, Any], sizes: Sizes) -> None:
@@ -288,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         report["scaling"] = scaling.scaling_curve(sizes.scaling)
     if "processes" in parts:
         report["processes"] = processes.measure(
-            sizes.processes, sizes.finished, sizes.pending, sizes.get_calls
+            sizes.processes, sizes.finished, sizes.pending, sizes.get_calls, sizes.batch_items
         )
     if "http" in parts:
         report["http"] = web.measure(

@@ -9,6 +9,9 @@
   finished processes, rows written straight into the store's tables.
 - P4: RSS of a runtime that starts over M pending processes (written
   straight into the store), against the same runtime over an empty store.
+- P5: one batch of B trivial items (``batch_size`` 1,000, ``max_concurrent``
+  64, SQLite store): items per second, submit to completion, against B plain
+  tierd notifications (in-process W1) in the same run.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from tierd.config import parse_config
 from tierd.processes._record import new_process_id
 from tierd.processes._sqlite import SqliteProcessStore
 
+from . import inprocess
 from .measure import percentile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +63,19 @@ class Trivial(tierd.Process):
         return data
 
 
+class TrivialItems(tierd.Batch):
+    """``range(params)`` items that do nothing."""
+
+    batch_size = 1000
+    max_concurrent = 64
+
+    def items(self, ctx: tierd.StepContext, params: Any) -> Any:
+        return range(params)
+
+    def process_item(self, ctx: tierd.StepContext, item: Any) -> Any:
+        return item
+
+
 class Held(tierd.Process):
     """One step that waits on `GATE`, reporting progress."""
 
@@ -79,6 +96,7 @@ def _config(data_dir: str, endpoint: str = "") -> dict[str, Any]:
         "processes": {"kinds": [
             {"kind": "trivial", "class": "benchmarks.processes:Trivial"},
             {"kind": "held", "class": "benchmarks.processes:Held"},
+            {"kind": "items", "class": "benchmarks.processes:TrivialItems"},
         ]},
     }  # fmt: skip
 
@@ -91,6 +109,18 @@ def tierd_throughput(total: int) -> float:
         for pid in ids:
             rt.processes.wait(pid, timeout=600)
         return total / (time.perf_counter() - started)
+
+
+def batch_items(total: int) -> float:
+    """P5: items per second of one batch, submit to completion."""
+    with tempfile.TemporaryDirectory() as data, tierd.Runtime(parse_config(_config(data))) as rt:
+        started = time.perf_counter()
+        pid = rt.processes.submit("items", total)
+        final = rt.processes.wait(pid, timeout=600)
+        seconds = time.perf_counter() - started
+        if final["completed_items"] != total:
+            raise RuntimeError(f"the batch completed {final['completed_items']} of {total} items")
+        return total / seconds
 
 
 def celery_chains(total: int, concurrency: int = 64) -> float | str:
@@ -241,9 +271,23 @@ def rss_growth(count: int) -> dict[str, float]:
             "rss_growth_mib": figures["pending"] - figures["empty"]}  # fmt: skip
 
 
-def measure(processes: int, finished: int, pending: int, calls: int) -> dict[str, Any]:
+def batch_against_messages(total: int, repeat: int = 2) -> dict[str, float]:
+    """P5: one batch's items per second against plain tierd notifications, alternately."""
+    items, messages = [], []
+    for _ in range(repeat):
+        items.append(batch_items(total))
+        messages.append(inprocess.tierd_one_way(total))
+    best_items, best_messages = max(items), max(messages)
+    return {"items_per_s": best_items, "messages_per_s": best_messages,
+            "ratio": best_items / best_messages}  # fmt: skip
+
+
+def measure(
+    processes: int, finished: int, pending: int, calls: int, batch: int = 100_000
+) -> dict[str, Any]:
     """Every processes figure, as one dict for the report."""
     figures: dict[str, Any] = {}
+    figures["P5 batch"] = batch_against_messages(batch) | {"items": batch}
     figures["P1 tierd processes/s"] = tierd_throughput(processes)
     figures["P1 Celery chains/s"] = celery_chains(processes)
     base = figures["P1 Celery chains/s"]

@@ -7,6 +7,7 @@ import tierd
 PUBLIC = [
     "Address",
     "AsyncClient",
+    "Batch",
     "BatchRejected",
     "BindError",
     "Cancelled",

@@ -31,6 +31,7 @@ from .errors import (
 from .messaging._transport.async_client import AsyncClient
 from .messaging._transport.client import Client
 from .messaging.message import Address, Message
+from .processes._batch import Batch
 from .processes._context import StepContext
 from .processes._definition import Process, Retry, step
 from .runtime import Runtime
@@ -38,6 +39,7 @@ from .runtime import Runtime
 __all__ = [
     "Address",
     "AsyncClient",
+    "Batch",
     "BatchRejected",
     "BindError",
     "Cancelled",

@@ -25,6 +25,8 @@ operation                  arguments                   result
                            ``since``?, ``until``?,
                            ``limit``?, ``cursor``?
 ``process_history``        ``id``                      the events, oldest first
+``process_items``          ``id``, ``status``?,        a batch's items by index:
+                           ``cursor``?, ``limit``?     ``{"items": [...], "cursor": ...}``
 ``process_result``         ``id``                      the result (`ProcessFailed` if none)
 ``process_cancel``,        ``id``                      True
 ``process_pause``,
@@ -121,6 +123,7 @@ ROLES: Final[dict[str, Role]] = {
     "process_get": "send",
     "process_list": "send",
     "process_history": "send",
+    "process_items": "send",
     "process_result": "send",
     "process_stats": "send",
     "process_cancel": "operate",
@@ -229,6 +232,13 @@ def _process_operation(  # noqa: PLR0911, PLR0912 - one return per operation
             )
         case "process_history":
             return processes.history(_text(arguments, "id"))
+        case "process_items":
+            return processes.items(
+                _text(arguments, "id"),
+                status=_optional_text(arguments, "status"),
+                cursor=_optional_text(arguments, "cursor"),
+                limit=_int(arguments, "limit", 100),
+            )
         case "process_result":
             return processes.result(_text(arguments, "id"))
         case "process_cancel" | "process_pause" | "process_resume":

@@ -79,6 +79,9 @@ def show_table(status: dict[str, Any], console: Console) -> None:
     if status["error"]:
         error = status["error"]
         head.add_row("error", f"{error['error_type']}: {error['message']}")
+    if "total_items" in status:
+        head.add_row("items", items_line(status))
+        head.add_row("batch", batch_line(status))
     if status["status"] == "completed":
         head.add_row("result", json.dumps(status["result"], default=repr)[:200])
     console.print(head)
@@ -91,6 +94,53 @@ def show_table(status: dict[str, Any], console: Console) -> None:
             errors[-1]["message"][:60] if errors else "",
         )  # fmt: skip
     console.print(steps)
+
+
+def items_line(status: dict[str, Any]) -> str:
+    """A batch's items in one line: done, failed, skipped, of the total (``?`` while unknown)."""
+    total = status["total_items"]
+    done = status["completed_items"] + status["failed_items"] + status["skipped_items"]
+    skipped = f", {status['skipped_items']} skipped" if status["skipped_items"] else ""
+    return (
+        f"{done}/{'?' if total is None else total} done: {status['completed_items']} completed, "
+        f"{status['failed_items']} failed{skipped}"
+    )
+
+
+def batch_line(status: dict[str, Any]) -> str:
+    """The batch in progress in one line: its number, its items done and failed, its retry."""
+    current = status.get("batch")
+    if not current:
+        return f"none running ({status['batches']} run)"
+    done = current["completed"] + current["failed"]
+    retry = f", retry {current['round']}" if current["round"] else ""
+    return (
+        f"{current['number']}: {done}/{current['items']} done, {current['failed']} failed, "
+        f"{current['in_flight']} in flight{retry}"
+    )
+
+
+def cmd_items(args: argparse.Namespace, client: Client) -> int:
+    """A page of a batch's items by index."""
+    page = client.processes.items(
+        args.id, status=args.status, cursor=args.cursor, limit=args.limit, timeout=args.timeout
+    )
+    if args.json:
+        _print_json(page)
+        return 0
+    table = Table("index", "status", "attempts", "item", "error")
+    for item in page["items"]:
+        error = item["error"]
+        table.add_row(
+            str(item["index"]), item["status"], str(item["attempts"]),
+            json.dumps(item["item"], default=repr)[:40],
+            f"{error['error_type']}: {error['message']}"[:60] if error else "",
+        )  # fmt: skip
+    console = Console()
+    console.print(table)
+    more = f"; next page: --cursor {page['cursor']}" if page["cursor"] else ""
+    console.print(f"{len(page['items'])} item(s){more}")
+    return 0
 
 
 def cmd_submit(args: argparse.Namespace, client: Client, payload: Any) -> int:
@@ -177,12 +227,25 @@ def watch(client: Client, pid: str, console: Console) -> int:
         name: progress.add_task(name, total=1.0, step=name, state="pending", note="")
         for name in status["steps"]
     }
+    batched = "total_items" in status
+    if batched:  # a batch: a bar for the batch in progress under its items' bar
+        tasks[" batch"] = progress.add_task("batch", total=1.0, step="batch", state="", note="")
     with progress:
         while True:
             for name, step in status["steps"].items():
+                note = items_line(status) if batched else step["note"] or ""
                 progress.update(
                     tasks[name], completed=step["progress"], state=step["status"],
-                    note=(step["note"] or "")[:40],
+                    note=note[:60],
+                )  # fmt: skip
+            if batched:
+                current = status["batch"] or {}
+                share = (
+                    (current["completed"] + current["failed"]) / current["items"] if current else 0
+                )
+                progress.update(
+                    tasks[" batch"], completed=share, state=f"#{status['current_batch'] or '-'}",
+                    note=batch_line(status)[:60],
                 )  # fmt: skip
             if status["status"] in FINISHED:
                 break
@@ -296,6 +359,10 @@ def add_process_commands(commands: Any, add_client_options: Callable[..., None])
     listing.add_argument("--limit", type=int, default=50, help="page size (default 50)")
     listing.add_argument("--cursor", help="the next page, as the last one said")
     command("history", "the events of a process")
+    items = command("items", "the items of a batch, by index")
+    items.add_argument("--status", help="pending, running, completed, failed or skipped")
+    items.add_argument("--limit", type=int, default=100, help="page size (default 100)")
+    items.add_argument("--cursor", help="the next page, as the last one said")
     command("watch", "live progress bars per step until the process finishes")
     for name, text in (("cancel", "cancel a process"), ("pause", "pause a running process"),
                        ("resume", "resume a paused process")):  # fmt: skip
@@ -314,6 +381,7 @@ PROCESS_COMMANDS: Final[dict[str, Callable[..., int]]] = {
     "show": cmd_show,
     "list": cmd_list,
     "history": cmd_history,
+    "items": cmd_items,
     "watch": cmd_watch,
     "cancel": cmd_control,
     "pause": cmd_control,

@@ -15,6 +15,7 @@ directory and the current directory).
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 import tomllib
@@ -36,7 +37,15 @@ from .errors import ConfigError
 from .messaging.message import Address
 from .orchestrators._retries import DEFAULT_POISON_AFTER, RetryPolicy
 from .orchestrators._supervision import RestartPolicy, SupervisionPolicy
-from .processes._definition import DEFAULT_MAX_CONCURRENT, Definition, Process, Retry, request_steps
+from .processes._batch import Batch, request_items
+from .processes._definition import (
+    DEFAULT_MAX_CONCURRENT,
+    Definition,
+    Process,
+    Retry,
+    check_fail_policy,
+    request_steps,
+)
 from .processes._runner import DEFAULT_STUCK_AFTER
 from .processes._schedules import Cron, Every, Overlap, ScheduleSpec, zone
 
@@ -423,8 +432,44 @@ class RetentionConfig(_Section):
     """How long a process that ran out of time is kept."""
 
 
+class BatchConfig(_Section):
+    """A batch's limits: the ``batch`` table of a ``[[processes.kinds]]``.
+
+    For a kind with an ``item_target``, or to change a `tierd.Batch` class's
+    limits (a key left out keeps the class's value; for an ``item_target``
+    kind, the default below).
+    """
+
+    batch_size: Annotated[int | None, Field(ge=1)] = None
+    """Items per batch (default 10)."""
+    max_concurrent: Annotated[int | None, Field(ge=1)] = None
+    """Items in flight at once, within one batch (default 1). The kind's own
+    ``max_concurrent`` is the batches running at once."""
+    delay_between_batches: Annotated[float | None, Field(ge=0)] = None
+    """Seconds from the end of one batch to the start of the next (default 0): a rate limit."""
+    retry_failed_batches: Annotated[int | None, Field(ge=0)] = None
+    """Times a batch with failed items runs again, for those items only (default 0)."""
+    fail_policy: str | float | None = None
+    """``"collect"`` (the default), ``"fail_fast"``, or a failed fraction in (0, 1] that
+    fails the batch."""
+    item_timeout: Annotated[float | None, Field(gt=0)] = None
+    """Seconds one item may take (for an ``item_target``: the request's timeout; default 30)."""
+
+    @pydantic.field_validator("fail_policy")
+    @classmethod
+    def _fail_policy(cls, value: str | float | None) -> str | float | None:
+        return None if value is None else check_fail_policy(value)
+
+    def options(self) -> dict[str, Any]:
+        """The limits given, as `BatchSpec` fields."""
+        return {key: value for key, value in self.model_dump().items() if value is not None}
+
+
 class ProcessKindConfig(_Section):
-    """One ``[[processes.kinds]]`` table: a `tierd.Process` class, or ``steps`` to daemons."""
+    """One ``[[processes.kinds]]`` table: a `tierd.Process` class, or ``steps`` to daemons.
+
+    Or an ``item_target``: a batch whose items (``params["items"]``) are requests.
+    """
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, populate_by_name=True, strict=True,
@@ -437,10 +482,17 @@ class ProcessKindConfig(_Section):
     """A `tierd.Process` subclass, ``module:Class``; or give ``steps`` instead."""
     steps: Annotated[list[StepConfig] | None, Field(min_length=1)] = None
     """Steps that are requests to daemons, in order: ``{name, target, timeout, retry}``."""
+    item_target: Annotated[str | None, Field(pattern=r"^[^@\s]+@\d+$")] = None
+    """A batch whose items are requests to this daemon, ``daemon@level``: submit it with
+    ``{"items": [...]}`` as params, and each item is one request's payload."""
+    batch: BatchConfig | None = None
+    """A batch's limits (``batch_size``, ``max_concurrent`` items in flight...), for an
+    ``item_target`` kind or a `tierd.Batch` class."""
     timeout: Annotated[float | None, Field(gt=0)] = None
     """Seconds the whole process may take (default: the class's, or none)."""
     max_concurrent: Annotated[int | None, Field(ge=1)] = None
-    """Processes of the kind running at once (default: the class's, or 10)."""
+    """Processes of the kind running at once (default: the class's, or 10); for a batch, the
+    batches running at once (its items in flight are ``batch.max_concurrent``)."""
 
     @pydantic.field_validator("class_path")
     @classmethod
@@ -451,8 +503,21 @@ class ProcessKindConfig(_Section):
 
     @pydantic.model_validator(mode="after")
     def _one_source(self) -> ProcessKindConfig:
-        if (self.class_path is None) == (self.steps is None):
-            raise ValueError("give either class = 'module:Class' or steps = [...], not both")
+        sources = [self.class_path, self.steps, self.item_target]
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError(
+                "give one of class = 'module:Class', steps = [...] or item_target = 'daemon@level'"
+            )
+        is_batch = self.item_target is not None or (
+            self.class_path is not None
+            and issubclass(resolve_process_class(self.class_path), Batch)
+        )
+        if self.batch is not None and not is_batch:
+            raise ValueError("batch applies to a batch: an item_target or a tierd.Batch class")
+        if self.batch is not None and self.class_path is not None:
+            definition = resolve_process_class(self.class_path).definition()
+            assert definition.batch is not None
+            dataclasses.replace(definition.batch, **self.batch.options())  # checks the limits
         if self.steps is not None:
             names = [step.name for step in self.steps]
             if len(set(names)) != len(names):
@@ -468,7 +533,18 @@ class ProcessKindConfig(_Section):
                 changes["timeout"] = self.timeout
             if self.max_concurrent is not None:
                 changes["max_concurrent"] = self.max_concurrent
+            if self.batch is not None and definition.batch is not None:
+                changes["batch"] = dataclasses.replace(definition.batch, **self.batch.options())
             return definition.replace(**changes)
+        if self.item_target is not None:
+            options = self.batch.options() if self.batch is not None else {}
+            return request_items(
+                self.kind,
+                self.item_target,
+                options,
+                timeout=self.timeout,
+                max_concurrent=self.max_concurrent or DEFAULT_MAX_CONCURRENT,
+            )
         assert self.steps is not None
         return request_steps(
             self.kind,

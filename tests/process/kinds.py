@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pydantic
@@ -197,3 +201,130 @@ def _log_step(ctx: tierd.StepContext, data: Any, delay: float) -> Any:
     finally:
         os.close(descriptor)
     return data
+
+
+class Squares(tierd.Batch):
+    """Items ``range(params["count"])``, squared; ``HOOKS["fail"]`` says which fail.
+
+    ``HOOKS["fail"]`` is a set of items that always fail, or a dict of failures
+    left per item; ``HOOKS["item"](ctx, item)`` runs first.
+    """
+
+    batch_size = 5
+    max_concurrent = 3
+
+    def items(self, ctx: tierd.StepContext, params: Any) -> Any:
+        for item in range(params["count"]):
+            if item == params.get("raise_at"):
+                raise LookupError(f"the source broke at {item}")
+            yield item
+
+    def process_item(self, ctx: tierd.StepContext, item: Any) -> Any:
+        CALLS.append(("item", item))
+        if "item" in HOOKS:
+            HOOKS["item"](ctx, item)
+        fail = HOOKS.get("fail", ())
+        if isinstance(fail, dict) and fail.get(item, 0) > 0:
+            fail[item] -= 1
+            raise ValueError(f"item {item} is bad")
+        if isinstance(fail, set) and item in fail:
+            raise ValueError(f"item {item} is bad")
+        return item * item
+
+
+class Slow(Squares):
+    """Squares with a delay between batches, a retry and an item timeout."""
+
+    batch_size = 4
+    max_concurrent = 2
+    delay_between_batches = 10.0
+    retry_failed_batches = 1
+    item_timeout = 30.0
+
+
+class FailFast(Squares):
+    batch_size = 4
+    max_concurrent = 2
+    fail_policy = "fail_fast"
+
+
+class Threshold(Squares):
+    batch_size = 10
+    max_concurrent = 10
+    fail_policy = 0.25
+
+
+class LoggedItems(tierd.Batch):
+    """Items that each append one line to a log once done: for the kill -9 test.
+
+    The line is ``<process id> <index> <attempt> <os pid>``, written after the
+    item's ``delay`` seconds; the items carry the log's path and the delay.
+    Every fiftieth item (7, 57...) then fails with a `tierd.StepError`.
+    """
+
+    batch_size = 20
+    max_concurrent = 8
+
+    def items(self, ctx: tierd.StepContext, params: Any) -> Any:
+        for index in range(params["count"]):
+            fail = index % 50 == 7
+            yield {"index": index, "log": params["log"], "delay": params["delay"], "fail": fail}
+
+    def process_item(self, ctx: tierd.StepContext, item: Any) -> Any:
+        time.sleep(item["delay"])
+        with Path(item["log"]).open("a") as log:
+            log.write(f"{ctx.process_id} {item['index']} {ctx.attempt} {os.getpid()}\n")
+        if item["fail"]:
+            raise tierd.StepError("bad_item", f"item {item['index']} is bad on purpose")
+        return item["index"]
+
+
+class Overlap(tierd.Batch):
+    """Records how many items run at once (`OVERLAP`); the first three wait for each other."""
+
+    batch_size = 6
+    max_concurrent = 3
+
+    def items(self, ctx: tierd.StepContext, params: Any) -> Any:
+        return range(params["count"])
+
+    def process_item(self, ctx: tierd.StepContext, item: Any) -> Any:
+        with OVERLAP.lock:
+            OVERLAP.running += 1
+            OVERLAP.most = max(OVERLAP.most, OVERLAP.running)
+            if OVERLAP.running >= self.max_concurrent:
+                OVERLAP.full.set()
+        OVERLAP.full.wait(10)  # bounded: if the limit is never reached, the test's assert says so
+        with OVERLAP.lock:
+            OVERLAP.running -= 1
+        return item
+
+
+class _Overlaps:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = 0
+        self.most = 0
+        self.full = threading.Event()
+
+
+OVERLAP = _Overlaps()
+"""Items of `Overlap` running now, the most at once, and whether the limit was reached."""
+HANG = threading.Event()
+"""What `Hangs` items wait on; a test sets it when it is done."""
+
+
+class Hangs(tierd.Batch):
+    """Item 1 hangs (until `HANG` is set) past its 0.2 s item_timeout; the others return."""
+
+    batch_size = 3
+    max_concurrent = 3
+    item_timeout = 0.2
+
+    def items(self, ctx: tierd.StepContext, params: Any) -> Any:
+        return range(3)
+
+    def process_item(self, ctx: tierd.StepContext, item: Any) -> Any:
+        if item == 1:
+            HANG.wait(20)
+        return item

@@ -31,6 +31,9 @@ class ManualExecutor:
     def submit(self, job: Callable[[], None], name: str) -> None:
         self.jobs.append((name, job))
 
+    def submit_next(self, job: Callable[[], None], name: str) -> None:
+        self.jobs.append((name, job))  # queued like any job: the test runs each when it says
+
     def join(self, timeout: float) -> int:
         return len(self.jobs)
 

@@ -25,6 +25,8 @@ def running(tierd_cli, tmp_path):
             {"kind": "three", "class": "tests.process.kinds:Three"},
             {"kind": "checked", "class": "tests.process.kinds:Checked"},
             {"kind": "nap", "class": "tests.process.kinds:Nap"},
+            {"kind": "squares", "class": "tests.process.kinds:Squares"},
+            {"kind": "echoes", "item_target": "echo@1", "batch": {"batch_size": 2}},
         ]
     }
     path = tmp_path / "processes.toml"
@@ -80,6 +82,29 @@ def test_watch_draws_the_steps_until_the_process_finishes(running):
     assert "first" in watched.stdout
     assert "second" in watched.stdout
     assert f"process {pid} completed" in watched.stdout
+
+
+def test_a_batch_from_the_shell_shows_its_items_and_batches(running):
+    """`submit --watch` draws the items and the batch; show and items list them; exit 0."""
+    items = json.dumps({"items": [{"n": n} for n in range(5)]})
+    watched = tierd(running, "submit", "echoes", items, "--watch")
+    assert watched.returncode == 0, watched.stderr
+    assert "5/5 done: 5 completed, 0 failed" in watched.stdout
+    assert "batch" in watched.stdout
+    pid = watched.stdout.split()[2]  # "watching process <id> (echoes)..."
+    shown = tierd(running, "show", pid)
+    assert "5/5 done: 5 completed, 0 failed" in shown.stdout
+    assert "none running (3 run)" in shown.stdout
+    page = json.loads(tierd(running, "items", pid, "--limit", "3", "--json").stdout)
+    assert [i["index"] for i in page["items"]] == [0, 1, 2]
+    rest = json.loads(tierd(running, "items", pid, "--cursor", page["cursor"], "--json").stdout)
+    assert [i["result"] for i in rest["items"]] == [{"n": 3}, {"n": 4}]
+    table = tierd(running, "items", pid, "--status", "completed")
+    assert '{"n": 4}' in table.stdout
+    assert "5 item(s)" in table.stdout
+    wrong = tierd(running, "items", pid, "--status", "done")
+    assert wrong.returncode == 2
+    assert "unknown item status 'done'" in wrong.stderr
 
 
 def test_pause_resume_cancel_retry_from_the_shell(running):

@@ -6,6 +6,7 @@ import pytest
 
 import tierd
 from tests.network import echo_level, endpoint, network_config
+from tests.process import kinds
 from tierd._control import OPERATIONS, ROLES
 from tierd.testing import wait_until
 
@@ -20,6 +21,7 @@ def served(make_runtime, make_client, tmp_path):
             {"kind": "checked", "class": "tests.process.kinds:Checked"},
             {"kind": "long", "class": "tests.process.kinds:Long"},
             {"kind": "nap", "class": "tests.process.kinds:Nap"},
+            {"kind": "squares", "class": "tests.process.kinds:Squares"},
         ]
     }
     runtime = make_runtime(config)
@@ -79,6 +81,28 @@ def test_a_newer_process_api_version_is_refused_with_what_to_do(served):
     _, client = served
     with pytest.raises(tierd.Rejected, match="run the same tierd version"):
         client._control("process_get", {"v": 99, "id": "x"}, 5)
+
+
+def test_a_batch_s_items_are_paged_over_the_wire(served):
+    """Client.processes.items: the same pages as Runtime.processes.items; errors typed."""
+    runtime, client = served
+    kinds.HOOKS["fail"] = {2}
+    pid = client.processes.submit("squares", {"count": 12})
+    final = client.processes.wait(pid, timeout=10)
+    assert (final["completed_items"], final["failed_items"], final["total_items"]) == (11, 1, 12)
+    first = client.processes.items(pid, limit=5)
+    assert first == runtime.processes.items(pid, limit=5)
+    assert [i["index"] for i in first["items"]] == [0, 1, 2, 3, 4]
+    second = client.processes.items(pid, limit=10, cursor=first["cursor"])
+    assert [i["index"] for i in second["items"]] == [5, 6, 7, 8, 9, 10, 11]
+    assert second["cursor"] is None
+    failed = client.processes.items(pid, status="failed")["items"]
+    assert [(i["index"], i["error"]["message"]) for i in failed] == [(2, "item 2 is bad")]
+    with pytest.raises(tierd.Rejected, match="unknown item status"):
+        client.processes.items(pid, status="nope")
+    with pytest.raises(tierd.ProcessNotFound):
+        client.processes.items("01ZZZZZZZZZZZZZZZZZZZZZZZZ")
+    kinds.HOOKS.clear()
 
 
 def test_every_operation_has_a_role_and_process_control_needs_operate():

@@ -90,7 +90,7 @@ def test_a_runtime_without_a_processes_table_says_how_to_add_one(make_runtime):
 @pytest.mark.parametrize(
     ("kind", "message"),
     [
-        ({"kind": "x"}, "processes.kinds[0]: give either class"),
+        ({"kind": "x"}, "processes.kinds[0]: give one of class"),
         ({"kind": "x", "class": "tests.daemons:Gate"}, "no Process subclass Gate"),
         ({"kind": "x", "class": "nope.mod:X"}, "processes.kinds[0].class: unknown class"),
         ({"kind": "x", "steps": [{"name": "a", "target": "echo"}]},
@@ -139,3 +139,58 @@ def test_the_import_pipeline_example_runs_an_import_to_its_receipt(tmp_path, gat
         assert final["steps_completed"] == [
             "validation", "collection", "conversion", "integration", "saving", "cleanup",
         ]  # fmt: skip
+        category = [{"id": 7, "email": " Bo@Example.org "}, {"name": "no id"}, {"id": 8}]
+        pid = rt.processes.submit("import_category", {"items": category})
+        final = rt.processes.wait(pid, timeout=20)
+        assert final["status"] == "completed", final["error"]
+        assert (final["completed_items"], final["failed_items"]) == (2, 1)
+        failed = rt.processes.items(pid, status="failed")["items"]
+        assert failed[0]["index"] == 1
+        assert failed[0]["attempts"] == 3  # retry_failed_batches = 2
+        assert "a record is a table with an 'id'" in failed[0]["error"]["message"]
+        saved = rt.request("store@2", {"op": "dump"}, timeout=5)
+        assert {"id": 7, "email": "bo@example.org"} in saved
+
+
+def test_a_batch_never_runs_more_items_at_once_than_max_concurrent(make_runtime, tmp_path):
+    """Real threads, a recorder of overlaps under a lock: the most at once is exactly 3."""
+    rt = make_runtime(config(tmp_path, {"kind": "overlap", "class": "tests.process.kinds:Overlap"}))
+    pid = rt.processes.submit("overlap", {"count": 30})
+    final = rt.processes.wait(pid, timeout=20)
+    assert final["status"] == "completed"
+    assert final["completed_items"] == 30
+    assert kinds.OVERLAP.most == 3
+
+
+def test_a_hung_item_fails_at_its_item_timeout_and_the_batch_still_ends(make_runtime, tmp_path):
+    """Item 1 never returns: it fails with ItemTimeout, the other two complete."""
+    rt = make_runtime(config(tmp_path, {"kind": "hangs", "class": "tests.process.kinds:Hangs"}))
+    try:
+        pid = rt.processes.submit("hangs")
+        final = rt.processes.wait(pid, timeout=20)
+    finally:
+        kinds.HANG.set()
+    assert final["status"] == "completed"
+    assert (final["completed_items"], final["failed_items"], final["total_items"]) == (2, 1, 3)
+    failed = rt.processes.items(pid, status="failed")["items"]
+    assert [(i["index"], i["error"]["error_type"]) for i in failed] == [(1, "ItemTimeout")]
+
+
+def test_a_config_batch_sends_each_item_to_its_item_target(make_runtime, tmp_path):
+    """item_target = echo@1: params["items"] are the requests, their replies the results."""
+    batch = {"batch_size": 2, "max_concurrent": 2, "item_timeout": 5}
+    echoes = {"kind": "echoes", "item_target": "echo@1", "batch": batch}
+    crashes = {"kind": "crashes", "item_target": "crasher@1", "batch": {"fail_policy": "fail_fast"}}
+    rt = make_runtime(config(tmp_path, echoes, crashes))
+    pid = rt.processes.submit("echoes", {"items": [{"n": n} for n in range(5)]})
+    final = rt.processes.wait(pid, timeout=10)
+    assert final["status"] == "completed"
+    assert (final["completed_items"], final["batches"]) == (5, 3)
+    assert [i["result"] for i in rt.processes.items(pid)["items"]] == [{"n": n} for n in range(5)]
+    refused = rt.processes.wait(rt.processes.submit("crashes", {"items": [1, 2, 3]}), timeout=10)
+    assert refused["status"] == "failed"
+    assert refused["failed_items"] == 1
+    assert refused["skipped_items"] == 2
+    assert refused["error"]["details"]["failed"][0]["error"]["error_type"] == "RemoteError"
+    with pytest.raises(ValueError, match=r"takes its items in the params: \{\"items\""):
+        rt.processes.submit("echoes", {"nothing": 1})

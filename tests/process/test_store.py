@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import tierd
-from tierd.processes._record import ProcessRecord, new_process_id
+from tierd.processes._record import ItemRecord, ProcessRecord, new_process_id
 from tierd.processes._sqlite import SqliteProcessStore
 
 if TYPE_CHECKING:
@@ -207,6 +207,63 @@ def test_prune_deletes_finished_processes_before_their_cutoff_in_bounded_batches
     assert store.prune({"completed": 11.0}, batch=2) == 0
     assert all(store.get(i) is None and store.history(i) == [] for i in ids)
     assert store.get(keep) is not None
+
+
+def test_items_are_saved_in_order_with_the_saves_and_read_back_by_index(store):
+    """Added pending, then their state saved by index; every field survives; counts by status."""
+    pid = create(store)
+    store.add_items(pid, [ItemRecord(i, {"n": i, "raw": b"\x01"}) for i in range(5)])
+    done = ItemRecord(1, {"n": 1, "raw": b"\x01"}, "completed", 1, None, [1, "one"])
+    error = {"error_type": "ValueError", "message": "bad", "attempt": 2}
+    failed = ItemRecord(3, {"n": 3, "raw": b"\x01"}, "failed", 2, error, None)
+    assert store.save_items(pid, [done, failed]).wait(5) is None
+    back = store.items(pid)
+    assert [one.index for one in back] == [0, 1, 2, 3, 4]
+    assert back[1] == done
+    assert back[3] == failed
+    assert back[0] == ItemRecord(0, {"n": 0, "raw": b"\x01"})
+    assert store.item_counts(pid) == {"pending": 3, "completed": 1, "failed": 1}
+    assert store.items("nope") == []
+    assert store.item_counts("nope") == {}
+
+
+def test_items_page_after_an_index_and_filter_by_statuses(store):
+    """Pages by index (``after``, ``limit``), only the statuses asked for."""
+    pid = create(store)
+    rows = [ItemRecord(i, i, "completed" if i % 3 == 0 else "pending") for i in range(10)]
+    store.add_items(pid, rows).wait(5)
+    assert [one.index for one in store.items(pid, after=-1, limit=4)] == [0, 1, 2, 3]
+    assert [one.index for one in store.items(pid, after=3, limit=4)] == [4, 5, 6, 7]
+    assert [one.index for one in store.items(pid, after=7, limit=4)] == [8, 9]
+    assert [one.index for one in store.items(pid, statuses=["completed"])] == [0, 3, 6, 9]
+    pending = store.items(pid, statuses=["pending", "running"], after=4, limit=3)
+    assert [one.index for one in pending] == [5, 7, 8]
+
+
+def test_an_item_that_cannot_be_stored_raises_type_error_and_queues_nothing(store):
+    """Items and results are msgpack-able or refused before anything is written."""
+    pid = create(store)
+    with pytest.raises(TypeError, match="msgpack"):
+        store.add_items(pid, [ItemRecord(0, 0), ItemRecord(1, object())])
+    store.add_items(pid, [ItemRecord(0, 0)])
+    with pytest.raises(TypeError, match="msgpack"):
+        store.save_items(pid, [ItemRecord(0, 0, "completed", 1, None, object())])
+    store.barrier().wait(5)
+    assert store.items(pid) == [ItemRecord(0, 0)]
+
+
+def test_prune_deletes_the_items_of_the_processes_it_deletes(store):
+    """A pruned batch leaves no item rows; another process's items stay."""
+    gone, kept = record(), record()
+    for one in (gone, kept):
+        store.create(one, submitted())
+        store.add_items(one.process_id, [ItemRecord(i, i, "completed") for i in range(3)])
+    gone.status, gone.finished_at, gone.seq = "completed", 10.0, 2
+    store.save(gone, [], {"type": "process_completed", "at": 10.0, "seq": 2})
+    store.barrier().wait(5)
+    assert store.prune({"completed": 11.0}) == 1
+    assert store.items(gone.process_id) == []
+    assert len(store.items(kept.process_id)) == 3
 
 
 def test_finished_since_and_step_durations_feed_the_statistics(store):

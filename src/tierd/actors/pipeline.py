@@ -8,7 +8,8 @@ one trace id, and the reply to the first step is the receipt of the last.
     tierd request validate@1 '{"source": "crm", "records": [{"id": 1, "email": " A@B.org "}]}'
 
 An import is ``{"source": name, "records": [record, ...]}`` where each record
-is a table with an ``id``.
+is a table with an ``id``. `RecordImporter` imports one record on its own: the
+item handler of the ``import_category`` batch of ``configs/import-pipeline.toml``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .daemon import Daemon
 if TYPE_CHECKING:
     from ..messaging.message import Message
 
-__all__ = ["Collector", "Converter", "Integrator", "Saver", "Validator"]
+__all__ = ["Collector", "Converter", "Integrator", "RecordImporter", "Saver", "Validator"]
 
 
 class Step(Daemon):
@@ -167,3 +168,34 @@ class Saver(Step):
             "saved": len(payload["records"]),
             "duplicates": payload.get("duplicates", 0),
         }
+
+
+class RecordImporter(Step):
+    """Imports one record: checks it, converts it, saves it to ``store``; replies with a receipt.
+
+    The items of a batch (``item_target = "import_record@1"``) come here one by one.
+
+    Args:
+        store: the address records are sent to, e.g. ``"store@2"``.
+    """
+
+    def __init__(self, store: str, to: str = "", timeout: float = 30.0) -> None:
+        super().__init__(to, timeout)
+        self.store = Address.parse(store)
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        """Check that ``store`` is an address too."""
+        super().check_options(options)
+        try:
+            Address.parse(options["store"])
+        except (KeyError, ValueError) as error:
+            raise ValueError(f"option 'store': {error}") from None
+
+    def process(self, payload: Any) -> Any:
+        """Convert and save one record; refuse one that is not a table with an ``id``."""
+        if not isinstance(payload, dict) or "id" not in payload:
+            raise ValueError("a record is a table with an 'id'")
+        record = _convert(payload)
+        self.notify(self.store, record)
+        return {"id": record["id"], "saved": True}

@@ -19,7 +19,7 @@ import pydantic
 from ..orchestrators._retries import RetryPolicy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from ._context import StepContext
 
@@ -30,6 +30,8 @@ DEFAULT_MAX_CONCURRENT: Final = 10
 """Processes of one kind running at once unless the kind says otherwise."""
 _STEP_MARK: Final = "_tierd_step"
 _KIND = re.compile(r"^[A-Za-z_][\w.-]{0,99}$")
+FAIL_POLICIES: Final = ("fail_fast", "collect")
+"""The named fail policies of a batch; a float (a failed fraction) is the third kind."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -90,6 +92,54 @@ class StepSpec:
     """What a failed attempt does next; None: the step fails at once."""
     compensate: StepFunction | None = None
     """Undoes the completed step when the process fails, is cancelled or times out."""
+
+
+def check_fail_policy(value: Any, where: str = "fail_policy") -> str | float:
+    """``"fail_fast"``, ``"collect"``, or a failed fraction in (0, 1] that fails the batch.
+
+    Raises:
+        ValueError: anything else, naming ``where``.
+    """
+    if isinstance(value, str) and value in FAIL_POLICIES:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 1:
+        return float(value)
+    raise ValueError(
+        f"{where} must be 'fail_fast', 'collect' or a failed fraction in (0, 1], not {value!r}"
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BatchSpec:
+    """How a kind's batches run (`tierd.Batch`): where items come from, what handles one, limits."""
+
+    items: Callable[[Any, StepContext, Any], Iterable[Any]]
+    """``(instance, ctx, params) -> iterable of items``; called again after a restart."""
+    process_item: Callable[[Any, StepContext, Any], Any]
+    """``(instance, ctx, item) -> result``: one item's work, in a thread of its own."""
+    batch_size: int = 10
+    max_concurrent: int = 1
+    """Items in flight at once (not processes: that is the kind's ``max_concurrent``)."""
+    delay_between_batches: float = 0.0
+    retry_failed_batches: int = 0
+    fail_policy: str | float = "collect"
+    item_timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "max_concurrent"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
+        retries = self.retry_failed_batches
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retry_failed_batches must be a whole number >= 0, not {retries!r}")
+        delay = self.delay_between_batches
+        if not (isinstance(delay, int | float) and 0 <= delay < math.inf):
+            raise ValueError(f"delay_between_batches must be seconds >= 0, not {delay!r}")
+        limit = self.item_timeout
+        if limit is not None and not (isinstance(limit, int | float) and 0 < limit < math.inf):
+            raise ValueError(f"item_timeout must be positive seconds, not {limit!r}")
+        object.__setattr__(self, "fail_policy", check_fail_policy(self.fail_policy))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -224,6 +274,8 @@ class Definition:
     timeout: float | None = None
     max_concurrent: int = DEFAULT_MAX_CONCURRENT
     params_model: type[pydantic.BaseModel] | None = None
+    batch: BatchSpec | None = None
+    """How the kind's one step runs item by item, if it is a batch (`tierd.Batch`)."""
 
     def __post_init__(self) -> None:
         if not _KIND.match(self.kind):

@@ -24,6 +24,13 @@ class StepExecutor(Protocol):
     def submit(self, job: Callable[[], None], name: str) -> None:
         """Run ``job`` soon, in another thread; ``name`` names that thread."""
 
+    def submit_next(self, job: Callable[[], None], name: str) -> None:
+        """Run ``job`` right after the job that calls this, in its thread; else as `submit`.
+
+        For a job that hands its thread on as it ends (a batch's item starting
+        the next one): no thread switch. Call it only at the end of a job.
+        """
+
     def join(self, timeout: float) -> int:
         """Wait up to ``timeout`` seconds for running jobs; return how many still run."""
 
@@ -36,7 +43,8 @@ class ThreadExecutor:
 
     An idle thread waits ``idle_timeout`` seconds for another job, then ends. A job
     never waits for a thread: if none is idle, a new one starts, so an attempt
-    stuck in its step holds its own thread and no one else's.
+    stuck in its step holds its own thread and no one else's. A job given
+    with `submit_next` from a job runs in that job's thread once it returns.
 
     Args:
         idle_timeout: seconds an idle thread is kept.
@@ -53,6 +61,8 @@ class ThreadExecutor:
         self.threads_started = 0
         """Threads started so far."""
         self._closed = False
+        self._local = threading.local()
+        """``next``: the jobs to run after the current one in this thread, while it runs."""
 
     def submit(self, job: Callable[[], None], name: str) -> None:
         """Run ``job`` in an idle thread, or in a new one if none is idle."""
@@ -69,6 +79,37 @@ class ThreadExecutor:
         if spawn:
             threading.Thread(target=self._work, name=name, daemon=True).start()
 
+    def submit_next(self, job: Callable[[], None], name: str) -> None:
+        """Run ``job`` after the current job in its thread, if called from one; else `submit`."""
+        following: list[tuple[Callable[[], None], str]] | None = getattr(self._local, "next", None)
+        if following is None:
+            self.submit(job, name)
+            return
+        with self._state:
+            if self._closed:
+                raise RuntimeError("this executor is shut down")
+            self._busy += 1
+        following.append((job, name))
+
+    def _run(self, job: Callable[[], None], name: str) -> None:
+        """Run ``job``, then the jobs it handed on with `submit_next`, each counted as done."""
+        following: list[tuple[Callable[[], None], str]] = []
+        self._local.next = following
+        try:
+            while True:
+                threading.current_thread().name = name
+                try:
+                    job()
+                finally:
+                    if following:
+                        with self._state:
+                            self._busy -= 1  # the next one keeps this thread busy
+                if not following:
+                    return
+                job, name = following.pop(0)
+        finally:
+            self._local.next = None
+
     def _work(self) -> None:
         while True:
             try:
@@ -81,9 +122,8 @@ class ThreadExecutor:
                         self._idle -= 1
                         return
                 continue  # a job is on its way to this thread
-            threading.current_thread().name = name
             try:
-                job()
+                self._run(job, name)
             finally:
                 with self._state:
                     self._busy -= 1

@@ -147,3 +147,32 @@ class ProcessRecord:
             "finished_at": self.finished_at, "estimated_completion": estimated_completion,
             "correlation": dict(self.correlation), "key": self.key, "seq": self.seq,
         }  # fmt: skip
+
+
+ITEM_STATUSES: Final = ("pending", "running", "completed", "failed", "skipped")
+"""The statuses of a batch's item: ``skipped`` is an item the batch stopped before running."""
+
+
+@dataclasses.dataclass(slots=True)
+class ItemRecord:
+    """One item of a batch (`tierd.Batch`), as the runner and the store both know it."""
+
+    index: int
+    """Its position in what ``items()`` yielded, from 0; the item's id within its batch."""
+    item: Any
+    """The item itself, as ``items()`` yielded it (msgpack-able)."""
+    status: str = "pending"
+    attempts: int = 0
+    """Attempts started so far, as written: a re-run after a crash counts, but an attempt
+    a crash cut short before its start was written (within a sweep) does not."""
+    error: dict[str, Any] | None = None
+    """The last attempt's error entry (DESIGN §9's shape), if it failed."""
+    result: Any = None
+    """What ``process_item`` returned, once completed."""
+
+    def summary(self) -> dict[str, Any]:
+        """The item's entry in `ProcessRunner.items`."""
+        return {
+            "index": self.index, "item": self.item, "status": self.status,
+            "attempts": self.attempts, "error": self.error, "result": self.result,
+        }  # fmt: skip

@@ -25,6 +25,7 @@ from __future__ import annotations
 import builtins  # noqa: TC003 - `list` is a method name here; annotations need the type
 import collections
 import functools
+import itertools
 import statistics as stats_math
 import threading
 import time
@@ -38,11 +39,20 @@ from ..errors import Cancelled, ProcessFailed, ProcessNotFound, Rejected, Reques
 from ..logging import get_logger
 from ..messaging.events import NO_EVENTS
 from ..messaging.message import MAX_PRIORITY, MIN_PRIORITY, parse_priority
+from ._batch import ITEMS_STEP, MAX_LISTED_FAILURES, BatchPlan, ItemTimeout, batch_fields
 from ._context import StepContext
 from ._decisions import HeartbeatLost, Interrupted, StepTimeout, decide_step_retry, overdue
 from ._executor import ThreadExecutor
 from ._lifecycle import STATUSES, TERMINAL, check_transition
-from ._record import CORRELATION_KEYS, ProcessRecord, StepRecord, error_entry, new_process_id
+from ._record import (
+    CORRELATION_KEYS,
+    ITEM_STATUSES,
+    ItemRecord,
+    ProcessRecord,
+    StepRecord,
+    error_entry,
+    new_process_id,
+)
 from ._stats import ProcessCounters, ProcessStatistics
 
 if TYPE_CHECKING:
@@ -52,6 +62,7 @@ if TYPE_CHECKING:
 
     from .._clock import Clock
     from ..messaging.events import EventSink
+    from ._batch import Feed
     from ._context import Requester
     from ._definition import Definition, StepSpec
     from ._executor import StepExecutor
@@ -63,6 +74,11 @@ PROGRESS_EVERY: Final = 1.0
 """Seconds between two ``step_progress`` writes of one process (progress is coalesced)."""
 PRUNE_BATCH: Final = 1000
 """Processes the retention pruner deletes per transaction."""
+ITEMS_SAVE_EVERY: Final = 256
+"""Changed items of a batch written in one statement (the sweep writes fewer, at its pace)."""
+_BATCH_EVENT_KEYS: Final = (
+    "total_items", "completed_items", "failed_items", "skipped_items", "current_batch", "batches",
+)  # fmt: skip
 _MAX_KEY: Final = 200
 _MAX_LIST: Final = 1000
 
@@ -90,9 +106,11 @@ class _Run:
 
     __slots__ = (
         "attempt",
+        "batch",
         "deadline",
         "definition",
         "final",
+        "ids",
         "index",
         "instance",
         "log",
@@ -102,6 +120,7 @@ class _Run:
         "retry_at",
         "stop_request",
         "undo",
+        "unsaved_items",
     )  # fmt: skip
 
     def __init__(
@@ -123,6 +142,25 @@ class _Run:
         self.progress_dirty = False
         self.progress_saved = float("-inf")
         self.log: structlog.stdlib.BoundLogger = log
+        self.batch: BatchPlan | None = None
+        """The decisions of a batch's items (`tierd.Batch`), made when its step first starts."""
+        self.ids = {key: record.correlation.get(key) for key in CORRELATION_KEYS}
+        """The correlation ids, as every step and item context carries them."""
+        self.unsaved_items: dict[int, ItemRecord] = {}
+        """Items changed since their last save, by index: written together (`_save_items`)."""
+
+
+class _ItemAttempt:
+    """One attempt of one item of a batch: the token its `StepContext` carries."""
+
+    __slots__ = ("attempt", "index", "item", "run", "started")
+
+    def __init__(self, run: _Run, record: ItemRecord, started: float) -> None:
+        self.run = run
+        self.index = record.index
+        self.attempt = record.attempts
+        self.item = record.item
+        self.started = started
 
 
 def _first_unfinished(record: ProcessRecord) -> int:
@@ -286,6 +324,9 @@ class ProcessRunner:
                     run.attempt.interrupt = "stopping"
         left = self.executor.join(timeout)
         self.executor.shutdown()
+        with self._lock:
+            for run in self._runs.values():
+                self._save_items(run)  # the items that ended meanwhile
         self.store.barrier().wait(timeout)
         return left
 
@@ -388,14 +429,28 @@ class ProcessRunner:
         """
         with self._lock:
             run = self._runs.get(process_id)
-            document = run.record.status_document(self._estimate(run)) if run else None
+            document = self._live_document(run) if run else None
         self.store.barrier().wait()
         if document is not None:
             return document
         record = self.store.get(process_id) if isinstance(process_id, str) else None
         if record is None:
             raise ProcessNotFound(str(process_id))
-        return record.status_document(self._estimate_pending(record))
+        return self._stored_document(record, self._estimate_pending(record))
+
+    def _live_document(self, run: _Run) -> dict[str, Any]:
+        """The status document of a process run here (under the lock)."""
+        if run.batch is not None:
+            step = run.record.steps[ITEMS_STEP]
+            step.checkpoint, step.progress = run.batch.summary(), run.batch.progress()
+        return self._stored_document(run.record, self._estimate(run))
+
+    def _stored_document(self, record: ProcessRecord, estimate: float | None) -> dict[str, Any]:
+        document = record.status_document(estimate)
+        definition = self.definitions.get(record.kind)
+        if definition is not None and definition.batch is not None and ITEMS_STEP in record.steps:
+            document.update(batch_fields(record.steps[ITEMS_STEP].checkpoint))
+        return document
 
     def list(
         self,
@@ -430,11 +485,9 @@ class ProcessRunner:
         )
         with self._lock:
             items = [
-                self._runs[r.process_id].record.status_document(
-                    self._estimate(self._runs[r.process_id])
-                )
+                self._live_document(self._runs[r.process_id])
                 if r.process_id in self._runs
-                else r.status_document()
+                else self._stored_document(r, None)
                 for r in page.items
             ]
         return {"items": items, "cursor": page.cursor}
@@ -450,6 +503,61 @@ class ProcessRunner:
         if not events and self.store.get(process_id) is None:
             raise ProcessNotFound(process_id)
         return events
+
+    def items(
+        self,
+        process_id: str,
+        *,
+        status: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        """A batch's items by index, one page at a time: ``{"items": [...], "cursor": ...}``.
+
+        Each item: ``{index, item, status, attempts, error, result}``.
+
+        Args:
+            process_id: a batch (`tierd.Batch`, or a kind with an ``item_target``).
+            status: only items with this status (pending, running, completed,
+                failed, skipped).
+            cursor: the ``cursor`` of the previous page.
+            limit: the page size, 1..1000.
+
+        Raises:
+            ProcessNotFound: no process has this id.
+            ValueError: a bad status, cursor or limit, or the process is not a batch.
+        """
+        if status is not None and status not in ITEM_STATUSES:
+            raise ValueError(f"unknown item status {status!r}; one of {', '.join(ITEM_STATUSES)}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= _MAX_LIST:
+            raise ValueError(f"limit must be 1..{_MAX_LIST}, not {limit!r}")
+        if cursor is not None and not (isinstance(cursor, str) and cursor.isdigit()):
+            raise ValueError(f"bad cursor {str(cursor)[:40]!r}: pass back the one a page returned")
+        with self._lock:
+            run = self._runs.get(process_id)
+            if run is not None:
+                self._save_items(run)
+        self.store.barrier().wait()
+        record = self.store.get(process_id) if isinstance(process_id, str) else None
+        if record is None:
+            raise ProcessNotFound(str(process_id))
+        definition = self.definitions.get(record.kind)
+        if definition is not None and definition.batch is None:
+            raise ValueError(
+                f"process {process_id} is of kind {record.kind!r}, not a batch: it has no items"
+            )
+        rows = self.store.items(
+            process_id,
+            statuses=None if status is None else (status,),
+            after=-1 if cursor is None else int(cursor),
+            limit=limit + 1,
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {
+            "items": [row.summary() for row in rows],
+            "cursor": str(rows[-1].index) if more and rows else None,
+        }
 
     def result(self, process_id: str) -> Any:
         """The result of a completed process.
@@ -483,7 +591,7 @@ class ProcessRunner:
                     self._waiters.pop(process_id, None)
             if record is None:
                 raise ProcessNotFound(process_id)
-            return record.status_document()
+            return self._stored_document(record, None)
         document = outcome.wait(timeout)
         if document is None:
             with self._lock:
@@ -569,6 +677,12 @@ class ProcessRunner:
                     raise ValueError(f"cannot cancel process {process_id}: it is finishing")
                 if run.attempt is None:
                     closed = self._finish(run, "cancelled")
+                elif run.batch is not None:
+                    # A batch stops between items: the ones in flight are abandoned, skipped.
+                    run.attempt.interrupt = "cancel"
+                    run.attempt = None
+                    run.record.steps[ITEMS_STEP].status = "failed"
+                    closed = self._finish(run, "cancelled")
                 else:
                     run.stop_request = "cancel"
                     run.attempt.interrupt = "cancel"
@@ -582,7 +696,7 @@ class ProcessRunner:
                 self._counters.move(record.kind, "pending", None)
                 self._counters.finished[(record.kind, "cancelled")] += 1
                 waiters = self._waiters.pop(process_id, [])
-            document = record.status_document()
+            document = self._stored_document(record, None)
             for waiter in waiters:
                 waiter.set(document)
         if closed:
@@ -605,6 +719,8 @@ class ProcessRunner:
                 else:
                     run.stop_request = "pause"
                     run.attempt.interrupt = "pause"
+                    if run.batch is not None:
+                        self._batch_advance(run)  # no item in flight: paused now
                 return
         self._refuse(process_id, "pause")
 
@@ -630,6 +746,8 @@ class ProcessRunner:
                     run.stop_request = None
                     if run.attempt is not None:
                         run.attempt.interrupt = None
+                        if run.batch is not None:
+                            self._batch_advance(run)
                     return
         self._refuse(process_id, "resume")
 
@@ -751,6 +869,13 @@ class ProcessRunner:
                 self.store.save(record, [step.name], None)
             run.log.warning("process_timed_out")
             return self._finish(run, "timeout", error=entry)
+        if run.batch is not None:
+            self._save_items(run)
+            if run.attempt is not None and self._batch_sweep(run, now):
+                return True
+            if run.progress_dirty and now - run.progress_saved >= PROGRESS_EVERY:
+                self._save_progress(run, now)
+            return False
         attempt = run.attempt
         if attempt is not None and not attempt.compensation:
             why = overdue(attempt.spec, attempt.started, attempt.last_beat, now, self.stuck_after)
@@ -786,6 +911,9 @@ class ProcessRunner:
 
     def step_beat(self, token: object, progress: float | None, note: str | None) -> None:
         """A heartbeat (and progress) from a step; raises where the attempt must stop."""
+        if isinstance(token, _ItemAttempt):
+            self._item_beat(token)
+            return
         assert isinstance(token, _Attempt)
         with self._lock:
             run = token.run
@@ -813,6 +941,8 @@ class ProcessRunner:
 
     def step_checkpoint(self, token: object, data: Any) -> None:
         """Keep a step's checkpoint durably; return once committed."""
+        if isinstance(token, _ItemAttempt):
+            raise TypeError("an item of a batch has no checkpoint: return its result instead")
         assert isinstance(token, _Attempt)
         problem = _storable(data)
         if problem is not None:
@@ -828,12 +958,17 @@ class ProcessRunner:
             raise error
 
     def step_time_left(self, token: object) -> float | None:
-        """Seconds the attempt has left before its step's or its process's timeout."""
-        assert isinstance(token, _Attempt)
+        """Seconds the attempt has left before its step's (or item's) or its process's timeout."""
         now = self.clock.monotonic()
         limits = []
-        if token.spec.timeout is not None:
-            limits.append(token.spec.timeout - (now - token.started))
+        if isinstance(token, _ItemAttempt):
+            spec = token.run.definition.batch
+            if spec is not None and spec.item_timeout is not None:
+                limits.append(spec.item_timeout - (now - token.started))
+        else:
+            assert isinstance(token, _Attempt)
+            if token.spec.timeout is not None:
+                limits.append(token.spec.timeout - (now - token.started))
         if token.run.deadline is not None:
             limits.append(token.run.deadline - now)
         return min(limits) if limits else None
@@ -844,8 +979,12 @@ class ProcessRunner:
             run.progress_dirty = False
             return
         step = run.record.steps[attempt.spec.name]
+        counts: dict[str, Any] = {}
+        if run.batch is not None:
+            step.checkpoint, step.progress = run.batch.summary(), run.batch.progress()
+            counts = {key: step.checkpoint[key] for key in _BATCH_EVENT_KEYS}
         event = self._event(
-            run, "step_progress", step=step.name, progress=step.progress, note=step.note
+            run, "step_progress", step=step.name, progress=step.progress, note=step.note, **counts
         )
         self.store.save(run.record, [step.name], event)
         run.progress_saved = now
@@ -921,11 +1060,16 @@ class ProcessRunner:
         step.input = self._input_of(run, run.index)
         run.record.current_step = spec.name
         run.retry_at = None
+        if run.definition.batch is not None:
+            self._batch_plan(run, step)
         event = self._event(run, "step_started", step=spec.name, attempt=step.attempts)
         commit = self.store.save(run.record, [spec.name], event)
         attempt = _Attempt(run, spec, step.attempts, now, compensation=False)
         run.attempt = attempt
         run.log.debug("step_started", step=spec.name, attempt=step.attempts)
+        if run.batch is not None:
+            self._batch_advance(run, commit)
+            return
         self.executor.submit(
             functools.partial(self._execute, attempt, commit, step.input, step.checkpoint),
             f"tierd-step-{spec.name}",
@@ -1128,7 +1272,16 @@ class ProcessRunner:
         skipped = [n for n, s in record.steps.items() if s.status == "pending"]
         for name in skipped:
             record.steps[name].status = "skipped"
-        commit = self.store.save(record, skipped, self._event(run, f"process_{status}"))
+        saved = skipped
+        if run.batch is not None:
+            left = run.batch.close()  # every item read and not finished: skipped
+            if left:
+                self._items_changed(run, left)
+            self._save_items(run)
+            step = record.steps[ITEMS_STEP]
+            step.checkpoint, step.progress = run.batch.summary(), run.batch.progress()
+            saved = [*skipped, ITEMS_STEP] if ITEMS_STEP not in skipped else skipped
+        commit = self.store.save(record, saved, self._event(run, f"process_{status}"))
         del self._runs[record.process_id]
         self._running[record.kind] -= 1
         self._counters.move(record.kind, old, None)
@@ -1139,8 +1292,257 @@ class ProcessRunner:
         run.log.info("process_finished", status=status)
         waiters = self._waiters.pop(record.process_id, [])
         if waiters:
-            document = record.status_document()
+            document = self._stored_document(record, None)
             commit.add_done_callback(lambda _: [waiter.set(document) for waiter in waiters])
+
+    # -- batches: the items of a batch's one step (under the lock unless said) ----
+
+    def _items_changed(self, run: _Run, records: Iterable[ItemRecord]) -> None:
+        """Note items whose state changed; they are written together, `ITEMS_SAVE_EVERY` at once.
+
+        An item's start and end are written late (by the next group, the sweep
+        or the batch's end), never early: after a crash, an item whose end was
+        not written runs again, as one in flight does. Writing each start
+        before its item runs would cost a commit wait per item (measured: a
+        third of the batch's rate); so an attempt cut short by a crash before
+        its start was written is not counted in ``attempts``.
+        """
+        unsaved = run.unsaved_items
+        for record in records:
+            unsaved[record.index] = record
+        if len(unsaved) >= ITEMS_SAVE_EVERY:
+            self._save_items(run)
+
+    def _save_items(self, run: _Run) -> None:
+        if not run.unsaved_items:
+            return
+        rows, run.unsaved_items = list(run.unsaved_items.values()), {}
+        try:
+            self.store.save_items(run.record.process_id, rows)
+        except TypeError:  # a StepError's details that msgpack cannot write: kept as text
+            for row in rows:
+                if row.error is not None and _storable(row.error) is not None:
+                    row.error = {**row.error, "details": repr(row.error.get("details"))[:500]}
+            self.store.save_items(run.record.process_id, rows)
+
+    def _batch_plan(self, run: _Run, step: StepRecord) -> None:
+        """Make the run's `BatchPlan` from the store's items (after a restart or a retry)."""
+        spec = run.definition.batch
+        assert spec is not None
+        if run.batch is None:
+            saved = step.checkpoint if isinstance(step.checkpoint, dict) else None
+            process_id = run.record.process_id
+            counts = self.store.item_counts(process_id)
+            # No checkpoint but items stored: a retry of a finished batch, whose
+            # failed and skipped items run again.
+            rerun = () if saved is not None else ("failed", "skipped")
+            run.batch = BatchPlan(
+                spec,
+                counts=counts,
+                exhausted=bool(saved and saved.get("exhausted")),
+                batches=int(saved.get("batches") or 0) if saved else 0,
+                rerun=rerun,
+            )
+            if run.batch.failed:
+                stored = self.store.items(
+                    process_id, statuses=("failed",), limit=MAX_LISTED_FAILURES
+                )
+                run.batch.failures = [
+                    {"index": one.index, "item": one.item, "error": one.error} for one in stored
+                ]
+        step.checkpoint, step.progress = run.batch.summary(), run.batch.progress()
+
+    def _batch_advance(
+        self, run: _Run, commit: Outcome[Exception | None] | None = None, *, ending: bool = False
+    ) -> bool:
+        """Act on what the batch's plan decides now; True if the process closed.
+
+        Args:
+            run: a batch whose step is running here.
+            commit: the commit of the step's start; its items and reads wait for it.
+            ending: called at the end of an executor job (an item's, a read's):
+                the first item started runs next in that job's thread.
+        """
+        plan = run.batch
+        assert plan is not None
+        if self._stopping or run.final is not None or run.attempt is None:
+            return False
+        now = self.clock.monotonic()
+        decision = plan.next(now, run.stop_request)
+        kind = run.record.kind
+        if decision.start:
+            self._items_changed(run, decision.start)
+            for position, record in enumerate(decision.start):
+                job = functools.partial(self._execute_item, _ItemAttempt(run, record, now), commit)
+                if ending and position == 0:
+                    self.executor.submit_next(job, f"tierd-item-{kind}")  # no thread switch
+                else:
+                    self.executor.submit(job, f"tierd-item-{kind}")
+        if decision.feed is not None:
+            job = functools.partial(self._feed, run, plan, decision.feed, run.attempt, commit)
+            self.executor.submit(job, f"tierd-items-{kind}")
+        run.attempt.last_beat = now
+        run.progress_dirty = True
+        if decision.outcome is not None:
+            return self._batch_end(run, *decision.outcome)
+        if now - run.progress_saved >= PROGRESS_EVERY:
+            self._save_progress(run, now)
+        if decision.idle and run.stop_request == "pause":
+            self._save_items(run)
+            run.record.steps[ITEMS_STEP].status = "pending"
+            run.attempt = None
+            self.store.save(run.record, [ITEMS_STEP], None)
+            self._pause_now(run)
+        return False
+
+    def _batch_end(self, run: _Run, status: str, result: Any, error: dict[str, Any] | None) -> bool:
+        attempt = run.attempt
+        assert attempt is not None
+        assert run.batch is not None
+        run.attempt = None
+        step = run.record.steps[ITEMS_STEP]
+        step.finished_at = self.clock.time()
+        step.duration = self.clock.monotonic() - attempt.started
+        if error is None:
+            step.status, step.output = "completed", None
+            event = self._event(run, "step_completed", step=ITEMS_STEP, attempt=attempt.number,
+                                duration=step.duration)  # fmt: skip
+        else:
+            error["at"] = step.finished_at
+            step.status = "failed"
+            step.errors.append(error)
+            event = self._event(run, "step_failed", step=ITEMS_STEP, attempt=attempt.number,
+                                error=error)  # fmt: skip
+            run.log.warning("batch_failed", error=error["message"])
+        step.checkpoint, step.progress = run.batch.summary(), run.batch.progress()
+        self._save_items(run)
+        self.store.save(run.record, [ITEMS_STEP], event)
+        return self._finish(run, status, result=result, error=error)
+
+    def _batch_sweep(self, run: _Run, now: float) -> bool:
+        """Fail items past their ``item_timeout`` (or silent), start what is due; True if closed."""
+        plan = run.batch
+        assert plan is not None
+        late = plan.overdue(now, self.stuck_after)
+        for index, attempt, why in late:
+            entry = error_entry(ItemTimeout(f"item {index} {why}"), attempt, self.clock.time())
+            record = plan.finished(index, attempt, now, error=entry)
+            if record is not None:
+                self._items_changed(run, [record])
+                run.log.warning("batch_item_timed_out", item=index, attempt=attempt)
+        return self._batch_advance(run)
+
+    def _feed(
+        self,
+        run: _Run,
+        plan: BatchPlan,
+        feed: Feed,
+        attempt: _Attempt,
+        commit: Outcome[Exception | None] | None,
+    ) -> None:
+        """Read one chunk of items, from the store or from ``items()``; no lock held."""
+        problem = commit.wait() if commit is not None else None
+        items: builtins.list[ItemRecord] = []
+        error: BaseException | None = problem
+        process_id = run.record.process_id
+        if problem is None:
+            try:
+                if feed.statuses is not None:
+                    items = self.store.items(
+                        process_id, statuses=feed.statuses, after=feed.after, limit=feed.limit
+                    )
+                else:
+                    if plan.source is None:
+                        spec = run.definition.batch
+                        assert spec is not None
+                        ctx = self._context(run, attempt, ITEMS_STEP, attempt.number)
+                        source = iter(spec.items(run.instance, ctx, run.record.params))
+                        plan.source = itertools.islice(source, feed.skip, None)
+                    for item in itertools.islice(plan.source, feed.limit):
+                        items.append(ItemRecord(feed.start + len(items), item))
+            except (Exception, Interrupted) as failure:  # noqa: BLE001 - the user's items()
+                error = failure
+        closed = False
+        with self._lock:
+            if run.batch is not plan or plan.closed:
+                plan.feeding = False
+                return  # the batch ended meanwhile: these items were never stored
+            if items and feed.statuses is None:  # the items read before an error count
+                try:
+                    self.store.add_items(process_id, items)
+                except TypeError as unstorable:
+                    error = TypeError(f"an item from items() is not msgpack-able: {unstorable}")
+                    items = []
+            entry = None if error is None else error_entry(error, 1, self.clock.time())
+            plan.take(feed, items, entry)
+            if run.attempt is not None:
+                closed = self._batch_advance(run, ending=True)
+        if closed:
+            self._admit()
+
+    def _execute_item(self, token: _ItemAttempt, commit: Outcome[Exception | None] | None) -> None:
+        """Run one attempt of one item in its own thread; no lock held."""
+        if commit is not None and commit.wait() is not None:
+            return  # the store failed: the item stays in flight until its timeout
+        run = token.run
+        spec = run.definition.batch
+        assert spec is not None
+        ctx = self._context(run, token, ITEMS_STEP, token.attempt, item=token.index)
+        output: Any = None
+        failure: BaseException | None = None
+        try:
+            output = spec.process_item(run.instance, ctx, token.item)
+        except Interrupted as interrupted:
+            failure = interrupted
+        except Exception as error:  # noqa: BLE001 - an item's failure is the batch's business
+            failure = error
+        if failure is None:
+            failure = _storable(output)
+        if self._item_finished(token, output, failure):
+            self._admit()
+
+    def _item_finished(
+        self, token: _ItemAttempt, output: Any, failure: BaseException | None
+    ) -> bool:
+        """Record the end of an item's attempt and go on; True if its batch closed."""
+        with self._lock:
+            run = token.run
+            plan = run.batch
+            if plan is None or isinstance(failure, Interrupted):
+                return False
+            now = self.clock.monotonic()
+            entry = (
+                None if failure is None else error_entry(failure, token.attempt, self.clock.time())
+            )
+            record = plan.finished(token.index, token.attempt, now, result=output, error=entry)
+            if record is None:
+                return False  # abandoned: past its timeout, or the batch ended
+            self._items_changed(run, [record])
+            return self._batch_advance(run, ending=True)
+
+    def _item_beat(self, token: _ItemAttempt) -> None:
+        """A heartbeat from an item: raises if it must stop (cancelled, or abandoned)."""
+        with self._lock:
+            run = token.run
+            plan = run.batch
+            now = self.clock.monotonic()
+            if plan is not None and not plan.closed and plan.alive(token.index, token.attempt, now):
+                if run.attempt is not None:
+                    run.attempt.last_beat = now
+                return
+            cancelled = run.final is not None and run.final[0] == "cancelled"
+        if cancelled:
+            raise Cancelled(run.record.process_id)
+        raise Interrupted("abandoned")
+
+    def _context(
+        self, run: _Run, token: object, step: str, attempt: int, **bound: Any
+    ) -> StepContext:
+        return StepContext(
+            self, token, self.requester, process_id=run.record.process_id,
+            kind=run.record.kind, step=step, attempt=attempt, checkpoint_data=None,
+            correlation=run.ids, log=run.log.bind(step=step, attempt=attempt, **bound),
+        )  # fmt: skip
 
     # -- estimates ---------------------------------------------------------------
 

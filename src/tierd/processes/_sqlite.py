@@ -12,14 +12,15 @@ read while the writer writes.
 
 Tables: ``processes`` (the current row of each process; ``n`` is the submit
 order), ``steps`` (one row per step that has started), ``events``
-(append-only, ``seq`` rising by one per process), ``schedule_fires``
-(unique per schedule and fire time: the insert that wins runs the fire) and
-``schedule_state`` (which schedules are paused).
+(append-only, ``seq`` rising by one per process), ``items`` (a batch's
+items, by process and index; written in chunks with ``executemany``),
+``schedule_fires`` (unique per schedule and fire time: the insert that wins
+runs the fire) and ``schedule_state`` (which schedules are paused).
 """
 
 from __future__ import annotations
 
-import builtins  # noqa: TC003 - `list` is a method name here; annotations need the type
+import builtins  # `list` is a method name here; annotations need the type
 import collections
 import contextlib
 import fcntl
@@ -35,7 +36,7 @@ from .._outcome import Outcome
 from ..errors import ConfigError, Rejected
 from ..logging import get_logger
 from ._lifecycle import TERMINAL, UNFINISHED
-from ._record import ProcessRecord, StepRecord
+from ._record import ItemRecord, ProcessRecord, StepRecord
 from ._store import FIRE_OUTCOMES, Finished, Page, ScheduleFire
 
 if TYPE_CHECKING:
@@ -100,6 +101,16 @@ CREATE TABLE IF NOT EXISTS events (
     at REAL NOT NULL,
     data BLOB,
     PRIMARY KEY (process_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS items (
+    process_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    item BLOB,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    error BLOB,
+    result BLOB,
+    PRIMARY KEY (process_id, idx)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS items_by_status ON items (process_id, status, idx);
 CREATE TABLE IF NOT EXISTS schedule_fires (
     schedule TEXT NOT NULL,
     fire_at REAL NOT NULL,
@@ -131,6 +142,14 @@ _STEP: Final = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _EVENT: Final = "INSERT INTO events (process_id, seq, type, at, data) VALUES (?, ?, ?, ?, ?)"
+_ITEM: Final = (
+    "INSERT INTO items (process_id, idx, item, status, attempts, error, result) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_ITEM_STATE: Final = (
+    "UPDATE items SET status = ?, attempts = ?, error = ?, result = ? "
+    "WHERE process_id = ? AND idx = ?"
+)
 _STEP_COLUMNS: Final = (
     "process_id, name, status, progress, note, attempts, errors, input, output, checkpoint, "
     "started_at, finished_at, duration, cpu"
@@ -142,6 +161,10 @@ def _pack(value: Any) -> bytes:
         return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
     except (TypeError, ValueError, OverflowError) as error:
         raise TypeError(f"not storable (msgpack-able values only): {error}") from None
+
+
+def _pack_some(value: Any) -> bytes | None:
+    return None if value is None else _pack(value)
 
 
 def _unpack(blob: bytes | None) -> Any:
@@ -164,6 +187,8 @@ def _step_row(record: ProcessRecord, position: int, step: StepRecord) -> tuple[A
 
 _Job = Callable[[sqlite3.Connection], Any]
 """A read-then-write the writer runs inside its transaction (under a savepoint)."""
+_Write = tuple[str, tuple[Any, ...] | builtins.list[tuple[Any, ...]]] | tuple[_Job, Outcome[Any]]
+"""One statement and its values (a list of rows: ``executemany``), or a job and its answer."""
 
 
 class _Batch:
@@ -172,7 +197,7 @@ class _Batch:
     __slots__ = ("commit", "items", "size")
 
     def __init__(self) -> None:
-        self.items: builtins.list[tuple[str, tuple[Any, ...]] | tuple[_Job, Outcome[Any]]] = []
+        self.items: builtins.list[_Write] = []
         self.size = 0
         self.commit: Outcome[Exception | None] = Outcome()
 
@@ -298,7 +323,7 @@ class SqliteProcessStore:
         Raises:
             TypeError: a value is not msgpack-able (nothing is queued).
         """
-        writes: builtins.list[tuple[str, tuple[Any, ...]] | tuple[_Job, Outcome[Any]]] = [
+        writes: builtins.list[_Write] = [
             (
                 _UPDATE,
                 (
@@ -316,9 +341,7 @@ class SqliteProcessStore:
             writes.append((_EVENT, _event_row(record.process_id, event)))
         return self._enqueue(writes)
 
-    def _enqueue(
-        self, items: builtins.list[tuple[str, tuple[Any, ...]] | tuple[_Job, Outcome[Any]]]
-    ) -> Outcome[Exception | None]:
+    def _enqueue(self, items: builtins.list[_Write]) -> Outcome[Exception | None]:
         with self._guard:
             if self._closed:
                 return Outcome.of(Rejected("the process store is closed"))
@@ -354,7 +377,10 @@ class SqliteProcessStore:
                 db.execute("BEGIN IMMEDIATE")
                 for item in batch.items:
                     if isinstance(item[0], str):
-                        db.execute(item[0], item[1])
+                        if isinstance(item[1], list):  # many rows of one statement
+                            db.executemany(item[0], item[1])
+                        else:
+                            db.execute(item[0], item[1])
                     else:
                         job, outcome = item
                         answers.append((outcome, _job(db, job)))
@@ -476,13 +502,39 @@ class SqliteProcessStore:
                         (status, cutoff, batch - len(ids)),
                     )
                 ]
-            for table in ("events", "steps"):
+            for table in ("events", "steps", "items"):
                 db.executemany(f"DELETE FROM {table} WHERE process_id = ?", [(i,) for i in ids])  # noqa: S608 - fixed names
             db.executemany("DELETE FROM processes WHERE id = ?", [(i,) for i in ids])
             return len(ids)
 
         result: int = self._run(delete)
         return result
+
+    def add_items(self, process_id: str, items: Sequence[ItemRecord]) -> Outcome[Exception | None]:
+        """Queue new item rows, one ``executemany`` (see `ProcessStore.add_items`).
+
+        Raises:
+            TypeError: an item is not msgpack-able (nothing is queued).
+        """
+        rows = [
+            (process_id, one.index, _pack(one.item), one.status, one.attempts,
+             _pack_some(one.error), _pack_some(one.result))
+            for one in items
+        ]  # fmt: skip
+        return self._enqueue([(_ITEM, rows)]) if rows else self.barrier()
+
+    def save_items(self, process_id: str, items: Sequence[ItemRecord]) -> Outcome[Exception | None]:
+        """Queue the new state of stored items, one ``executemany`` (see the protocol).
+
+        Raises:
+            TypeError: a result or an error is not msgpack-able (nothing is queued).
+        """
+        rows = [
+            (one.status, one.attempts, _pack_some(one.error), _pack_some(one.result),
+             process_id, one.index)
+            for one in items
+        ]  # fmt: skip
+        return self._enqueue([(_ITEM_STATE, rows)]) if rows else self.barrier()
 
     # -- schedules ---------------------------------------------------------------
 
@@ -582,6 +634,34 @@ class SqliteProcessStore:
         return {row[0] for row in rows}
 
     # -- reads -------------------------------------------------------------------
+
+    def items(
+        self,
+        process_id: str,
+        *,
+        statuses: Sequence[str] | None = None,
+        after: int = -1,
+        limit: int = 100,
+    ) -> builtins.list[ItemRecord]:
+        """A page of a batch's items by index (see `ProcessStore.items`)."""
+        query = "SELECT idx, item, status, attempts, error, result FROM items WHERE process_id = ?"
+        values: builtins.list[Any] = [process_id]
+        if statuses is not None:
+            query += f" AND status IN ({', '.join('?' * len(statuses))})"
+            values += list(statuses)
+        query += " AND idx > ? ORDER BY idx LIMIT ?"
+        values += [after, limit]
+        return [
+            ItemRecord(index, _unpack(item), status, attempts, _unpack(error), _unpack(result))
+            for index, item, status, attempts, error, result in self._db().execute(query, values)
+        ]
+
+    def item_counts(self, process_id: str) -> dict[str, int]:
+        """A batch's items by status."""
+        rows = self._db().execute(
+            "SELECT status, count(*) FROM items WHERE process_id = ? GROUP BY status", (process_id,)
+        )
+        return dict(rows.fetchall())
 
     def get(self, process_id: str) -> ProcessRecord | None:
         """The process as committed, or None."""

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from .._outcome import Outcome
-    from ._record import ProcessRecord
+    from ._record import ItemRecord, ProcessRecord
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -169,8 +169,44 @@ class ProcessStore(Protocol):
             batch: the most processes deleted in this call (with their steps and events).
 
         Returns:
-            How many were deleted; call again while it returns ``batch``.
+            How many were deleted (their items go with them); call again while it
+            returns ``batch``.
         """
+
+    def add_items(self, process_id: str, items: Sequence[ItemRecord]) -> Outcome[Exception | None]:
+        """Queue the rows of new items of a batch (indexes it has not stored yet).
+
+        Queued with the saves, in order, in the same group commit; the values
+        are read now. An item that is not msgpack-able raises `TypeError` and
+        nothing is queued.
+        """
+
+    def save_items(self, process_id: str, items: Sequence[ItemRecord]) -> Outcome[Exception | None]:
+        """Queue the state of stored items: status, attempts, error and result (not the item).
+
+        Queued with the saves, in order; the values are read now. A result or
+        error that is not msgpack-able raises `TypeError` and nothing is queued.
+        """
+
+    def items(
+        self,
+        process_id: str,
+        *,
+        statuses: Sequence[str] | None = None,
+        after: int = -1,
+        limit: int = 100,
+    ) -> builtins.list[ItemRecord]:
+        """Up to ``limit`` items of a batch with an index above ``after``, by index.
+
+        Args:
+            process_id: the batch.
+            statuses: only items with one of these statuses; None: every item.
+            after: the index the last page ended with (-1: from the start).
+            limit: the page size.
+        """
+
+    def item_counts(self, process_id: str) -> dict[str, int]:
+        """A batch's items by status (statuses with no item are left out)."""
 
     def claim_fire(
         self, schedule: str, fire_at: float, now: float, *, manual: bool = False

@@ -512,6 +512,22 @@ class ClientProcesses:
                      "limit": limit, "cursor": cursor}  # fmt: skip
         return dict(self._call("process_list", arguments, timeout))
 
+    def items(
+        self,
+        process_id: str,
+        *,
+        status: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+        timeout: float = 5.0,
+    ) -> dict[str, Any]:
+        """A page of a batch's items by index: ``{"items": [...], "cursor": str | None}``.
+
+        Each item: ``{index, item, status, attempts, error, result}``.
+        """
+        arguments = {"id": process_id, "status": status, "cursor": cursor, "limit": limit}
+        return dict(self._call("process_items", arguments, timeout))
+
     def history(self, process_id: str, *, timeout: float = 5.0) -> Any:
         """The process's events, oldest first."""
         return self._call("process_history", {"id": process_id}, timeout)
