@@ -30,6 +30,7 @@ KINDS = [
     {"kind": "held", "class": "tests.web.kinds:Held"},
     {"kind": "paced", "class": "tests.web.kinds:Paced"},
     {"kind": "broken", "class": "tests.web.kinds:Broken"},
+    {"kind": "items", "class": "tests.web.kinds:Items"},
 ]
 
 

@@ -52,3 +52,22 @@ class Broken(tierd.Process):
     @tierd.step
     def check(self, ctx: tierd.StepContext, params: Any) -> Any:
         raise tierd.StepError("bad_input", "nothing to check", details={"params": params})
+
+
+class Items(tierd.Batch):
+    """Items 0..count-1 in batches of 4; an item divisible by 3 fails (odd ones are slow)."""
+
+    kind = "items"
+    batch_size = 4
+    max_concurrent = 2
+    retry_failed_batches = 0
+    fail_policy = "collect"
+
+    def items(self, ctx: tierd.StepContext, params: Any) -> Any:
+        return range(int(params["count"]))
+
+    def process_item(self, ctx: tierd.StepContext, item: Any) -> Any:
+        time.sleep(0.01 if item % 2 else 0.0)  # odd items take a moment
+        if item % 3 == 0:
+            raise ValueError(f"item {item} is a multiple of 3")
+        return item * 10

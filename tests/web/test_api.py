@@ -392,3 +392,31 @@ def test_a_live_stream_of_too_many_topics_is_422(served):
     api = served().client()
     response = api.get("/api/events", params={"topic": [f"process.k{n}." for n in range(21)]})
     assert "'topic'" in _error(response, 422, "ValueError")["message"]
+
+
+def test_a_batch_lists_its_items_by_status_and_page_and_its_page_shows_the_failed_ones(served):
+    """`GET …/{id}/items` pages a batch's items, filters by status; other processes are 422."""
+    one = served()
+    api = one.client()
+    batch = _submit(api, "items", {"count": 12})
+    document = one.runtime.processes.wait(batch, timeout=20)
+    assert (document["status"], document["total_items"], document["failed_items"]) == (
+        "completed", 12, 4)  # fmt: skip
+    failed = api.get(f"/api/processes/{batch}/items", params={"status": "failed"}).json()
+    assert [item["index"] for item in failed["items"]] == [0, 3, 6, 9]
+    assert "multiple of 3" in failed["items"][0]["error"]["message"]
+    first = api.get(f"/api/processes/{batch}/items", params={"limit": 5}).json()
+    rest = api.get(f"/api/processes/{batch}/items", params={"cursor": first["cursor"]}).json()
+    assert [i["index"] for i in first["items"] + rest["items"]] == list(range(12))
+    assert rest["items"][0]["result"] == 50
+    error = _error(api.get(f"/api/processes/{batch}/items", params={"status": "odd"}), 422,
+                   "ValueError")  # fmt: skip
+    assert "unknown item status" in error["message"]
+    assert _error(api.get("/api/processes/01NOPE/items"), 404, "ProcessNotFound")
+    plain = _submit(api, "broken")
+    error = _error(api.get(f"/api/processes/{plain}/items"), 422, "ValueError")
+    assert "not a batch" in error["message"]
+    page = api.get(f"/processes/{batch}").text
+    assert 'data-item="9"' in page
+    assert "multiple of 3" in page
+    assert "8/12 items, 4 failed" in api.get("/fragments/processes").text

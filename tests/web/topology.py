@@ -47,6 +47,9 @@ level = 1
   [[processes.kinds]]
   kind = "broken"
   class = "tests.web.kinds:Broken"
+  [[processes.kinds]]
+  kind = "items"
+  class = "tests.web.kinds:Items"
 """,
         encoding="utf-8",
     )

@@ -330,6 +330,19 @@ def make_app(runtime: Served, tokens: Tokens, live: LiveEvents) -> FastAPI:  # n
         """The process's events, oldest first."""
         return _Json(control("process_history", id=process_id))
 
+    @app.get("/api/processes/{process_id}/items", dependencies=[op("process_items")],
+             tags=["processes"])  # fmt: skip
+    def process_items(
+        process_id: ProcessId,
+        status: str | None = None,
+        cursor: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> _Json:
+        """A batch's items by index: ``{"items": [{index, item, status, ...}], "cursor"}``."""
+        return _Json(
+            control("process_items", id=process_id, status=status, cursor=cursor, limit=limit)
+        )
+
     @app.get("/api/processes/{process_id}/result", dependencies=[op("process_result")],
              tags=["processes"])  # fmt: skip
     def process_result(process_id: ProcessId) -> _Json:

@@ -28,6 +28,8 @@ _HERE: Final = Path(__file__).parent
 _STATIC_TYPES: Final = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 LIST_LIMIT: Final = 100
 """Processes the overview lists (newest first)."""
+FAILED_ITEMS: Final = 50
+"""Failed items a batch's page lists (by index)."""
 TERMINAL: Final = frozenset({"completed", "failed", "cancelled", "timeout"})
 
 
@@ -100,9 +102,15 @@ class Dashboard:
                 "missing.html", name=self._name, message=str(error), signed_in=self._tokens.required
             )
             return page, 404
+        failed_items: list[dict[str, Any]] = []
+        if document.get("total_items") is not None and document.get("failed_items"):
+            failed_items = self._runtime.control(
+                "process_items", {"id": process_id, "status": "failed", "limit": FAILED_ITEMS}
+            )["items"]
         template = "_process.html" if fragment else "process.html"
         page = self._render(
             template, role=role, process=document, history=history[-200:],
+            failed_items=failed_items,
             steps=list(document["steps"].items()), name=self._name,
             signed_in=self._tokens.required,
         )  # fmt: skip
