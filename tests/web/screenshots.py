@@ -41,8 +41,9 @@ def main() -> int:
                 quick = {"kind": "paced", "params": {"parts": parts, "pause": 0.05}}
                 api.post("/api/processes", json=quick)
             api.post("/api/processes", json={"kind": "broken", "params": {"order": 17}})
+            api.post("/api/processes", json={"kind": "items", "params": {"count": 40}})
             api.post("/api/messages", json={"target": "crasher@1", "payload": "boom"})
-            time.sleep(1.0)  # let those finish, so the page shows each status
+            time.sleep(1.5)  # let those finish, so the page shows each status
             running = api.post("/api/processes", json={
                 "kind": "paced", "params": {"parts": 200, "pause": 0.1}, "key": "import-2026-12",
                 "correlation": {"request_id": "req-81", "user_id": "ana"},

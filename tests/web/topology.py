@@ -50,6 +50,13 @@ level = 1
   [[processes.kinds]]
   kind = "items"
   class = "tests.web.kinds:Items"
+
+[[schedules]]
+name = "nightly-import"
+cron = "30 2 * * *"
+timezone = "Europe/Paris"
+process = "paced"
+params = {{ parts = 2, pause = 0.01 }}
 """,
         encoding="utf-8",
     )
