@@ -53,7 +53,7 @@ def main() -> int:
             )
             time.sleep(4.0)  # a visible share of progress
             for name, width, height, path in [
-                ("dashboard-overview.png", 1280, 900, "/"),
+                ("dashboard-overview.png", 1280, 1500, "/"),
                 ("dashboard-process.png", 1280, 1000, f"/processes/{running}"),
                 ("dashboard-phone.png", 390, 844, "/"),
             ]:
