@@ -145,3 +145,29 @@ def test_an_address_in_use_fails_the_start_naming_runtime_http_and_leaves_nothin
         second.start()
     assert second.metrics.address == ""  # what the failed start opened is closed again
     assert first.client().get("/api/status").status_code == 200
+
+
+def test_a_button_pressed_from_another_site_is_refused(served):
+    """A POST whose Origin is not the API's own host is 403; the dashboard's own passes."""
+    one = served()
+    api = one.client()
+    host = one.url.removeprefix("http://")
+    refused = api.post("/api/daemons/echo@1/pause", headers={"Origin": "http://evil.example"})
+    assert refused.status_code == 403
+    assert "another origin" in refused.json()["error"]["message"]
+    assert not one.runtime.status()["levels"][0]["daemons"][0]["paused"]
+    own = api.post("/api/daemons/echo@1/pause", headers={"Origin": f"http://{host}"})
+    assert own.status_code == 200
+    assert api.get("/api/status", headers={"Origin": "http://evil.example"}).status_code == 200
+
+
+def test_an_open_api_answers_only_to_a_loopback_host(served):
+    """Without tokens, a Host that is not loopback (DNS rebinding) is refused; with them, served."""
+    open_api = served(processes=False)
+    port = open_api.url.rpartition(":")[2]
+    response = open_api.client().get("/api/status", headers={"Host": f"rebound.example:{port}"})
+    assert response.status_code == 403
+    assert "loopback host" in response.json()["error"]["message"]
+    assert open_api.client().get("/api/status", headers={"Host": "localhost"}).status_code == 200
+    guarded = served(tokens=True, processes=False).client(OPERATE_TOKEN)
+    assert guarded.get("/api/status", headers={"Host": "tierd.example.org"}).status_code == 200

@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException
 from .._control import ROLES
 from .._durations import parse_duration
 from .._version import __version__
+from ..config import is_loopback_host
 from ..errors import TierdError
 from ..logging import get_logger
 from ..messaging.message import DEFAULT_TIMEOUT
@@ -144,33 +145,51 @@ class _Json(JSONResponse):
         return json.dumps(content, default=_plain, separators=(",", ":")).encode()
 
 
+_NOT_LOOPBACK: Final = (
+    "this API has no tokens, so it answers only to a loopback host, not {host!r}: "
+    "open it as http://127.0.0.1:PORT/, or configure runtime.http_tokens"
+)
+_OTHER_ORIGIN: Final = (
+    "a request from a page of another origin is refused: send it from the dashboard, "
+    "or from a client that sends no Origin"
+)
 _CSP: Final = b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
 
 
 class _Guard:
-    """ASGI middleware: a body size limit, ``nosniff`` everywhere, a strict CSP but on the docs.
+    """ASGI middleware: what every request must pass, and headers every response gets.
 
-    A body larger than ``limit`` bytes (``runtime.max_message_bytes``) is
-    refused with 413 before a route reads it: by its ``Content-Length``, or
-    as it streams in without one.
+    - A body larger than ``limit`` bytes (``runtime.max_message_bytes``) is
+      refused with 413 before a route reads it: by its ``Content-Length``, or
+      as it streams in without one.
+    - A request that changes something (not GET or HEAD) sent by a page of
+      another origin (its ``Origin`` is not this ``Host``) is refused with
+      403: another site open in the same browser cannot press the buttons.
+    - An open API (no tokens, on loopback) answers only to a loopback
+      ``Host``, so that a name made to point at 127.0.0.1 (DNS rebinding)
+      does not reach it.
+    - ``nosniff`` on every response, a strict CSP on all but the API docs.
 
     Args:
         app: the application.
         limit: the largest body accepted, in bytes.
+        open_api: no token is required.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, *, open_api: bool) -> None:
         self.app = app
         self.limit = limit
+        self.open_api = open_api
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         strict = not scope["path"].startswith("/api/docs")  # the docs load their own scripts
-        length = dict(scope.get("headers", ())).get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > self.limit:
-            await _Json(_error("PayloadTooLarge", self._too_large()), 413)(scope, receive, send)
+        headers = dict(scope.get("headers", ()))
+        refusal = self._refusal(scope["method"], headers)
+        if refusal is not None:
+            await refusal(scope, receive, send)
             return
         received = 0
 
@@ -192,8 +211,28 @@ class _Guard:
 
         await self.app(scope, counted, with_headers)
 
+    def _refusal(self, method: str, headers: dict[bytes, bytes]) -> _Json | None:
+        length = headers.get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self.limit:
+            return _Json(_error("PayloadTooLarge", self._too_large()), 413)
+        host = headers.get(b"host", b"").decode("latin-1")
+        if self.open_api and not is_loopback_host(_host_name(host)):
+            return _Json(_error("Forbidden", _NOT_LOOPBACK.format(host=host[:100])), 403)
+        origin = headers.get(b"origin")
+        unsafe = method not in {"GET", "HEAD"}
+        if unsafe and origin is not None and origin.decode("latin-1").partition("://")[2] != host:
+            return _Json(_error("Forbidden", _OTHER_ORIGIN), 403)
+        return None
+
     def _too_large(self) -> str:
         return f"the body is over {self.limit} bytes (runtime.max_message_bytes)"
+
+
+def _host_name(host: str) -> str:
+    """``127.0.0.1:8080`` -> ``127.0.0.1``, ``[::1]:8080`` -> ``[::1]``, ``localhost`` as is."""
+    if host.endswith("]") or (host.count(":") != 1 and not host.startswith("[")):
+        return host
+    return host.rpartition(":")[0]
 
 
 def _plain(value: Any) -> Any:
@@ -283,7 +322,8 @@ def make_app(runtime: Served, tokens: Tokens, live: LiveEvents) -> FastAPI:  # n
     app.add_exception_handler(RequestValidationError, on_invalid)
 
     app.add_exception_handler(Exception, on_error)  # a bug in a route: 500, the server lives
-    app.add_middleware(_Guard, limit=runtime.config.runtime.max_message_bytes)
+    section = runtime.config.runtime
+    app.add_middleware(_Guard, limit=section.max_message_bytes, open_api=not tokens.required)
 
     # -- processes -------------------------------------------------------------
 
