@@ -18,10 +18,10 @@ pytestmark = pytest.mark.slow
 
 
 def _loopback(*args: str) -> list[str]:
-    """``args`` with a free metrics port and a free endpoint, so tests never clash."""
+    """``args`` with free metrics, HTTP and events ports and a free endpoint: no clashes."""
     return [
         *args, "--metrics", "127.0.0.1:0", "--http", "127.0.0.1:0",
-        "--endpoint", f"tcp://127.0.0.1:{free_port()}",
+        "--endpoint", f"tcp://127.0.0.1:{free_port()}", "--events", f"tcp://127.0.0.1:{free_port()}",
     ]  # fmt: skip
 
 
@@ -63,7 +63,9 @@ def test_second_run_on_the_same_metrics_port_fails_and_leaves_the_first_alone(ti
     """A second `tierd run` on a taken metrics port exits 1 at once; the first keeps serving."""
     first = tierd_cli("run", *_loopback())
     address = first.metrics_address()
-    second = tierd_cli("run", "--metrics", address, "--endpoint", f"tcp://127.0.0.1:{free_port()}")
+    second = tierd_cli(
+        "run", "--metrics", address, "--endpoint", f"tcp://127.0.0.1:{free_port()}", "--events", ""
+    )
     assert second.finish(sig=None, timeout=20) == 1
     assert any(f"cannot serve metrics on {address}" in line for line in second.stderr)
     assert not any("Traceback" in line for line in second.stderr)
@@ -76,7 +78,7 @@ def test_second_run_on_the_same_endpoint_fails_and_leaves_the_first_alone(tierd_
     first = tierd_cli("run", *_loopback())
     first.metrics_address()
     endpoint = _endpoint(first)
-    second = tierd_cli("run", "--metrics", "127.0.0.1:0", "--endpoint", endpoint)
+    second = tierd_cli("run", "--metrics", "127.0.0.1:0", "--endpoint", endpoint, "--events", "")
     assert second.finish(sig=None, timeout=20) == 1
     assert any("cannot start" in line and endpoint in line for line in second.stderr)
     assert not any("Traceback" in line for line in second.stderr)

@@ -2,7 +2,9 @@
 
 Tables for people (rich renders them; plain text when the output is not a
 terminal), ``--json`` for scripts. ``watch`` draws one live progress bar per
-step with rich until the process finishes.
+step with rich until the process finishes, from the process's live events
+(``runtime.events``), or by reading its status four times a second when the
+runtime publishes none.
 
 Exit codes, as for every ``tierd`` command: 0 done; 1 the runtime failed
 (a timeout, the store, a process that ended failed with ``--wait``); 2 a user
@@ -12,6 +14,7 @@ control the state does not allow); 130 Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import sys
@@ -23,17 +26,19 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Column, Table
 
 from ._durations import parse_duration
-from .errors import ProcessNotFound, Rejected
+from .errors import ConfigError, ProcessNotFound, Rejected, RequestTimeout
 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable
 
-    from .messaging._transport.client import Client
+    from .messaging._transport.client import Client, EventSubscription
 
 FINISHED: Final = frozenset({"completed", "failed", "cancelled", "timeout"})
 _WATCH_INTERVAL: Final = 0.25
-"""Seconds between two status reads of ``watch``."""
+"""Seconds between two status reads of ``watch`` against a runtime that publishes no events."""
+_QUIET: Final = 1.0
+"""Seconds without an event after which ``watch`` reads the status anyway."""
 
 
 class ProcessUsageError(Exception):
@@ -230,7 +235,8 @@ def watch(client: Client, pid: str, console: Console) -> int:
     batched = "total_items" in status
     if batched:  # a batch: a bar for the batch in progress under its items' bar
         tasks[" batch"] = progress.add_task("batch", total=1.0, step="batch", state="", note="")
-    with progress:
+    stream = _follow(client, status)
+    with progress, stream or contextlib.nullcontext():
         while True:
             for name, step in status["steps"].items():
                 note = items_line(status) if batched else step["note"] or ""
@@ -249,12 +255,49 @@ def watch(client: Client, pid: str, console: Console) -> int:
                 )  # fmt: skip
             if status["status"] in FINISHED:
                 break
-            time.sleep(_WATCH_INTERVAL)  # polling the runtime: the events feed comes later
-            status = client.processes.get(pid)
+            status = _next_status(client, status, stream)
     error = status["error"]
     detail = f": {error['error_type']}: {error['message']}" if error else ""
     console.print(f"process {pid} {status['status']}{detail}")
     return 0 if status["status"] == "completed" else 1
+
+
+def _follow(client: Client, status: dict[str, Any]) -> EventSubscription | None:
+    """The process's live events, or None if the runtime publishes none (then ``watch`` polls)."""
+    try:
+        return client.events(f"process.{status['kind']}.{status['process_id']}")
+    except (ConfigError, RequestTimeout):
+        return None
+
+
+def _next_status(
+    client: Client, status: dict[str, Any], stream: EventSubscription | None
+) -> dict[str, Any]:
+    """The status after the next change: a progress event applied, else read again.
+
+    The resync rule of docs/events.md: an event older than the status is
+    skipped; a gap, a quiet spell or a transition reads the status again.
+    """
+    if stream is None:
+        time.sleep(_WATCH_INTERVAL)  # no events: polling the runtime
+        return client.processes.get(status["process_id"])
+    while True:
+        event = stream.receive(timeout=_QUIET)
+        if event is None or event.get("seq", 0) > status["seq"]:
+            break
+    if (
+        event is not None
+        and event["seq"] == status["seq"] + 1
+        and event["type"] == "step_progress"
+        and "total_items" not in status  # a batch's bars need its item counts: read them
+        and event.get("step") in status["steps"]
+        and isinstance(event.get("progress"), int | float)
+    ):
+        step = status["steps"][event["step"]]
+        step["progress"], step["note"] = event["progress"], str(event.get("note") or "")
+        status["seq"] = event["seq"]
+        return status
+    return client.processes.get(status["process_id"])
 
 
 def cmd_watch(args: argparse.Namespace, client: Client) -> int:

@@ -21,6 +21,7 @@ def status_report(
     *,
     version: str = "",
     endpoint: str = "",
+    events: str = "",
     uptime: float = 0.0,
     dead_letters_kept: dict[int, int] | None = None,
 ) -> dict[str, Any]:
@@ -33,11 +34,12 @@ def status_report(
         peers: one dict per peer: ``endpoint``, ``levels``, ``up``, ``held``.
         version: tierd's version.
         endpoint: the runtime's ``runtime.endpoint``.
+        events: where the runtime publishes live events (its bound address); "" if nowhere.
         uptime: seconds since the runtime started.
         dead_letters_kept: each level's dead letters now (after purges and replays).
 
     Returns:
-        ``{"name", "version", "endpoint", "uptime", "levels": [...], "peers": [...],
+        ``{"name", "version", "endpoint", "events", "uptime", "levels": [...], "peers": [...],
         "rejected_frames": {...}}``; each level has its counters (``dead_letters``:
         every dead letter ever, by reason; ``dead_letters_kept``: those kept
         now), ``queue_depth`` by priority (string keys) and ``daemons`` with
@@ -48,6 +50,7 @@ def status_report(
         "name": name,
         "version": version,
         "endpoint": endpoint,
+        "events": events,
         "uptime": uptime,
         "levels": [_level(level, kept.get(level.level, 0)) for level in levels],
         "peers": peers,
@@ -129,12 +132,14 @@ def format_status(status: dict[str, Any]) -> str:
 
 
 def _heading(status: dict[str, Any]) -> str:
-    """``runtime NAME (tierd VERSION) at ENDPOINT, up 1h02m``, with what the report has."""
+    """``runtime NAME (tierd VERSION) at ENDPOINT, events at E, up 1h02m``, what the report has."""
     line = f"runtime {status.get('name', '?')}"
     if status.get("version"):
         line += f" (tierd {status['version']})"
     if status.get("endpoint"):
         line += f" at {status['endpoint']}"
+    if status.get("events"):
+        line += f", events at {status['events']}"
     uptime = status.get("uptime")
     if isinstance(uptime, int | float):
         line += f", up {format_duration(uptime)}"

@@ -33,6 +33,7 @@ from ._cli_values import (
     target_argument,
     timeout_argument,
 )
+from ._live_commands import follow_events, watch_status
 from ._process_commands import USER_MISTAKES, add_process_commands, run_process_command
 from ._schedule_commands import SCHEDULE_MISTAKES, add_schedule_commands, run_schedule_command
 from ._status import format_status
@@ -109,6 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             ("metrics", args.metrics),
             ("endpoint", args.endpoint),
             ("http", args.http),
+            ("events", args.events),
         )
         if value is not None
     }
@@ -160,6 +162,8 @@ def _print_banner(runtime: Runtime, what: str) -> None:
     print(f"tierd {section.name!r} running {what}: levels {levels}", flush=True)
     if section.endpoint:
         print(f"  clients and peers: {section.endpoint}", flush=True)
+    if runtime.events_address:
+        print(f"  live events:       {runtime.events_address}  (tierd events)", flush=True)
     if runtime.metrics.address:
         print(f"  metrics:           http://{runtime.metrics.address}/metrics", flush=True)
     if runtime.http is not None:
@@ -289,10 +293,25 @@ def _read_payload(args: argparse.Namespace) -> Any:
 # -- status and control ------------------------------------------------------------
 
 
+def cmd_events(args: argparse.Namespace) -> int:
+    """Print live events, one line each (or JSON lines), until Ctrl-C."""
+    code = EXIT_OK
+
+    def follow(client: Client) -> None:
+        nonlocal code
+        code = follow_events(args, client)
+
+    return _with_client(args, follow) or code
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """Print a runtime's levels, daemons and counters: a table, or JSON with --json."""
+    if args.watch and args.json:
+        return _fail(args, UsageError("--watch redraws the table; --json prints once: pick one"))
 
     def status(client: Client) -> None:
+        if args.watch:
+            watch_status(client, args.interval, args.timeout)
         report = client.status(timeout=args.timeout)
         print(
             json.dumps(report, indent=2, default=_jsonable) if args.json else format_status(report)
@@ -583,8 +602,29 @@ def _add_message_commands(commands: Any) -> None:
         "status", help="levels, daemons, states, queues, counters, uptime, version"
     )
     status.add_argument("--json", action="store_true", help="print JSON for scripts")
+    status.add_argument(
+        "--watch", action="store_true", help="redraw the table in place until Ctrl-C"
+    )
+    status.add_argument(
+        "--interval", type=timeout_argument, default=1.0,
+        help="seconds between two redraws with --watch (default 1)",
+    )  # fmt: skip
     _add_client_options(status, timeout=5.0)
     status.set_defaults(func=cmd_status)
+
+    events = commands.add_parser("events", help="print live events as they happen")
+    events.add_argument(
+        "prefixes", nargs="*", metavar="PREFIX",
+        help="topic prefixes: process., process.KIND., process.KIND.ID, daemon.LEVEL. "
+        "(default: every event)",
+    )  # fmt: skip
+    events.add_argument("--json", action="store_true", help="one JSON object per line")
+    events.add_argument(
+        "--connect", type=endpoint_argument, metavar="ENDPOINT",
+        help="the runtime's events endpoint (default: ask the runtime at --endpoint)",
+    )  # fmt: skip
+    _add_client_options(events, timeout=5.0)
+    events.set_defaults(func=cmd_events)
 
 
 def _add_control_commands(commands: Any) -> None:
@@ -652,6 +692,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--endpoint", metavar="ENDPOINT", type=run_endpoint_argument,
         help='override runtime.endpoint: host:port or tcp://host:port ("" serves no network)',
+    )  # fmt: skip
+    run.add_argument(
+        "--events", metavar="ENDPOINT", type=run_endpoint_argument,
+        help='override runtime.events, the live events socket ("" publishes none)',
     )  # fmt: skip
     run.set_defaults(func=cmd_run)
 

@@ -351,6 +351,12 @@ class RuntimeConfig(_Section):
     """The instance name in logs, metrics and journal file names."""
     endpoint: Annotated[str, pydantic.AfterValidator(_check_own_endpoint)] = "tcp://127.0.0.1:5555"
     """ZeroMQ ROUTER for clients and peers; "" serves no network (in-process use only)."""
+    events: Annotated[str, pydantic.AfterValidator(_check_own_endpoint)] = ""
+    """ZeroMQ PUB for live events (``tierd events``), e.g. ``"tcp://127.0.0.1:5556"``; "" is off.
+
+    Off unless set, so that two runtimes on one host never fight over a port
+    nobody chose; the shipped configs set it. CURVE beyond loopback, as
+    ``endpoint``."""
     metrics: Annotated[str, pydantic.AfterValidator(_check_metrics)] = "127.0.0.1:9464"
     """Prometheus exporter, ``host:port``; port 0 picks a free port; "" turns it off."""
     http: Annotated[str, pydantic.AfterValidator(check_http_address)] = ""
@@ -755,6 +761,16 @@ class Config(_Section):
                 f"runtime.http_tokens: the HTTP API on {runtime.http!r} is not loopback: "
                 'give bearer tokens ([{ token_file = "secrets/ops.token", role = "operate" }]) '
                 "or serve it on 127.0.0.1 behind a proxy"
+            )
+        if runtime.events and open_to_anyone and not is_loopback_endpoint(runtime.events):
+            problems.append(
+                f"runtime.events: {runtime.events!r} is not loopback: set curve_secret_key "
+                "and curve_allowed_clients (see 'tierd keys generate'), or insecure = true "
+                "to let anyone who reaches it read every event"
+            )
+        if runtime.events and runtime.events == runtime.endpoint:
+            problems.append(
+                f"runtime.events: {runtime.events!r} is runtime.endpoint too; give it its own port"
             )
         for index, peer in enumerate(self.peers):
             if peer.server_key and not runtime.curve_secret_key:

@@ -73,6 +73,10 @@ class NetworkStatistics:
     """Inbound frames refused, by reason (malformed, oversized, bad_version...)."""
     peers_up: dict[str, bool]
     """Each peer's endpoint, and whether its heartbeats arrive."""
+    events_published: int = 0
+    """Live events sent on the ``runtime.events`` socket."""
+    events_dropped: int = 0
+    """Live events dropped before the socket: its queue was full, or one could not be sent."""
 
 
 class StatisticsSource(Protocol):
@@ -357,6 +361,16 @@ def _network_families(network: NetworkStatistics) -> Iterator[Metric]:
         peers.add_metric([peer], 1 if up else 0)
     yield rejected
     yield peers
+    yield CounterMetricFamily(
+        "tierd_events_published",
+        "Live events sent on the runtime.events PUB socket.",
+        value=network.events_published,
+    )
+    yield CounterMetricFamily(
+        "tierd_events_dropped",
+        "Live events dropped before the PUB socket (its queue full), never slowing the work.",
+        value=network.events_dropped,
+    )
 
 
 def _add_histogram(

@@ -164,6 +164,7 @@ class Runtime:
                     waiting_room=section.waiting_room_limit,
                     aging=section.aging,
                     store=journal,
+                    events=self.events,
                 )
                 self.levels[section.level] = level
                 if journal is not None:
@@ -326,12 +327,13 @@ class Runtime:
 
     def _make_bridge(self) -> None:
         """Make the bridge, if there is an endpoint or a peer, and route remote levels to it."""
-        if not (self.config.runtime.endpoint or self.config.peers):
+        if not (self.config.runtime.endpoint or self.config.peers or self.config.runtime.events):
             return
         durable = frozenset(section.level for section in self.config.levels if section.durable)
         self.bridge = Bridge(
-            self.config, self.router, self.status, self.control, durable_levels=durable
-        )
+            self.config, self.router, self.status, self.control,
+            durable_levels=durable, followers=self.events,
+        )  # fmt: skip
         for level, link in self.bridge.remote_links():
             self.router.add_remote(level, link)
 
@@ -492,9 +494,12 @@ class Runtime:
         """Frames refused and peers' liveness; empty while the runtime serves no network."""
         if self.bridge is None:
             return NetworkStatistics(rejected_frames={}, peers_up={})
+        events = self.bridge.events
         return NetworkStatistics(
             rejected_frames=self.bridge.rejections.snapshot(),
             peers_up={peer.endpoint: peer.up for peer in self.bridge.peers},
+            events_published=events.published if events is not None else 0,
+            events_dropped=events.dropped if events is not None else 0,
         )
 
     def status(self) -> dict[str, Any]:
@@ -512,9 +517,16 @@ class Runtime:
         return status_report(
             self.config.runtime.name, self.statistics(), network.rejected_frames, peers,
             version=__version__, endpoint=self.config.runtime.endpoint,
+            events=self.events_address,
             uptime=time.monotonic() - started if started is not None else 0.0,
             dead_letters_kept=kept,
         )  # fmt: skip
+
+    @property
+    def events_address(self) -> str:
+        """Where the runtime publishes its live events (the bound address); "" if nowhere."""
+        publisher = self.bridge.events if self.bridge is not None else None
+        return publisher.address if publisher is not None else ""
 
     def pause(self, target: str | Address) -> bool:
         """Pause a local daemon: it receives nothing until resumed; False if unknown."""

@@ -13,9 +13,9 @@ from tierd.testing import wait_until
 
 @pytest.fixture
 def pipeline():
-    """configs/pipeline.toml with no network and no metrics."""
+    """configs/pipeline.toml with no network, no events and no metrics."""
     config = override_runtime(
-        load_config(CONFIGS / "pipeline.toml"), "test", endpoint="", metrics=""
+        load_config(CONFIGS / "pipeline.toml"), "test", endpoint="", metrics="", events=""
     )
     with Runtime(config) as rt:
         yield rt

@@ -128,7 +128,9 @@ def test_the_import_pipeline_example_runs_an_import_to_its_receipt(tmp_path, gat
     from tierd.config import load_config, override_runtime
 
     loaded = load_config(CONFIGS / "import-pipeline.toml")
-    cfg = override_runtime(loaded, "test", endpoint="", metrics="", data_dir=str(tmp_path))
+    cfg = override_runtime(
+        loaded, "test", endpoint="", metrics="", events="", data_dir=str(tmp_path)
+    )
     records = [{"id": 1, "email": " Ann@Example.org ", "amount": "12.5"},
                {"id": 1, "email": "ann@example.org", "amount": "13"}]  # fmt: skip
     with tierd.Runtime(cfg) as rt:

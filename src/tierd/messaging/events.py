@@ -62,6 +62,14 @@ class EventFanOut:
         with self._lock:
             self._sinks = tuple(s for s in self._sinks if s is not sink)
 
+    @property
+    def active(self) -> bool:
+        """Whether any sink is added: a hot path builds an event only when one would go somewhere.
+
+        The PUB socket's sink is added only while a subscriber is connected.
+        """
+        return bool(self._sinks)
+
     def publish(self, topic: str, event: Mapping[str, Any]) -> None:
         """Hand the event to every sink, in the order they were added."""
         for sink in self._sinks:  # a snapshot: `add` replaces the tuple, never changes it

@@ -67,6 +67,7 @@ if TYPE_CHECKING:
 
     from .._clock import Clock
     from ..actors._executor import ExecutorFactory
+    from ..messaging.events import EventFanOut
     from ..messaging.link import Link, ReplyRoute, Router
     from ._correlation import PendingRequest, Route
     from ._dead_letters import DeadLetter
@@ -129,6 +130,7 @@ class Level:
             `Journal`; a `MemoryStore` (nothing kept) by default.
         clock: the time every deadline, backoff and timestamp is read from.
         executor_factory: starts a daemon instance (a Pykka actor by default).
+        events: the runtime's events: each daemon's state changes, while anyone follows.
 
     Raises:
         Exception: whatever a daemon's constructor raises, in the caller's thread.
@@ -152,6 +154,7 @@ class Level:
         store: Store | None = None,
         clock: Clock = SYSTEM_CLOCK,
         executor_factory: ExecutorFactory = start_actor,
+        events: EventFanOut | None = None,
     ) -> None:
         self.number = number
         self.router = router
@@ -170,7 +173,8 @@ class Level:
         """The configured limit (`queue.limit` is lifted while reserved room is used)."""
         self._pools: dict[str, tuple[DaemonSlot, ...]] = {
             spec.id: tuple(
-                DaemonSlot(spec, Address(spec.id, number), index) for index in range(spec.instances)
+                DaemonSlot(spec, Address(spec.id, number), index, events=events, clock=clock)
+                for index in range(spec.instances)
             )
             for spec in daemons
         }
@@ -966,6 +970,7 @@ class Level:
         """Give a daemon up: it takes nothing until an operator restarts it."""
         slot.given_up = True
         slot.given_up_reason = reason
+        slot.announce("given_up")
         self.log.error(
             "daemon_given_up", daemon=slot.key, error=repr(error), reason=reason,
             restarts=self._supervisor.restarts(slot.key),
@@ -1014,6 +1019,7 @@ class Level:
         self._start_daemon(slot, instance)
         if slot.state is not DaemonState.IDLE:
             slot.set_state(DaemonState.IDLE)
+        slot.announce("restarted")
         self.log.info("daemon_restarted", daemon=slot.key, generation=slot.generation)
         self._dispatch(slot)
 
@@ -1141,6 +1147,7 @@ class Level:
             self.log.info("daemon_paused" if paused else "daemon_resumed", daemon=daemon)
             for slot in pool:
                 slot.paused = paused
+                slot.announce("paused" if paused else "resumed")
                 self._dispatch(slot)
             if self._room.parked.by_key:
                 self._admit_waiting(later)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
+from .._clock import SYSTEM_CLOCK
 from ..actors.states import DaemonState, check_transition
 from ._retries import DEFAULT_POISON_AFTER
 from ._stats import DaemonStatistics, Histogram
@@ -13,11 +14,16 @@ from ._supervision import RestartPolicy, SupervisionPolicy
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from .._clock import Clock
     from ..actors._executor import DaemonExecutor
     from ..actors.daemon import Daemon
+    from ..messaging.events import EventFanOut
     from ..messaging.message import Address
     from ._queue import QueueEntry
     from ._retries import RetryPolicy
+
+
+_ERROR: Final = DaemonState.ERROR
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -51,7 +57,15 @@ class DaemonSlot:
     its queue lane and have each their own state, restart history and counters.
     """
 
-    def __init__(self, spec: DaemonSpec, address: Address, index: int = 0) -> None:
+    def __init__(
+        self,
+        spec: DaemonSpec,
+        address: Address,
+        index: int = 0,
+        *,
+        events: EventFanOut | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.spec = spec
         self.address = address
         self.index = index
@@ -74,11 +88,45 @@ class DaemonSlot:
         self.processed = 0
         self.errors = 0
         self.handle_duration = Histogram()
+        self._events = events
+        self._time = clock.time
+        self.topic = f"daemon.{address.level}.{self.key}"
+        """The topic of its ``daemon_state`` events."""
 
     def set_state(self, new: DaemonState) -> None:
-        """Move to ``new``; raises `IllegalTransition` if the table forbids it."""
-        check_transition(self.state, new)
+        """Move to ``new``; raises `IllegalTransition` if the table forbids it.
+
+        A move into or out of ERROR is announced (`announce`); the moves of
+        every message (IDLE, WORKING, BLOCKED) are not: they are the hot path,
+        and ``tierd status`` shows them.
+        """
+        previous = self.state
+        check_transition(previous, new)
         self.state = new
+        if new is _ERROR or previous is _ERROR:  # two identity checks on the hot path
+            self.announce("error" if new is _ERROR else "recovered", previous)
+
+    def announce(self, change: str, previous: DaemonState | None = None) -> None:
+        """Publish a ``daemon_state`` event, if anyone follows the runtime's events.
+
+        Args:
+            change: what happened: ``error``, ``recovered``, ``paused``,
+                ``resumed``, ``given_up``, ``restarted``.
+            previous: the state before, if it changed.
+        """
+        events = self._events
+        if events is None or not events.active:
+            return
+        topic = self.topic
+        events.publish(
+            topic,
+            {
+                "type": "daemon_state", "topic": topic, "at": self._time(),
+                "level": self.address.level, "daemon": self.key, "change": change,
+                "state": self.state.name, "previous": (previous or self.state).name,
+                "paused": self.paused, "given_up": self.given_up,
+            },
+        )  # fmt: skip
 
     def can_take(self) -> bool:
         """Whether a message may be handed over now."""

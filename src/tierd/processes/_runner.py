@@ -277,7 +277,7 @@ class ProcessRunner:
         if interrupted:
             step.status = "pending"
         event = self._event(run, "process_recovered", step=step.name, interrupted=interrupted)
-        self.store.save(record, [step.name], event)
+        self._save(run, [step.name], event)
         run.log.info("process_recovered", step=step.name, interrupted=interrupted)
         self._start_attempt(run)
 
@@ -405,6 +405,8 @@ class ProcessRunner:
             self._release(kind, direct)
             return process_id
         self.log.debug("process_submitted", process_id=process_id, kind=kind, **ids)
+        for event in events:  # committed: `create` returned (before any later transition)
+            self._publish(kind, process_id, event)
         with self._lock:
             self._submits[kind] += 1
             if direct:
@@ -692,6 +694,8 @@ class ProcessRunner:
             if record is None:
                 self._refuse(process_id, "cancel")
             assert record is not None
+            cancelled = {"type": "process_cancelled", "at": record.finished_at, "seq": record.seq}
+            self._publish(record.kind, process_id, cancelled)
             with self._lock:
                 self._counters.move(record.kind, "pending", None)
                 self._counters.finished[(record.kind, "cancelled")] += 1
@@ -738,7 +742,7 @@ class ProcessRunner:
                     self._counters.move(run.record.kind, "paused", "running")
                     check_transition("paused", "running")
                     run.record.status = "running"
-                    self.store.save(run.record, [], self._event(run, "process_resumed"))
+                    self._save(run, [], self._event(run, "process_resumed"))
                     run.log.info("process_resumed")
                     self._start_attempt(run)
                     return
@@ -775,8 +779,14 @@ class ProcessRunner:
             )
         index = definition.index_of(from_step) if from_step else _first_unfinished(record)
         index = min(index, len(definition.steps) - 1)
-        if self.store.requeue(process_id, index, self.clock.time()) is None:
+        retried_at = self.clock.time()
+        requeued = self.store.requeue(process_id, index, retried_at)
+        if requeued is None:
             self._refuse(process_id, "retry")
+        else:
+            retried = {"type": "process_retried", "at": retried_at, "seq": requeued.seq,
+                       "from_step": list(requeued.steps)[index]}  # fmt: skip
+            self._publish(record.kind, process_id, retried)
         with self._lock:
             self._counters.move(record.kind, None, "pending")
             self._pending_hint[record.kind] += 1
@@ -866,7 +876,7 @@ class ProcessRunner:
                 step = record.steps[attempt.spec.name]
                 step.status = "failed"
                 step.errors.append(entry)
-                self.store.save(record, [step.name], None)
+                self._save(run, [step.name], None)
             run.log.warning("process_timed_out")
             return self._finish(run, "timeout", error=entry)
         if run.batch is not None:
@@ -886,7 +896,7 @@ class ProcessRunner:
                 step.status = "pending"
                 self._counters.recovered[record.kind] += 1
                 event = self._event(run, "step_recovered", step=step.name, attempt=attempt.number)
-                self.store.save(record, [step.name], event)
+                self._save(run, [step.name], event)
                 run.log.warning("step_stuck_recovered", step=step.name, attempt=attempt.number)
                 self._start_attempt(run)
             elif why is not None:
@@ -952,7 +962,7 @@ class ProcessRunner:
             if run.attempt is not token:
                 raise Interrupted(token.interrupt or "abandoned")
             run.record.steps[token.spec.name].checkpoint = data
-            commit = self.store.save(run.record, [token.spec.name], None)
+            commit = self._save(run, [token.spec.name], None)
         error = commit.wait()
         if error is not None:
             raise error
@@ -986,7 +996,7 @@ class ProcessRunner:
         event = self._event(
             run, "step_progress", step=step.name, progress=step.progress, note=step.note, **counts
         )
-        self.store.save(run.record, [step.name], event)
+        self._save(run, [step.name], event)
         run.progress_saved = now
         run.progress_dirty = False
 
@@ -1008,11 +1018,15 @@ class ProcessRunner:
                     self._running[kind] += count  # reserved while claiming
                 submits = {kind: self._submits[kind] for kind in wanted}
             for kind, count in wanted.items():
+                claimed_at = self.clock.time()
                 try:
-                    records = self.store.claim(kind, count, self.owner, self.clock.time())
+                    records = self.store.claim(kind, count, self.owner, claimed_at)
                 except Rejected as error:
                     self.log.error("process_claim_failed", kind=kind, error=str(error))
                     records = []
+                for record in records:  # committed: `claim` returned, before the first step
+                    started = {"type": "process_started", "at": claimed_at, "seq": record.seq}
+                    self._publish(kind, record.process_id, started)
                 with self._lock:
                     self._running[kind] -= count - len(records)
                     if len(records) < count and self._submits[kind] == submits[kind]:
@@ -1044,6 +1058,37 @@ class ProcessRunner:
         run.record.seq += 1
         return {"type": kind, "at": self.clock.time(), "seq": run.record.seq, **data}
 
+    def _save(
+        self, run: _Run, steps: builtins.list[str], event: dict[str, Any] | None
+    ) -> Outcome[Exception | None]:
+        """Queue a transition to the store; its event is published once the commit lands."""
+        commit = self.store.save(run.record, steps, event)
+        if event is not None and self._followed():
+            record = run.record
+            commit.add_done_callback(
+                functools.partial(self._published, record.kind, record.process_id, event)
+            )
+        return commit
+
+    def _published(
+        self, kind: str, process_id: str, event: dict[str, Any], problem: Exception | None
+    ) -> None:
+        """Publish a stored event (a commit's callback: the store has it, or it failed)."""
+        if problem is None:
+            self._publish(kind, process_id, event)
+
+    def _followed(self) -> bool:
+        """Whether anyone follows the events: nothing is built while nobody does."""
+        return bool(getattr(self.events, "active", self.events is not NO_EVENTS))
+
+    def _publish(self, kind: str, process_id: str, event: Mapping[str, Any]) -> None:
+        """Publish one stored event on ``process.<kind>.<id>``, with the process's id and kind."""
+        if not self._followed():
+            return
+        topic = f"process.{kind}.{process_id}"
+        published = {"topic": topic, "process_id": process_id, "kind": kind, **event}
+        self.events.publish(topic, published)
+
     def _start_attempt(self, run: _Run) -> None:
         if self._stopping:
             return  # the process stays running in the store: the next start runs the step
@@ -1063,7 +1108,7 @@ class ProcessRunner:
         if run.definition.batch is not None:
             self._batch_plan(run, step)
         event = self._event(run, "step_started", step=spec.name, attempt=step.attempts)
-        commit = self.store.save(run.record, [spec.name], event)
+        commit = self._save(run, [spec.name], event)
         attempt = _Attempt(run, spec, step.attempts, now, compensation=False)
         run.attempt = attempt
         run.log.debug("step_started", step=spec.name, attempt=step.attempts)
@@ -1129,14 +1174,14 @@ class ProcessRunner:
             if isinstance(failure, Interrupted) and failure.reason == "pause":
                 step = run.record.steps[attempt.spec.name]
                 step.status = "pending"
-                self.store.save(run.record, [step.name], None)
+                self._save(run, [step.name], None)
                 self._pause_now(run)
                 return False
             if isinstance(failure, Cancelled) or run.stop_request == "cancel":
                 step = run.record.steps[attempt.spec.name]
                 step.status = "failed"
                 step.errors.append(error_entry(failure, attempt.number, self.clock.time()))
-                self.store.save(run.record, [step.name], None)
+                self._save(run, [step.name], None)
                 return self._finish(run, "cancelled")
             return self._failed(run, attempt, failure)
 
@@ -1156,7 +1201,7 @@ class ProcessRunner:
         event = self._event(
             run, "step_completed", step=spec.name, attempt=attempt.number, duration=step.duration
         )
-        self.store.save(record, [spec.name], event)
+        self._save(run, [spec.name], event)
         run.log.debug("step_completed", step=spec.name, duration=step.duration)
         if self._stopping:
             return False
@@ -1182,14 +1227,14 @@ class ProcessRunner:
         if decision is None:
             event = self._event(run, "step_failed", step=spec.name, attempt=attempt.number,
                                 error=entry)  # fmt: skip
-            self.store.save(record, [spec.name], event)
+            self._save(run, [spec.name], event)
             run.log.warning("step_failed", step=spec.name, attempt=attempt.number,
                             error_type=entry["error_type"], error=entry["message"])  # fmt: skip
             return self._finish(run, "failed", error=entry)
         self._counters.step_retries[(record.kind, spec.name)] += 1
         event = self._event(run, "step_retrying", step=spec.name, attempt=attempt.number,
                             delay=decision.delay, error=entry)  # fmt: skip
-        self.store.save(record, [spec.name], event)
+        self._save(run, [spec.name], event)
         run.log.info("step_retrying", step=spec.name, attempt=attempt.number,
                      delay=decision.delay, error_type=entry["error_type"])  # fmt: skip
         if run.stop_request == "cancel":
@@ -1208,7 +1253,7 @@ class ProcessRunner:
         run.record.status = "paused"
         run.stop_request = None
         run.retry_at = None
-        self.store.save(run.record, [], self._event(run, "process_paused"))
+        self._save(run, [], self._event(run, "process_paused"))
         run.log.info("process_paused", step=run.record.current_step)
 
     def _finish(
@@ -1231,9 +1276,7 @@ class ProcessRunner:
         if run.undo:
             name = run.undo.pop(0)
             spec = run.definition.steps[run.definition.index_of(name)]
-            commit = self.store.save(
-                run.record, [], self._event(run, "compensation_started", step=name)
-            )
+            commit = self._save(run, [], self._event(run, "compensation_started", step=name))
             attempt = _Attempt(run, spec, 1, self.clock.monotonic(), compensation=True)
             run.attempt = attempt
             run.record.current_step = name
@@ -1255,7 +1298,7 @@ class ProcessRunner:
             entry = error_entry(failure, 1, self.clock.time())
             event = self._event(run, "compensation_failed", step=name, error=entry)
             run.log.error("compensation_failed", step=name, error=entry["message"])
-        self.store.save(run.record, [], event)
+        self._save(run, [], event)
         return self._next_compensation(run)
 
     def _close(self, run: _Run) -> None:
@@ -1281,7 +1324,7 @@ class ProcessRunner:
             step = record.steps[ITEMS_STEP]
             step.checkpoint, step.progress = run.batch.summary(), run.batch.progress()
             saved = [*skipped, ITEMS_STEP] if ITEMS_STEP not in skipped else skipped
-        commit = self.store.save(record, saved, self._event(run, f"process_{status}"))
+        commit = self._save(run, saved, self._event(run, f"process_{status}"))
         del self._runs[record.process_id]
         self._running[record.kind] -= 1
         self._counters.move(record.kind, old, None)
@@ -1391,7 +1434,7 @@ class ProcessRunner:
             self._save_items(run)
             run.record.steps[ITEMS_STEP].status = "pending"
             run.attempt = None
-            self.store.save(run.record, [ITEMS_STEP], None)
+            self._save(run, [ITEMS_STEP], None)
             self._pause_now(run)
         return False
 
@@ -1416,7 +1459,7 @@ class ProcessRunner:
             run.log.warning("batch_failed", error=error["message"])
         step.checkpoint, step.progress = run.batch.summary(), run.batch.progress()
         self._save_items(run)
-        self.store.save(run.record, [ITEMS_STEP], event)
+        self._save(run, [ITEMS_STEP], event)
         return self._finish(run, status, result=result, error=error)
 
     def _batch_sweep(self, run: _Run, now: float) -> bool:

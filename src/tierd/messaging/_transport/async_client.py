@@ -25,11 +25,20 @@ import zmq.asyncio
 from ...logging import get_logger
 from ..message import DEFAULT_TIMEOUT, Address, check_timeout, not_before_of, parse_priority
 from .calls import PROBE_TIMEOUT, Call, Calls, Window
-from .client import ACK_TIMEOUT, DEFAULT_ENDPOINT, SEND_WINDOW, connect_dealer
+from .client import (
+    ACK_TIMEOUT,
+    DEFAULT_ENDPOINT,
+    SEND_WINDOW,
+    Curve,
+    connect_dealer,
+    connect_subscriber,
+    events_endpoint,
+)
 from .codec import DEFAULT_MAX_MESSAGE_BYTES
+from .event_wire import decode_event, subscription_prefixes
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Awaitable, Callable, Iterable
     from pathlib import Path
     from types import TracebackType
 
@@ -76,8 +85,11 @@ class AsyncClient:
         self._reader: asyncio.Task[None] | None = None
         self._context = zmq.asyncio.Context()
         self._socket = self._context.socket(zmq.DEALER)
+        self._curve: Curve | None = None
         try:
-            connect_dealer(self._socket, endpoint, max_message_bytes, server_key, client_key)
+            self._curve = connect_dealer(
+                self._socket, endpoint, max_message_bytes, server_key, client_key
+            )
         except BaseException:
             self.close()
             raise
@@ -188,6 +200,26 @@ class AsyncClient:
     async def status(self, *, timeout: float = 5.0) -> dict[str, Any]:
         """The runtime's status document (`Client.status`)."""
         return dict(await self._run(self._calls.status(self.endpoint, timeout)))
+
+    def events(
+        self, *prefixes: str, timeout: float | None = None, endpoint: str | None = None
+    ) -> AsyncEventSubscription:
+        """Follow the runtime's live events: an async iterator of event dicts (`Client.events`).
+
+        It connects on first use (asking the runtime where it publishes unless
+        ``endpoint`` is given), so the errors of `Client.events` come from there.
+
+        Example::
+
+            async with client.events("process.", timeout=30) as events:
+                async for event in events:
+                    print(event["type"])
+        """
+
+        async def where() -> str:
+            return endpoint or events_endpoint(await self.status(), self.endpoint)
+
+        return AsyncEventSubscription(where, prefixes, timeout=timeout, curve=self._curve)
 
     async def cancel(self, message_id: str, *, timeout: float = 5.0) -> bool:
         """Cancel a queued message; False if no level holds it (`Client.cancel`)."""
@@ -314,3 +346,82 @@ def _wake(future: asyncio.Future[None], _call: Call) -> None:
     """Wake the task awaiting a call's answer; a cancelled wait stays cancelled."""
     if not future.done():
         future.set_result(None)
+
+
+class AsyncEventSubscription:
+    """Live events of a runtime, as an async iterator of event dicts (`AsyncClient.events`).
+
+    Each step waits up to ``timeout`` seconds (None: for ever) and ends the
+    iteration if no event came; see `tierd.messaging._transport.client.EventSubscription`.
+    """
+
+    def __init__(
+        self,
+        endpoint: Callable[[], Awaitable[str]],
+        prefixes: tuple[str, ...] = (),
+        *,
+        timeout: float | None = None,
+        curve: Curve | None = None,
+    ) -> None:
+        if timeout is not None:
+            check_timeout(timeout, "timeout")
+        subscription_prefixes(prefixes)  # refused now, not at the first event
+        self.endpoint = ""
+        """The events endpoint, once connected."""
+        self.timeout = timeout
+        self.rejected = 0
+        """Frames that were not an event (malformed, oversized...), skipped."""
+        self._where = endpoint
+        self._prefixes = prefixes
+        self._curve = curve
+        self._context: zmq.asyncio.Context | None = None
+        self._socket: zmq.asyncio.Socket | None = None
+        self._closed = False
+
+    async def _connected(self) -> zmq.asyncio.Socket:
+        if self._socket is None:
+            if self._closed:
+                raise RuntimeError("this event subscription is closed")
+            endpoint = await self._where()
+            self._context = zmq.asyncio.Context()
+            self._socket = self._context.socket(zmq.SUB)
+            self.endpoint = endpoint
+            connect_subscriber(self._socket, endpoint, self._prefixes, self._curve)
+        return self._socket
+
+    def __aiter__(self) -> AsyncEventSubscription:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        event = await self.receive(self.timeout)
+        if event is None:
+            raise StopAsyncIteration
+        return event
+
+    async def receive(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The next event, or None if none came within ``timeout`` seconds (None: wait)."""
+        socket = await self._connected()
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    event = decode_event(await socket.recv_multipart())
+                    if event is not None:
+                        return event
+                    self.rejected += 1
+        except TimeoutError:
+            return None
+
+    async def __aenter__(self) -> AsyncEventSubscription:
+        await self._connected()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop following; closing twice does nothing."""
+        self._closed = True
+        if self._socket is not None and not self._socket.closed:
+            self._socket.close(linger=0)
+        if self._context is not None and not self._context.closed:
+            self._context.term()

@@ -42,6 +42,7 @@ from .dedup import RecentIds
 from .handoff import Handoff
 from .inbound import InboundHandler, ReplyToSender
 from .peer import PeerLink, PeerSettings
+from .publisher import EventPublisher, Followers
 from .rejections import Rejections
 from .security import (
     KeyPair,
@@ -86,6 +87,10 @@ class RuntimeSettings(Protocol):
         """Where the ROUTER binds; "" binds none (peers only)."""
 
     @property
+    def events(self) -> str:
+        """Where the PUB socket of live events binds; "" binds none."""
+
+    @property
     def max_message_bytes(self) -> int:
         """The largest frame accepted or sent."""
 
@@ -126,6 +131,8 @@ class Bridge:
             refuses control frames.
         durable_levels: the runtime's durable levels: peers learn them from its
             pongs, and confirm a notification for one only once it is committed.
+        followers: the runtime's event fan-out, which the PUB socket of
+            ``runtime.events`` joins while a subscriber is connected.
     """
 
     def __init__(
@@ -135,6 +142,7 @@ class Bridge:
         status: Callable[[], dict[str, Any]],
         control: Callable[[str, dict[str, Any]], Any] | None = None,
         durable_levels: frozenset[int] = frozenset(),
+        followers: Followers | None = None,
     ) -> None:
         runtime = config.runtime
         self.config = config
@@ -162,6 +170,7 @@ class Bridge:
         self.access = Access()
         """Who may do what; loaded at `start` under CURVE (every connection may, without)."""
         self._status = status
+        self._followers = followers
         self._control = control
         self._status_pending = 0
         self._status_worker = concurrent.futures.ThreadPoolExecutor(
@@ -175,6 +184,8 @@ class Bridge:
         self._recheck = False
         """The I/O thread called the ROUTER outside its drain and saw a frame waiting."""
         self._dealers: dict[zmq.Socket[Any], PeerLink] = {}
+        self.events: EventPublisher | None = None
+        """The PUB socket of live events, bound at `start` if ``runtime.events`` names one."""
         self._thread: threading.Thread | None = None
         self._running = False
         self.unroutable = 0
@@ -215,6 +226,15 @@ class Bridge:
             keys = self._load_keys()
             if self.endpoint:
                 self._router_socket = self._bind(keys)
+            if self.config.runtime.events:
+                self.events = EventPublisher(
+                    self.config.runtime.events,
+                    name=self.config.runtime.name,
+                    context=self._context,
+                    followers=self._followers,
+                    keys=keys,
+                )
+                self.events.start()
             for peer in self.peers:
                 dealer = self._connect(peer, keys)
                 self._dealers[dealer] = peer
@@ -234,7 +254,7 @@ class Bridge:
         if not runtime.curve_secret_key:
             return None
         keys = load_key_pair(runtime.curve_secret_key)
-        if self.endpoint:
+        if self.endpoint or runtime.events:
             assert self._context is not None
             self.access = Access.load(runtime.curve_allowed_clients)
             self.inbound.access = self.access
@@ -296,6 +316,8 @@ class Bridge:
         self.log.info("bridge_stopped")
 
     def _close_sockets(self) -> None:
+        if self.events is not None:
+            self.events.stop()
         with self._router_lock:  # a daemon's reply may be on its way out right now
             router, self._router_socket = self._router_socket, None
         if router is not None:

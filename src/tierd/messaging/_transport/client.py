@@ -10,6 +10,7 @@ context each), for example with `threading.local`.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import math
 import os
 import threading
@@ -18,10 +19,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 import zmq
 
-from ...errors import Rejected, RequestTimeout
+from ...errors import ConfigError, Rejected, RequestTimeout
 from ..message import DEFAULT_TIMEOUT, Address, check_timeout, not_before_of, parse_priority
 from .calls import Call, Calls, Window
 from .codec import DEFAULT_MAX_MESSAGE_BYTES
+from .event_wire import MAX_EVENT_BYTES, decode_event, subscriber_endpoint, subscription_prefixes
 from .security import KeyPair, connect_with_curve, load_key_pair, load_public_key
 
 if TYPE_CHECKING:
@@ -36,6 +38,8 @@ ACK_TIMEOUT: Final = 5.0
 """Seconds `Client.send` waits for the runtime to accept a notification."""
 SEND_WINDOW: Final = 1000
 """Messages `Client.send_many` keeps unconfirmed in flight by default."""
+SUBSCRIBER_HWM: Final = 100_000
+"""Events a subscriber's socket keeps unread before ZeroMQ drops its next ones."""
 
 
 class Client:
@@ -48,6 +52,9 @@ class Client:
             ids = client.send_many(("recorder@1", {"n": i}) for i in range(100_000))
             reply = client.request("echo@2", {"x": 1}, timeout=5.0)
             info = client.status()
+            with client.events("process.", timeout=10) as events:   # live, until quiet
+                for event in events:
+                    print(event["type"], event.get("progress"))
 
     Args:
         endpoint: the runtime's ``runtime.endpoint``.
@@ -83,13 +90,16 @@ class Client:
         self._context: zmq.Context[Any] = zmq.Context()
         self._socket: zmq.Socket[Any] = self._context.socket(zmq.DEALER)
         self._recv_timeout_ms = -1
+        self._curve: Curve | None = None
         """The socket's RCVTIMEO now; set only when a wait needs another value."""
         self.processes = ClientProcesses(self)
         """Submit, query and control the runtime's processes: the names of `Runtime.processes`."""
         self.schedules = ClientSchedules(self)
         """List, pause, resume and run the runtime's schedules: the names of `Runtime.schedules`."""
         try:
-            connect_dealer(self._socket, endpoint, max_message_bytes, server_key, client_key)
+            self._curve = connect_dealer(
+                self._socket, endpoint, max_message_bytes, server_key, client_key
+            )
         except BaseException:
             self.close()
             raise
@@ -246,6 +256,34 @@ class Client:
         """
         with self._one_thread():
             return dict(self._run(self._calls.status(self.endpoint, timeout)))
+
+    def events(
+        self, *prefixes: str, timeout: float | None = None, endpoint: str | None = None
+    ) -> EventSubscription:
+        """Follow the runtime's live events: an iterator of event dicts, until closed.
+
+        Example::
+
+            with client.events("process.import_class.", timeout=30) as events:
+                for event in events:
+                    print(event["type"], event.get("progress"))
+
+        Args:
+            prefixes: topic prefixes (``process.``, ``process.<kind>.<id>``,
+                ``daemon.2.``...); none follows every event.
+            timeout: seconds each ``next`` waits; the iteration ends when none
+                came in time. None waits for ever.
+            endpoint: the runtime's events endpoint; None asks the runtime
+                (its status says where it publishes).
+
+        Raises:
+            ConfigError: the runtime publishes no events (``runtime.events`` is "").
+            RequestTimeout: the runtime did not say where it publishes.
+            ValueError: a prefix that is not a string, or a bad timeout.
+        """
+        if endpoint is None:
+            endpoint = events_endpoint(self.status(), self.endpoint)
+        return EventSubscription(endpoint, prefixes, timeout=timeout, curve=self._curve)
 
     def cancel(self, message_id: str, *, timeout: float = 5.0) -> bool:
         """Cancel a queued message (its requester gets `Cancelled`).
@@ -413,10 +451,13 @@ def connect_dealer(
     max_bytes: int,
     server_key: str | Path | bytes | None,
     client_key: str | Path | None,
-) -> None:
+) -> Curve | None:
     """Set up a client's DEALER (identity, limits, CURVE) and connect it to ``endpoint``.
 
     `Client` and `AsyncClient` connect the same way through this.
+
+    Returns:
+        The CURVE keys it connected with (for the events socket), or None in the clear.
     """
     socket.setsockopt(zmq.LINGER, 0)
     # A stable routing id: after the runtime restarts and this socket
@@ -426,6 +467,7 @@ def connect_dealer(
     # connection with a routing id and ignores a second).
     socket.setsockopt(zmq.ROUTING_ID, b"client-" + os.urandom(16).hex().encode())
     socket.setsockopt(zmq.MAXMSGSIZE, 2 * max_bytes + 4096)
+    curve = None
     if server_key is not None:
         server_public = (
             server_key
@@ -437,8 +479,125 @@ def connect_dealer(
         else:
             public, secret = zmq.curve_keypair()
             keys = KeyPair(public, secret)
+        curve = Curve(keys, server_public)
         connect_with_curve(socket, keys, server_public)
     socket.connect(endpoint)
+    return curve
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Curve:
+    """The CURVE keys a client talks to its runtime with: its own pair, the runtime's key."""
+
+    keys: KeyPair
+    server_public: bytes
+
+
+def connect_subscriber(
+    socket: zmq.Socket[Any], endpoint: str, prefixes: tuple[str, ...], curve: Curve | None
+) -> None:
+    """Set up a client's SUB for live events (limits, CURVE, filters) and connect it.
+
+    Raises:
+        ValueError: a prefix is not a string.
+    """
+    filters = subscription_prefixes(prefixes)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.RCVHWM, SUBSCRIBER_HWM)
+    socket.setsockopt(zmq.MAXMSGSIZE, MAX_EVENT_BYTES + 4096)
+    if curve is not None:
+        connect_with_curve(socket, curve.keys, curve.server_public)
+    for prefix in filters:
+        socket.setsockopt(zmq.SUBSCRIBE, prefix)
+    socket.connect(endpoint)
+
+
+def events_endpoint(status: dict[str, Any], runtime_endpoint: str) -> str:
+    """Where to follow the events of the runtime whose ``status`` this is.
+
+    Raises:
+        ConfigError: the runtime publishes no events (its ``runtime.events`` is "").
+    """
+    events = status.get("events")
+    if not isinstance(events, str) or not events:
+        raise ConfigError(
+            f"the runtime at {runtime_endpoint} publishes no events: "
+            'set runtime.events (e.g. "tcp://127.0.0.1:5556") in its config'
+        )
+    return subscriber_endpoint(events, runtime_endpoint)
+
+
+class EventSubscription:
+    """Live events of a runtime, as an iterator of event dicts (from `Client.events`).
+
+    Each ``next`` waits up to ``timeout`` seconds for the next event (None:
+    for ever) and ends the iteration if none came. Close it (or use it as a
+    context manager) when done. Events published before the subscription
+    reached the runtime are not seen: read a status first, then apply events
+    with a higher ``seq`` (docs/events.md).
+
+    Args:
+        endpoint: the runtime's events endpoint.
+        prefixes: topic prefixes to follow; none: every event.
+        timeout: seconds each ``next`` waits at most; None: no limit.
+        curve: CURVE keys, as the client's.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        prefixes: tuple[str, ...] = (),
+        *,
+        timeout: float | None = None,
+        curve: Curve | None = None,
+    ) -> None:
+        if timeout is not None:
+            check_timeout(timeout, "timeout")
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.rejected = 0
+        """Frames that were not an event (malformed, oversized...), skipped."""
+        self._context: zmq.Context[Any] = zmq.Context()
+        self._socket: zmq.Socket[Any] = self._context.socket(zmq.SUB)
+        try:
+            connect_subscriber(self._socket, endpoint, prefixes, curve)
+        except BaseException:
+            self.close()
+            raise
+
+    def __iter__(self) -> EventSubscription:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        event = self.receive(self.timeout)
+        if event is None:
+            raise StopIteration
+        return event
+
+    def receive(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The next event, or None if none came within ``timeout`` seconds (None: wait)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            if not self._socket.poll(-1 if left is None else math.ceil(left * 1000)):
+                return None
+            event = decode_event(self._socket.recv_multipart(zmq.NOBLOCK))
+            if event is not None:
+                return event
+            self.rejected += 1
+
+    def __enter__(self) -> EventSubscription:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop following; closing twice does nothing."""
+        if not self._socket.closed:
+            self._socket.close(linger=0)
+        if not self._context.closed:
+            self._context.term()
 
 
 _PROCESS_API: Final = 1
