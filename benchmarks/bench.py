@@ -226,8 +226,10 @@ def _print_http(figures: dict[str, Any], sizes: Sizes) -> None:
     got = viewers["received"]
     print(f"H2 {sizes.processes:,} processes: {viewers['no_viewer_per_s']:,.0f}/s with no viewer, "
           f"{viewers['viewers_per_s']:,.0f}/s with {viewers['viewers']} SSE viewers; ratio "
-          f"{viewers['ratio']:.2f} (target >= 0.90); runtime CPU per process "
-          f"{viewers['no_viewer_cpu_us_per_process']:.0f} µs alone, "
+          f"{viewers['ratio']:.2f} (target >= 0.90); against events made and dropped "
+          f"{viewers['events_built_per_s']:,.0f}/s, ratio {viewers['ratio_to_built']:.2f}; "
+          f"runtime CPU per process {viewers['no_viewer_cpu_us_per_process']:.0f} µs alone, "
+          f"{viewers['events_built_cpu_us_per_process']:.0f} µs events made, "
           f"{got['runtime_cpu_us_per_process']:.0f} µs watched; the viewers got "
           f"{got['events']:,} events, {got['dropped']} drops")  # fmt: skip
 

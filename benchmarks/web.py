@@ -6,7 +6,9 @@
   through 16 `tierd.Client`s (``processes.submit`` + ``processes.get``) in the
   same run, alternating.
 - H2: N three-step processes run in-process (as P1 does) with the HTTP API on,
-  with no viewer and then with 50 Server-Sent Events viewers of every topic
+  with no viewer, with a sink that drops every event (so the runner makes its
+  events, which it skips with nobody following), and then with 50
+  Server-Sent Events viewers of every topic
   (in a subprocess, so that they do not share this process's GIL): processes
   per second each way, the runtime process's CPU time per process each way
   (the viewers' process competes for the same cores, which the rate
@@ -169,8 +171,21 @@ def _processes_config(data_dir: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _run_processes(total: int, viewers: int) -> tuple[float, dict[str, int]]:
-    """Processes per second with ``viewers`` SSE streams open; what the viewers got."""
+class _Discard:
+    """A sink that drops every event: the runner builds its events, nobody is sent them."""
+
+    def publish(self, topic: str, event: Any) -> None:
+        """Drop the event."""
+
+
+def _run_processes(
+    total: int, viewers: int, *, built: bool = False
+) -> tuple[float, dict[str, Any]]:
+    """Processes per second with ``viewers`` SSE streams open; what the viewers got.
+
+    With ``built``, a sink that drops every event is added, so that the runner
+    makes its events as it does for any follower.
+    """
     with tempfile.TemporaryDirectory() as data:
         runtime = tierd.Runtime(parse_config(_processes_config(data)))
         runtime.start()
@@ -187,6 +202,8 @@ def _run_processes(total: int, viewers: int) -> tuple[float, dict[str, int]]:
                 assert watcher.stdout.readline().strip() == "open"
                 live = runtime.http.live
                 wait_until(lambda: live.viewers == viewers, timeout=30)
+            if built:
+                runtime.events.add(_Discard())
             started, cpu = time.perf_counter(), time.process_time()
             ids = [runtime.processes.submit("trivial", i) for i in range(total)]
             for process_id in ids:
@@ -207,15 +224,21 @@ def _run_processes(total: int, viewers: int) -> tuple[float, dict[str, int]]:
 
 def viewers_cost(total: int, repeat: int) -> dict[str, Any]:
     """H2: processes per second with no viewer and with 50 viewers, alternating."""
-    alone, watched, received, alone_cpu = [], [], {}, []
+    alone, built, watched, received, alone_cpu, built_cpu = [], [], [], {}, [], []
     for _ in range(repeat):
         rate, quiet = _run_processes(total, 0)
         alone.append(rate)
         alone_cpu.append(quiet["runtime_cpu_us_per_process"])
+        rate, made = _run_processes(total, 0, built=True)
+        built.append(rate)
+        built_cpu.append(made["runtime_cpu_us_per_process"])
         rate, received = _run_processes(total, VIEWERS)
         watched.append(rate)
     return {
         "no_viewer_cpu_us_per_process": median(alone_cpu),
+        "events_built_per_s": median(built),
+        "events_built_cpu_us_per_process": median(built_cpu),
+        "ratio_to_built": median(watched) / median(built),
         "no_viewer_per_s": median(alone),
         "viewers_per_s": median(watched),
         "ratio": median(watched) / median(alone),
