@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -56,3 +58,22 @@ def test_tierd_check_refuses_an_open_api_beyond_loopback(tmp_path):
     done = run_tierd("check", str(write_config(tmp_path, http="0.0.0.0:8080")))
     assert done.returncode == 2
     assert "runtime.http_tokens: the HTTP API on '0.0.0.0:8080' is not loopback" in done.stderr
+
+
+def test_a_runtime_without_http_loads_no_web_stack():
+    """Run with ``runtime.http = ""``, a runtime imports no FastAPI, uvicorn or Jinja2."""
+    script = (
+        "import sys\n"
+        "from tierd.testing import runtime_from_dict\n"
+        "levels = [{'level': 1, 'daemons': [{'id': 'e', 'class': 'tierd.actors.builtin:Echo'}]}]\n"
+        "with runtime_from_dict({'levels': levels}) as rt:\n"
+        "    assert rt.request('e@1', 1, timeout=5) == 1\n"
+        "web = ('fastapi', 'starlette', 'uvicorn', 'jinja2')\n"
+        "loaded = sorted(m for m in web if m in sys.modules)\n"
+        "print(loaded)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
