@@ -138,8 +138,8 @@ def cmd_items(args: argparse.Namespace, client: Client) -> int:
         error = item["error"]
         table.add_row(
             str(item["index"]), item["status"], str(item["attempts"]),
-            json.dumps(item["item"], default=repr)[:40],
-            f"{error['error_type']}: {error['message']}"[:60] if error else "",
+            _shortened(json.dumps(item["item"], default=repr), 40),
+            f"{error['error_type']}: {error['message']}" if error else "",  # the why, whole
         )  # fmt: skip
     console = Console()
     console.print(table)
@@ -188,7 +188,10 @@ def cmd_list(args: argparse.Namespace, client: Client) -> int:
         _print_json(page)
         return 0
     id_column = Column("process_id", no_wrap=True)
-    table = Table(id_column, "kind", "status", "progress", "step", "created")
+    table = Table(
+        id_column, "kind", Column("status", no_wrap=True), Column("progress", no_wrap=True),
+        "step", "created",
+    )  # fmt: skip
     for item in page["items"]:
         table.add_row(
             item["process_id"], item["kind"], item["status"], f"{item['progress']:.0%}",
@@ -446,3 +449,8 @@ def run_process_command(args: argparse.Namespace, client: Client, payload: Any) 
 def stderr_line(text: str) -> None:
     """One line on standard error."""
     print(" ".join(text.split()), file=sys.stderr)
+
+
+def _shortened(text: str, most: int) -> str:
+    """``text``, or its first ``most`` characters and an ellipsis that says it was cut."""
+    return text if len(text) <= most else text[: most - 1] + "…"
