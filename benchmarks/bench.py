@@ -26,7 +26,7 @@ from typing import Any
 
 from tierd.logging import configure as configure_logging
 
-from . import crossprocess, events, inprocess, peers, processes, scaling, web
+from . import crossprocess, events, inprocess, peers, processes, scaling, stores, web
 from .measure import median, percentile
 
 RESULTS = Path(__file__).with_name("results.json")
@@ -47,6 +47,7 @@ class Sizes:
     get_calls: int = 2_000
     http_per_client: int = 300
     """H1: submit+get pairs per HTTP (and per ZeroMQ) client, 16 clients."""
+    shared: int = 3_000
     event_messages: int = 10_000
     batch_items: int = 100_000
 
@@ -61,8 +62,7 @@ FULL = Sizes(
 QUICK = Sizes(
     one_way=2_000, round_trips=300, concurrent=640, scaling=[100, 1_000], repeat=1,
     processes=300, finished=2_000, pending=2_000, get_calls=100, http_per_client=5,
-    event_messages=2_000,
-    batch_items=2_000,
+    event_messages=2_000, batch_items=2_000, shared=300,
 )  # fmt: skip
 
 TARGETS = {
@@ -244,6 +244,8 @@ def _print_report(report: dict[str, Any], sizes: Sizes) -> None:
         _print_processes(report["processes"], sizes)
     if "http" in report:
         _print_http(report["http"], sizes)
+    if "stores" in report:
+        stores.print_figures(report["stores"], sizes.processes, sizes.shared)
     if "events" in report:
         events.print_figures(report["events"])
 
@@ -256,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated: inprocess,crossprocess,scaling,peers,processes,events,http",
+        help="comma-separated: inprocess,crossprocess,scaling,peers,processes,events,stores,http",
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args(argv)
@@ -264,7 +266,16 @@ def main(argv: list[str] | None = None) -> int:
     parts = (
         set(args.only.split(","))
         if args.only
-        else {"inprocess", "crossprocess", "scaling", "peers", "processes", "events", "http"}
+        else {
+            "inprocess",
+            "crossprocess",
+            "scaling",
+            "peers",
+            "processes",
+            "events",
+            "stores",
+            "http",
+        }
     )
     configure_logging("console", "warning")
     pinned = None
@@ -307,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         report["http"] = web.measure(
             sizes.http_per_client, sizes.processes, sizes.one_way, sizes.repeat
         )
+    if "stores" in parts:
+        report["stores"] = stores.measure(sizes.processes, sizes.shared)
     if "events" in parts:
         report["events"] = events.measure(sizes.processes, sizes.event_messages, sizes.repeat)
     report["seconds"] = time.perf_counter() - started

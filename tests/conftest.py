@@ -10,6 +10,7 @@ import zmq
 
 import tierd
 from tests import daemons
+from tests.postgres import PostgresServer, find_binaries
 from tests.processes import ROOT, Tierd
 from tierd.testing import runtime_from_dict
 
@@ -66,6 +67,23 @@ def chromium() -> tuple[str, str]:
     assert browser is not None
     assert driver is not None
     return browser, driver
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster for the whole run (installed first if missing), stopped at the end."""
+    binaries = find_binaries()
+    if isinstance(binaries, str):
+        pytest.skip(f"no PostgreSQL server to test against: {binaries}")
+    server = PostgresServer(binaries)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The URL of a fresh, empty database on the session's PostgreSQL server."""
+    return postgres_server.database()
 
 
 @pytest.fixture

@@ -33,3 +33,5 @@ def test_quick_benchmark_runs_and_writes_results(tmp_path):
     assert all(row["ratio"] > 0 for row in report["rows"])
     assert len(report["scaling"]["dispatch_us"]) == len(report["scaling"]["sizes"])
     assert report["scaling"]["memory_bytes_per_message"] > 0
+    stores = report["stores"]
+    assert "skipped" in stores or stores["S2 three runtimes"]["processes_per_s"] > 0

@@ -45,6 +45,7 @@ from .logging import configure as configure_logging
 from .messaging._transport.client import DEFAULT_ENDPOINT, Client
 from .messaging._transport.security import generate_key_pair
 from .messaging.message import DEFAULT_TIMEOUT, PRIORITY_NAMES
+from .processes._open import is_postgresql, migrate_store
 from .runtime import Runtime
 
 if TYPE_CHECKING:
@@ -77,6 +78,29 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"{args.config}: ok: {len(config.levels)} level(s), {daemons} daemon(s), "
         f"{len(config.peers)} peer(s){kinds}{schedules}"
     )
+    return EXIT_OK
+
+
+def cmd_store_migrate(args: argparse.Namespace) -> int:
+    """Bring the config's process store to this tierd's schema; print the versions."""
+    path = args.config or DEFAULT_TOPOLOGY
+    config = _load(args.config, args.app_dir)
+    if config is None:
+        return EXIT_USAGE
+    if config.processes is None:
+        print(f"{path}: has no [processes] table: no process store to migrate", file=sys.stderr)
+        return EXIT_USAGE
+    url = config.processes.store
+    try:
+        before, after = migrate_store(url, config.runtime.data_dir)
+    except ConfigError as error:
+        print(f"{path}: {' '.join(str(error).split())}", file=sys.stderr)
+        return EXIT_FAILED
+    where = "PostgreSQL" if is_postgresql(url) else "SQLite"
+    if before == after:
+        print(f"{path}: {where} process store: schema at version {after}, up to date")
+    else:
+        print(f"{path}: {where} process store: schema migrated from version {before} to {after}")
     return EXIT_OK
 
 
@@ -703,6 +727,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("config", type=Path, help="TOML topology")
     _add_config_options(check)
     check.set_defaults(func=cmd_check)
+
+    store = commands.add_parser("store", help="the process store")
+    store_commands = store.add_subparsers(dest="store_command", required=True, metavar="COMMAND")
+    migrate = store_commands.add_parser(
+        "migrate", help="create or migrate the process store's schema to this tierd's"
+    )
+    migrate.add_argument(
+        "--config", type=Path, help="TOML topology naming [processes] store (default: built-in)"
+    )
+    _add_config_options(migrate)
+    migrate.set_defaults(func=cmd_store_migrate)
 
     _add_message_commands(commands)
     _add_control_commands(commands)

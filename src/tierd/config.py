@@ -564,7 +564,9 @@ class ProcessesConfig(_Section):
     """The ``[processes]`` table: the process store and the kinds this runtime runs."""
 
     store: str = ""
-    """``sqlite:///path/to/processes.db``; "" is ``processes.db`` in ``runtime.data_dir``."""
+    """``sqlite:///path/to/processes.db`` ("": ``processes.db`` in ``runtime.data_dir``), or
+    ``postgresql://user@host:port/database``: one database several runtimes share
+    (needs ``pip install 'tierd[postgresql]'``)."""
     stuck_after: Annotated[Duration, Field(gt=0)] = DEFAULT_STUCK_AFTER
     """Seconds a step may go without a heartbeat before it is taken as stuck and run again."""
     retention: RetentionConfig = RetentionConfig()
@@ -575,10 +577,11 @@ class ProcessesConfig(_Section):
     @pydantic.field_validator("store")
     @classmethod
     def _store_url(cls, value: str) -> str:
-        if value and not value.startswith("sqlite:///"):
+        if value and not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ValueError(
-                f"unsupported store {value!r}: use 'sqlite:///path/to/processes.db' or \"\" "
-                "for processes.db in runtime.data_dir"
+                f"unsupported store {value[:80]!r}: use 'sqlite:///path/to/processes.db', "
+                "'postgresql://user@host:port/database', or \"\" for processes.db in "
+                "runtime.data_dir"
             )
         return value
 

@@ -36,9 +36,9 @@ from .orchestrators._journal import Journal
 from .orchestrators._level import Level
 from .orchestrators._orchestrator import SWEEP, Orchestrator
 from .orchestrators._slot import DaemonSpec
+from .processes._open import open_store
 from .processes._runner import ProcessRunner
 from .processes._schedule_driver import ScheduleDriver
-from .processes._sqlite import SqliteProcessStore, store_path
 
 if TYPE_CHECKING:
     import pykka
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from .orchestrators._dead_letters import DeadLetter
     from .orchestrators._stats import LevelStatistics
     from .processes._stats import ProcessStatistics
+    from .processes._store import ProcessStore
 
 
 RUNTIME_SENDER: Final = Address("runtime", 0)
@@ -90,7 +91,7 @@ class Runtime:
         self.events = EventFanOut()
         """Every event of the runtime (DESIGN §12) goes here; `add` a sink to follow them."""
         self._processes: ProcessRunner | None = None
-        self._process_store: SqliteProcessStore | None = None
+        self._process_store: ProcessStore | None = None
         self._schedules: ScheduleDriver | None = None
         self._sweeper: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -224,8 +225,12 @@ class Runtime:
             section = ProcessesConfig()
         if section is None:
             return
-        path = store_path(section.store, self.config.runtime.data_dir)
-        self._process_store = SqliteProcessStore(path, name=self.config.runtime.name)
+        self._process_store = open_store(
+            section.store,
+            self.config.runtime.data_dir,
+            name=self.config.runtime.name,
+            poll_interval=self.config.runtime.sweep_interval,
+        )
         retention = section.retention
         self._processes = ProcessRunner(
             [kind.definition() for kind in section.kinds],

@@ -328,3 +328,28 @@ class Hangs(tierd.Batch):
         if item == 1:
             HANG.wait(20)
         return item
+
+
+class Shared(tierd.Process):
+    """Three steps of ``params['seconds']`` real time each: work several runtimes split."""
+
+    max_concurrent = 16
+
+    @tierd.step
+    def one(self, ctx: tierd.StepContext, data: Any) -> Any:
+        return _sleep(data)
+
+    @tierd.step
+    def two(self, ctx: tierd.StepContext, data: Any) -> Any:
+        return _sleep(data)
+
+    @tierd.step
+    def three(self, ctx: tierd.StepContext, data: Any) -> Any:
+        return _sleep(data)
+
+
+def _sleep(data: Any) -> Any:
+    import threading
+
+    threading.Event().wait(data["seconds"])  # real time passing, on purpose
+    return data

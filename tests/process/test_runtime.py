@@ -116,7 +116,8 @@ def test_processes_settings_are_checked(tmp_path):
     with pytest.raises(tierd.ConfigError, match=r"processes.retention.failed: not a duration"):
         parse_config(config(tmp_path, retention={"failed": "soon"}))
     with pytest.raises(tierd.ConfigError, match=r"processes.store: unsupported store"):
-        parse_config(config(tmp_path, store="postgresql://x"))
+        parse_config(config(tmp_path, store="mysql://x"))
+    assert parse_config(config(tmp_path, store="postgresql://u@h/db")).processes is not None
     with pytest.raises(tierd.ConfigError, match="declared twice"):
         parse_config(config(tmp_path, {"kind": "a", "class": "tests.process.kinds:Three"},
                             {"kind": "a", "class": "tests.process.kinds:Three"}))  # fmt: skip

@@ -9,9 +9,14 @@ import sqlite3
 import threading
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 import pytest
 
 import tierd
+from tests.processes import free_port
+from tierd.processes import _postgres as postgres_module
+from tierd.processes import _sqlite as sqlite_module
+from tierd.processes._postgres import PostgresProcessStore
 from tierd.processes._record import ItemRecord, ProcessRecord, new_process_id
 from tierd.processes._sqlite import SqliteProcessStore
 
@@ -24,10 +29,14 @@ if TYPE_CHECKING:
 STEPS = ["one", "two", "three"]
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ProcessStore]:
-    """Each store implementation, fresh and empty."""
-    made = SqliteProcessStore(tmp_path / "processes.db")
+    """Each store implementation, fresh and empty (PostgreSQL: a new database on a real server)."""
+    made: ProcessStore
+    if request.param == "sqlite":
+        made = SqliteProcessStore(tmp_path / "processes.db")
+    else:
+        made = PostgresProcessStore(request.getfixturevalue("postgres_url"), poll_interval=0.05)
     yield made
     made.close()
 
@@ -283,10 +292,17 @@ def test_finished_since_and_step_durations_feed_the_statistics(store):
     assert store.finished_since(15.0) == []
 
 
-def test_a_second_store_on_the_same_file_is_refused(store, tmp_path):
-    """One runtime per SQLite file: the second gets a ConfigError that names the key."""
-    with pytest.raises(tierd.ConfigError, match=r"\[processes\] store: .*another running tierd"):
-        SqliteProcessStore(tmp_path / "processes.db")
+def test_a_second_sqlite_store_on_the_same_file_is_refused(tmp_path):
+    """One runtime per SQLite file: the second gets a ConfigError that names the key.
+
+    SQLite only: several runtimes share one PostgreSQL database by design.
+    """
+    first = SqliteProcessStore(tmp_path / "processes.db")
+    try:
+        with pytest.raises(tierd.ConfigError, match=r"\[processes\] store: .*another running"):
+            SqliteProcessStore(tmp_path / "processes.db")
+    finally:
+        first.close()
 
 
 def test_a_store_that_cannot_be_written_refuses_the_create_and_keeps_nothing(store, tmp_path):
@@ -312,6 +328,134 @@ def test_a_full_disk_refuses_the_create_with_a_clear_error_and_keeps_nothing(tmp
         assert store.history(big.process_id) == []
     finally:
         store.close()
+
+
+def test_a_process_created_running_is_owned_and_recovered_only_by_its_owner(store):
+    """``create(owner=…)`` of a running process: ``unfinished`` is per owner."""
+    one = record()
+    one.status, one.started_at = "running", 100.0
+    store.create(one, submitted(), owner="a")
+    assert [r.process_id for r in store.unfinished("a")] == [one.process_id]
+    assert store.unfinished("b") == []
+
+
+def test_a_renewed_lease_is_kept_and_a_lapsed_one_is_adopted_once(store):
+    """``claim_expired`` takes what its owner stopped renewing, of the kinds asked, just once."""
+    kept, lapsed, other_kind = create(store), create(store), create(store, "other")
+    assert len(store.claim("k", 1, "a", 10.0)) == 1
+    assert len(store.claim("k", 1, "b", 10.0)) == 1
+    assert len(store.claim("other", 1, "b", 10.0)) == 1
+    assert store.renew("a", 50.0) == 1
+    adopted = store.claim_expired("c", ["k"], 40.0, 60.0, 10)
+    assert [r.process_id for r in adopted] == [lapsed]
+    assert adopted[0].status == "running"
+    assert store.claim_expired("d", ["k"], 40.0, 61.0, 10) == []  # c renewed it at 60.0
+    assert [r.process_id for r in store.unfinished("c")] == [lapsed]
+    assert [r.process_id for r in store.unfinished("a")] == [kept]
+    assert store.get(other_kind).status == "running"
+    assert store.claim_expired("c", ["other"], 40.0, 62.0, 10)[0].process_id == other_kind
+    assert store.claim_expired("e", ["k"], 1000.0, 63.0, 0) == []
+
+
+def test_claims_from_many_threads_never_take_a_process_twice_or_more_than_their_limit(store):
+    """Several claimers at once (several runtimes on PostgreSQL) split the pending work."""
+    ids = {create(store) for _ in range(60)}
+    taken: list[list[str]] = []
+    lock = threading.Lock()
+
+    def claim(owner: str) -> None:
+        while True:
+            got = [r.process_id for r in store.claim("k", 4, owner, 1.0)]
+            assert len(got) <= 4
+            if not got:
+                return
+            with lock:
+                taken.append(got)
+
+    threads = [threading.Thread(target=claim, args=(f"o{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    flat = [i for batch in taken for i in batch]
+    assert sorted(flat) == sorted(ids)
+
+
+def test_the_schema_version_is_recorded_and_a_newer_schema_is_refused(store):
+    """A store a newer tierd migrated is not opened: ConfigError naming the key."""
+    assert store.schema_version >= 1
+    store.close()
+    if isinstance(store, SqliteProcessStore):
+        with sqlite3.connect(store.path) as db:
+            db.execute("INSERT INTO schema_version VALUES (999, 'future', 0)")
+        with pytest.raises(tierd.ConfigError, match=r"\[processes\] store: .*version 999, newer"):
+            SqliteProcessStore(store.path)
+    else:
+        url = store.url
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute("INSERT INTO schema_version VALUES (999, 'future', 0)")
+        with pytest.raises(tierd.ConfigError, match=r"\[processes\] store: .*version 999, newer"):
+            PostgresProcessStore(url)
+
+
+def test_a_sqlite_file_from_before_schema_versions_is_migrated_in_place(tmp_path):
+    """A version-1 file (no ``schema_version``, no leases) opens, keeps its rows, gains leases."""
+    path = tmp_path / "processes.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(sqlite_module.MIGRATIONS[0][2])
+    old = SqliteProcessStore(path)
+    try:
+        assert old.schema_version == sqlite_module.SCHEMA_VERSION
+        one = create(old)
+        assert old.claim("k", 1, "a", 1.0)[0].process_id == one
+        assert old.renew("a", 2.0) == 1
+    finally:
+        old.close()
+
+
+def test_postgresql_migrations_run_once_when_many_runtimes_open_at_once(postgres_url):
+    """Concurrent opens serialize on an advisory lock: one applies, the others see it applied."""
+    results: list[tuple[int, int]] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(postgres_module.migrate(postgres_url)))
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    known = postgres_module.SCHEMA_VERSION
+    assert sorted(results) == [(0, known)] + [(known, known)] * 3
+
+
+def test_a_postgresql_store_that_cannot_be_reached_is_a_config_error_naming_the_key():
+    """Nothing listens on the port: one clear line, no password in it."""
+    url = f"postgresql://someone:secret@127.0.0.1:{free_port()}/db"
+    with pytest.raises(tierd.ConfigError, match=r"\[processes\] store: cannot use") as caught:
+        PostgresProcessStore(url)
+    assert "secret" not in str(caught.value)
+
+
+def test_a_submit_elsewhere_wakes_the_other_runtimes_watcher_at_once(postgres_url):
+    """PostgreSQL: NOTIFY on a pending submit reaches every other store's watcher.
+
+    PostgreSQL only: a SQLite file has one runtime, which knows its own submits.
+    """
+    listening = PostgresProcessStore(postgres_url, poll_interval=30.0)
+    listens, woke = threading.Event(), threading.Event()
+
+    def watcher(kind: str | None) -> None:
+        (woke if kind == "k" else listens).set()
+
+    listening.watch(watcher)
+    other = PostgresProcessStore(postgres_url, poll_interval=30.0)
+    try:
+        assert listens.wait(5)  # its first pass, once LISTEN is in place, reports None
+        create(other)
+        assert woke.wait(5)  # long before the 30 s poll
+    finally:
+        other.close()
+        listening.close()
 
 
 # -- schedules -----------------------------------------------------------------------

@@ -74,6 +74,14 @@ PROGRESS_EVERY: Final = 1.0
 """Seconds between two ``step_progress`` writes of one process (progress is coalesced)."""
 PRUNE_BATCH: Final = 1000
 """Processes the retention pruner deletes per transaction."""
+ADOPT_BATCH: Final = 100
+"""The most processes of dead runtimes one sweep adopts."""
+COUNTS_EVERY: Final = 5.0
+"""Seconds between two reads of the store's counts into the gauges (other runtimes' work)."""
+FOREIGN_WAITS_EVERY: Final = 0.25
+"""Seconds between two reads of the processes waited on here that another runtime runs."""
+LEASE_RENEWALS: Final = 4
+"""Leases are renewed this many times per ``stuck_after`` (and lapsed ones looked for)."""
 ITEMS_SAVE_EVERY: Final = 256
 """Changed items of a batch written in one statement (the sweep writes fewer, at its pace)."""
 _BATCH_EVENT_KEYS: Final = (
@@ -234,6 +242,9 @@ class ProcessRunner:
         self._means: dict[str, dict[str, tuple[float, int]]] = {}
         self._counters = ProcessCounters()
         self._next_prune = float("-inf")
+        self._next_lease = float("-inf")
+        self._next_foreign = float("-inf")
+        self._next_counts = float("-inf")
         self._started = False
         self._accepting = True
         self._stopping = False
@@ -251,10 +262,22 @@ class ProcessRunner:
             means = self.store.step_durations(kind)
             self._means[kind] = {name: (mean, 100) for name, mean in means.items()}
         self._next_prune = now
+        self._next_lease = wall + self.stuck_after / LEASE_RENEWALS
+        self.store.renew(self.owner, wall)  # before reading them: nobody adopts them meanwhile
         with self._lock:
             for record in self.store.unfinished(self.owner):
                 self._recover(record, now, wall)
             self._started = True
+        self.store.watch(self._work_arrived)
+        self._admit()
+
+    def _work_arrived(self, kind: str | None) -> None:
+        """The store says pending work of ``kind`` (None: of any kind) may wait: claim it."""
+        with self._lock:
+            kinds = list(self.definitions) if kind is None else [kind]
+            for name in kinds:
+                if name in self.definitions:
+                    self._pending_hint[name] = max(self._pending_hint[name], 1)
         self._admit()
 
     def _recover(self, record: ProcessRecord, now: float, wall: float) -> None:
@@ -312,6 +335,8 @@ class ProcessRunner:
 
         Nothing is marked failed: the processes stay running in the store, and
         the next start recovers them. A step that completes meanwhile is kept.
+        If no attempt still runs, their leases are released: other runtimes
+        sharing the store adopt them without waiting ``stuck_after``.
 
         Returns:
             How many attempts still ran after ``timeout``.
@@ -328,6 +353,13 @@ class ProcessRunner:
             for run in self._runs.values():
                 self._save_items(run)  # the items that ended meanwhile
         self.store.barrier().wait(timeout)
+        if not left:
+            # Nothing of ours still runs: other runtimes on a shared store may adopt our
+            # processes at their next look instead of after stuck_after.
+            try:
+                self.store.renew(self.owner, 0.0)
+            except Rejected as error:
+                self.log.warning("process_leases_not_released", error=str(error))
         return left
 
     # -- submit and query --------------------------------------------------------
@@ -394,7 +426,9 @@ class ProcessRunner:
             record.status, record.started_at, record.seq = "running", wall, 2
             events.append({"type": "process_started", "at": wall, "seq": 2})
         try:
-            process_id, created = self.store.create(record, events)
+            process_id, created = self.store.create(
+                record, events, owner=self.owner if direct else None
+            )
         except TypeError as error:
             self._release(kind, direct)
             raise ValueError(f"params of {kind!r} refused: {error}") from None
@@ -617,11 +651,12 @@ class ProcessRunner:
             raise ValueError(f"window must be positive seconds, not {window!r}")
         self.store.barrier().wait()
         finished = self.store.finished_since(self.clock.time() - window, kind)
-        with self._lock:
-            current = {
-                s: n for (k, s), n in self._counters.current.items() if kind in {None, k} and n
-            }
-        counts = dict.fromkeys(STATUSES, 0) | current
+        # Unfinished counts from the store: with a shared store, other runtimes' work too.
+        current: collections.Counter[str] = collections.Counter()
+        for (name, status), count in self.store.counts().items():
+            if kind in {None, name}:
+                current[status] += count
+        counts = dict.fromkeys(STATUSES, 0) | dict(current)
         for item in finished:
             counts[item.status] += 1
         durations = sorted(d.duration for d in finished if d.duration is not None)
@@ -849,6 +884,16 @@ class ProcessRunner:
                 closed |= self._check(run, now)
         if closed or any(self._pending_hint.values()):
             self._admit()
+        wall = self.clock.time()
+        if wall >= self._next_lease:
+            self._next_lease = wall + self.stuck_after / LEASE_RENEWALS
+            self._keep_leases(now, wall)
+        if now >= self._next_foreign:
+            self._next_foreign = now + FOREIGN_WAITS_EVERY
+            self._settle_foreign_waiters()
+        if now >= self._next_counts:
+            self._next_counts = now + COUNTS_EVERY
+            self._recount()
         if self.retention and now >= self._next_prune:
             self._next_prune = now + self.prune_interval
             wall = self.clock.time()
@@ -857,6 +902,47 @@ class ProcessRunner:
             deleted = self.store.prune(cutoffs, PRUNE_BATCH)
             if deleted:
                 self.log.info("processes_pruned", count=deleted)
+
+    def _recount(self) -> None:
+        """Set the pending, running and paused gauges from the store.
+
+        With a shared store, processes other runtimes submit, claim or finish move them too.
+        """
+        self.store.barrier().wait()
+        counts = self.store.counts()
+        with self._lock:
+            self._counters.current = collections.Counter(counts)
+
+    def _settle_foreign_waiters(self) -> None:
+        """Wake the waiters of processes that finished elsewhere (another runtime ran them)."""
+        with self._lock:
+            foreign = [process_id for process_id in self._waiters if process_id not in self._runs]
+        for process_id in foreign:
+            record = self.store.get(process_id)
+            if record is None or record.status not in TERMINAL:
+                continue
+            with self._lock:
+                if process_id in self._runs:
+                    continue
+                waiters = self._waiters.pop(process_id, [])
+            document = record.status_document()
+            for waiter in waiters:
+                waiter.set(document)
+
+    def _keep_leases(self, now: float, wall: float) -> None:
+        """Renew this runtime's leases; adopt processes whose owner stopped renewing theirs."""
+        self.store.renew(self.owner, wall)
+        lapsed = self.store.claim_expired(
+            self.owner, self.definitions, wall - self.stuck_after, wall, ADOPT_BATCH
+        )
+        if not lapsed:
+            return
+        with self._lock:
+            for record in lapsed:
+                self._counters.move(record.kind, None, record.status)
+                self._recover(record, now, wall)
+        self.log.warning("processes_adopted", count=len(lapsed))
+        self._admit()
 
     def _check(self, run: _Run, now: float) -> bool:
         """One run's timers (under the lock); True if it closed."""

@@ -15,7 +15,11 @@ order), ``steps`` (one row per step that has started), ``events``
 (append-only, ``seq`` rising by one per process), ``items`` (a batch's
 items, by process and index; written in chunks with ``executemany``),
 ``schedule_fires`` (unique per schedule and fire time: the insert that wins
-runs the fire) and ``schedule_state`` (which schedules are paused).
+runs the fire) and ``schedule_state`` (which schedules are paused). The schema
+is versioned (`MIGRATIONS`, recorded in ``schema_version``) and migrated at
+open. Only one runtime opens a file at a time (a lock file), so every
+unfinished process in it is that runtime's; leases are kept as in PostgreSQL
+all the same.
 """
 
 from __future__ import annotations
@@ -26,26 +30,31 @@ import contextlib
 import fcntl
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
-
-import msgpack
 
 from .._outcome import Outcome
 from ..errors import ConfigError, Rejected
 from ..logging import get_logger
 from ._lifecycle import TERMINAL, UNFINISHED
 from ._record import ItemRecord, ProcessRecord, StepRecord
-from ._store import FIRE_OUTCOMES, Finished, Page, ScheduleFire
+from ._store import (
+    BATCH_LIMIT,
+    FIRE_OUTCOMES,
+    Finished,
+    Page,
+    ScheduleFire,
+    newer_schema,
+    pack,
+    unpack,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
-BATCH_LIMIT: Final = 4096
-"""The most statements one group commit carries."""
-
-_SCHEMA: Final = """
+_SCHEMA_V1: Final = """
 CREATE TABLE IF NOT EXISTS processes (
     n INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
@@ -123,6 +132,19 @@ CREATE TABLE IF NOT EXISTS schedule_state (
     paused INTEGER NOT NULL,
     changed_at REAL NOT NULL) WITHOUT ROWID;
 """
+MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
+    (1, "processes, steps, events and schedule fires", _SCHEMA_V1),
+    (
+        2,
+        "leases: when the owner last renewed its hold on a running process",
+        "ALTER TABLE processes ADD COLUMN lease_at REAL;"
+        "CREATE INDEX processes_leases ON processes (owner, lease_at) "
+        "WHERE status IN ('running', 'paused');",
+    ),
+)
+"""(version, what it does, SQL): each applied once, in order, in one transaction."""
+SCHEMA_VERSION: Final = MIGRATIONS[-1][0]
+"""The schema this code reads and writes."""
 _FIRE_COLUMNS: Final = {
     "message_id": "TEXT", "detail": "TEXT", "manual": "INTEGER NOT NULL DEFAULT 0"
 }  # fmt: skip
@@ -131,7 +153,9 @@ _COLUMNS: Final = (
     "id, kind, status, priority, key, step_names, params, result, error, current_step, "
     "correlation, created_at, started_at, finished_at, seq"
 )
-_INSERT: Final = f"INSERT INTO processes ({_COLUMNS}) VALUES ({', '.join('?' * 15)})"  # noqa: S608 - fixed names
+_INSERT: Final = (
+    f"INSERT INTO processes ({_COLUMNS}, owner, lease_at) VALUES ({', '.join('?' * 17)})"  # noqa: S608 - fixed names
+)
 _UPDATE: Final = (
     "UPDATE processes SET status = ?, result = ?, error = ?, current_step = ?, "
     "started_at = ?, finished_at = ?, seq = ? WHERE id = ?"
@@ -156,31 +180,20 @@ _STEP_COLUMNS: Final = (
 )
 
 
-def _pack(value: Any) -> bytes:
-    try:
-        return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
-    except (TypeError, ValueError, OverflowError) as error:
-        raise TypeError(f"not storable (msgpack-able values only): {error}") from None
-
-
 def _pack_some(value: Any) -> bytes | None:
-    return None if value is None else _pack(value)
-
-
-def _unpack(blob: bytes | None) -> Any:
-    return None if blob is None else msgpack.unpackb(blob, raw=False, strict_map_key=False)
+    return None if value is None else pack(value)
 
 
 def _event_row(process_id: str, event: Mapping[str, Any]) -> tuple[Any, ...]:
     data = {k: v for k, v in event.items() if k not in {"type", "at", "seq"}}
-    return (process_id, event["seq"], event["type"], event["at"], _pack(data) if data else None)
+    return (process_id, event["seq"], event["type"], event["at"], pack(data) if data else None)
 
 
 def _step_row(record: ProcessRecord, position: int, step: StepRecord) -> tuple[Any, ...]:
     return (
         record.process_id, position, step.name, record.kind, step.status, step.progress,
-        step.note, step.attempts, _pack(step.errors) if step.errors else None,
-        _pack(step.input), _pack(step.output), _pack(step.checkpoint),
+        step.note, step.attempts, pack(step.errors) if step.errors else None,
+        pack(step.input), pack(step.output), pack(step.checkpoint),
         step.started_at, step.finished_at, step.duration, step.cpu,
     )  # fmt: skip
 
@@ -244,8 +257,11 @@ class SqliteProcessStore:
             raise _unusable(path, "another running tierd uses this process store") from None
         try:
             self._writer_db = self._connect()
-            self._writer_db.executescript(_SCHEMA)
+            self.schema_version = _migrate(self._writer_db)
             _add_fire_columns(self._writer_db)
+        except ConfigError:
+            self._lock_file.close()
+            raise
         except sqlite3.Error as error:
             self._lock_file.close()
             raise _unusable(path, str(error)) from None
@@ -253,6 +269,21 @@ class SqliteProcessStore:
             target=self._write_forever, name=f"tierd-process-store-{name}", daemon=True
         )
         self._thread.start()
+
+    @staticmethod
+    def schema_of(path: Path) -> int:
+        """The schema version of the file at ``path``; 0 if it has none (or no file)."""
+        if not path.exists():
+            return 0
+        try:
+            with contextlib.closing(sqlite3.connect(path)) as db:
+                tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+                if "schema_version" in tables:
+                    (found,) = db.execute("SELECT max(version) FROM schema_version").fetchone()
+                    return int(found or 0)
+                return 1 if "processes" in tables else 0
+        except sqlite3.Error:
+            return 0
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -290,12 +321,20 @@ class SqliteProcessStore:
             raise result.error
         return result
 
-    def create(self, record: ProcessRecord, events: Sequence[dict[str, Any]]) -> tuple[str, bool]:
+    def create(
+        self,
+        record: ProcessRecord,
+        events: Sequence[dict[str, Any]],
+        *,
+        owner: str | None = None,
+    ) -> tuple[str, bool]:
         """Insert a process and its events (see `ProcessStore.create`)."""
+        running = record.status == "running"
         row = (
             record.process_id, record.kind, record.status, record.priority, record.key,
-            _pack(list(record.steps)), _pack(record.params), None, None, None,
-            _pack(record.correlation), record.created_at, record.started_at, None, record.seq,
+            pack(list(record.steps)), pack(record.params), None, None, None,
+            pack(record.correlation), record.created_at, record.started_at, None, record.seq,
+            owner if running else None, record.created_at if running else None,
         )  # fmt: skip
         event_rows = [_event_row(record.process_id, event) for event in events]
 
@@ -327,7 +366,7 @@ class SqliteProcessStore:
             (
                 _UPDATE,
                 (
-                    record.status, _pack(record.result), _pack(record.error),
+                    record.status, pack(record.result), pack(record.error),
                     record.current_step, record.started_at, record.finished_at, record.seq,
                     record.process_id,
                 ),
@@ -414,9 +453,9 @@ class SqliteProcessStore:
             if not ids:
                 return []
             db.executemany(
-                "UPDATE processes SET status = 'running', owner = ?, seq = seq + 1, "
+                "UPDATE processes SET status = 'running', owner = ?, lease_at = ?, seq = seq + 1, "
                 "started_at = COALESCE(started_at, ?) WHERE id = ?",
-                [(owner, now, process_id) for process_id in ids],
+                [(owner, now, now, process_id) for process_id in ids],
             )
             records = self._read_many(db, ids)
             db.executemany(
@@ -430,6 +469,51 @@ class SqliteProcessStore:
 
         result: builtins.list[ProcessRecord] = self._run(take)
         return result
+
+    def renew(self, owner: str, now: float) -> int:
+        """Renew the lease of every process ``owner`` runs (see `ProcessStore.renew`)."""
+
+        def renew(db: sqlite3.Connection) -> int:
+            return db.execute(
+                "UPDATE processes SET lease_at = ? "
+                "WHERE owner = ? AND status IN ('running', 'paused')",
+                (now, owner),
+            ).rowcount
+
+        result: int = self._run(renew)
+        return result
+
+    def claim_expired(
+        self, owner: str, kinds: Iterable[str], stale_before: float, now: float, limit: int
+    ) -> builtins.list[ProcessRecord]:
+        """Adopt processes whose owner's lease lapsed (see `ProcessStore.claim_expired`)."""
+        kinds = sorted(kinds)
+        if limit <= 0 or not kinds:
+            return []
+
+        def adopt(db: sqlite3.Connection) -> builtins.list[ProcessRecord]:
+            marks = ", ".join("?" * len(kinds))
+            ids = [
+                row[0]
+                for row in db.execute(
+                    "SELECT id FROM processes WHERE status IN ('running', 'paused') "  # noqa: S608 - placeholders
+                    f"AND kind IN ({marks}) AND owner IS NOT ? "
+                    "AND COALESCE(lease_at, started_at, created_at) < ? ORDER BY n LIMIT ?",
+                    (*kinds, owner, stale_before, limit),
+                )
+            ]
+            db.executemany(
+                "UPDATE processes SET owner = ?, lease_at = ? WHERE id = ?",
+                [(owner, now, process_id) for process_id in ids],
+            )
+            return self._read_many(db, ids) if ids else []
+
+        result: builtins.list[ProcessRecord] = self._run(adopt)
+        return result
+
+    def watch(self, callback: Callable[[str | None], None]) -> None:
+        """Never calls ``callback``: one runtime has the file to itself, and knows its work."""
+        del callback
 
     def cancel_pending(self, process_id: str, now: float) -> ProcessRecord | None:
         """Cancel a pending or paused process (see `ProcessStore.cancel_pending`)."""
@@ -475,7 +559,8 @@ class SqliteProcessStore:
             record.seq += 1
             db.execute(
                 "UPDATE processes SET status = 'pending', result = NULL, error = NULL, "
-                "finished_at = NULL, current_step = NULL, owner = NULL, seq = ? WHERE id = ?",
+                "finished_at = NULL, current_step = NULL, owner = NULL, lease_at = NULL, seq = ? "
+                "WHERE id = ?",
                 (record.seq, process_id),
             )
             event = {"type": "process_retried", "at": now, "seq": record.seq,
@@ -517,7 +602,7 @@ class SqliteProcessStore:
             TypeError: an item is not msgpack-able (nothing is queued).
         """
         rows = [
-            (process_id, one.index, _pack(one.item), one.status, one.attempts,
+            (process_id, one.index, pack(one.item), one.status, one.attempts,
              _pack_some(one.error), _pack_some(one.result))
             for one in items
         ]  # fmt: skip
@@ -652,7 +737,7 @@ class SqliteProcessStore:
         query += " AND idx > ? ORDER BY idx LIMIT ?"
         values += [after, limit]
         return [
-            ItemRecord(index, _unpack(item), status, attempts, _unpack(error), _unpack(result))
+            ItemRecord(index, unpack(item), status, attempts, unpack(error), unpack(result))
             for index, item, status, attempts, error, result in self._db().execute(query, values)
         ]
 
@@ -692,12 +777,12 @@ class SqliteProcessStore:
             (process_id, kind, status, priority, key, step_names, params, result, error,
              current, correlation, created_at, started_at, finished_at, seq) = row  # fmt: skip
             records[process_id] = ProcessRecord(
-                process_id, kind, _unpack(params),
-                {name: StepRecord(name) for name in _unpack(step_names)},
-                status=status, priority=priority, key=key, result=_unpack(result),
-                error=_unpack(error), current_step=current, created_at=created_at,
+                process_id, kind, unpack(params),
+                {name: StepRecord(name) for name in unpack(step_names)},
+                status=status, priority=priority, key=key, result=unpack(result),
+                error=unpack(error), current_step=current, created_at=created_at,
                 started_at=started_at, finished_at=finished_at,
-                correlation=_unpack(correlation) or {}, seq=seq,
+                correlation=unpack(correlation) or {}, seq=seq,
             )  # fmt: skip
         if records:
             marks = ", ".join("?" * len(records))
@@ -708,8 +793,8 @@ class SqliteProcessStore:
                 (process_id, name, status, progress, note, attempts, errors, data_in, data_out,
                  checkpoint, started_at, finished_at, duration, cpu) = step_row  # fmt: skip
                 records[process_id].steps[name] = StepRecord(
-                    name, status, progress, note, attempts, _unpack(errors) or [],
-                    _unpack(data_in), _unpack(data_out), _unpack(checkpoint),
+                    name, status, progress, note, attempts, unpack(errors) or [],
+                    unpack(data_in), unpack(data_out), unpack(checkpoint),
                     started_at, finished_at, duration, cpu,
                 )  # fmt: skip
         return list(records.values())
@@ -760,17 +845,17 @@ class SqliteProcessStore:
             "SELECT seq, type, at, data FROM events WHERE process_id = ? ORDER BY seq",
             (process_id,),
         ):
-            events.append({"type": kind, "at": at, "seq": seq, **(_unpack(data) or {})})
+            events.append({"type": kind, "at": at, "seq": seq, **(unpack(data) or {})})
         return events
 
     def unfinished(self, owner: str) -> builtins.list[ProcessRecord]:
-        """Processes running or paused when the store was last written."""
+        """The processes ``owner`` ran (or nobody owns), running or paused: to recover at start."""
         db = self._db()
         rows = db.execute(
             f"SELECT {_COLUMNS} FROM processes WHERE status IN ('running', 'paused') "  # noqa: S608 - fixed names
-            "ORDER BY n"
+            "AND (owner = ? OR owner IS NULL) ORDER BY n",
+            (owner,),
         ).fetchall()
-        del owner  # one runtime per SQLite file (the file lock): everything unfinished is its own
         return self._records(db, rows)
 
     def counts(self) -> dict[tuple[str, str], int]:
@@ -882,6 +967,44 @@ def _job(db: sqlite3.Connection, job: _Job) -> Any:
     return answer
 
 
+def _migrate(db: sqlite3.Connection) -> int:
+    """Apply the migrations the file lacks, each in its own transaction; the version after.
+
+    A file written before ``schema_version`` existed holds version 1.
+
+    Raises:
+        ConfigError: the file's schema is newer than this code's.
+        sqlite3.Error: the file cannot be read or written.
+    """
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+        "description TEXT NOT NULL, applied_at REAL NOT NULL)"
+    )
+    (found,) = db.execute("SELECT max(version) FROM schema_version").fetchone()
+    if (
+        found is None
+        and db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'processes'"
+        ).fetchone()
+    ):
+        found = 1
+        db.execute("INSERT INTO schema_version VALUES (1, ?, ?)", (MIGRATIONS[0][1], time.time()))
+    found = found or 0
+    if found > SCHEMA_VERSION:
+        raise newer_schema(found, SCHEMA_VERSION)
+    for version, description, sql in MIGRATIONS:
+        if version > found:
+            db.executescript(
+                f"BEGIN IMMEDIATE; {sql}; INSERT INTO schema_version VALUES "  # noqa: S608 - ours
+                f"({version}, '{description}', {time.time()!r}); COMMIT;"
+            )
+            found = version
+    # Tables added to the first schema before versions existed (items, schedule_state):
+    # made where an older file lacks them. Every statement of it is IF NOT EXISTS.
+    db.executescript(_SCHEMA_V1)
+    return int(found)
+
+
 def _add_fire_columns(db: sqlite3.Connection) -> None:
     """Give a ``schedule_fires`` table made by an older tierd the columns it lacks."""
     have = {row[1] for row in db.execute("PRAGMA table_info(schedule_fires)")}
@@ -908,6 +1031,6 @@ def store_path(url: str, data_dir: str) -> Path:
     if not url.startswith("sqlite:///"):
         raise ValueError(
             f"unsupported store {url!r}: use 'sqlite:///path/to/processes.db' "
-            "(PostgreSQL comes in a later release)"
+            "or 'postgresql://user@host:port/database'"
         )
     return Path(url.removeprefix("sqlite:///"))

@@ -1,8 +1,8 @@
 """The `ProcessStore` seam: where processes, their steps and their events are kept.
 
 `tierd.processes._sqlite.SqliteProcessStore` is the default (one runtime, one
-file); a PostgreSQL store shared by several runtimes comes later and must pass
-the same behaviour suite (``tests/processes/test_store.py``).
+file); `tierd.processes._postgres.PostgresProcessStore` is shared by several
+runtimes. Both pass the same behaviour suite (``tests/process/test_store.py``).
 
 Schedules keep their fires and their paused state here too, so that every
 runtime sharing a store agrees on them: `claim_fire` is the one insert of a
@@ -17,6 +17,12 @@ Two kinds of writes:
 - *saves* of a running process's transitions (`save`) are queued and
   committed in groups by the store's writer; the caller waits on the
   returned `Outcome` (or on `barrier`) before it lets anyone see the change.
+
+Ownership: a running or paused process has an owner (a runtime's name) and
+a lease, renewed by the owner (`renew`); a process whose lease has not been
+renewed for ``stuck_after`` seconds is adopted by another runtime
+(`claim_expired`), so a runtime that died has its processes finished by the
+others. Values are kept as msgpack (`pack`, `unpack`).
 """
 
 from __future__ import annotations
@@ -25,11 +31,44 @@ import builtins  # noqa: TC003 - `list` is a method name here; annotations need 
 import dataclasses
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+import msgpack
+
+from ..errors import ConfigError
+
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from .._outcome import Outcome
     from ._record import ItemRecord, ProcessRecord
+
+
+BATCH_LIMIT: Final = 4096
+"""The most statements one group commit carries."""
+
+
+def pack(value: Any) -> bytes:
+    """A value as stored: msgpack.
+
+    Raises:
+        TypeError: the value is not msgpack-able.
+    """
+    try:
+        return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+    except (TypeError, ValueError, OverflowError) as error:
+        raise TypeError(f"not storable (msgpack-able values only): {error}") from None
+
+
+def unpack(blob: bytes | None) -> Any:
+    """A stored value back (None stays None)."""
+    return None if blob is None else msgpack.unpackb(blob, raw=False, strict_map_key=False)
+
+
+def newer_schema(found: int, known: int) -> ConfigError:
+    """The error for a store whose schema a newer tierd wrote."""
+    return ConfigError(
+        f"[processes] store: its schema is version {found}, newer than this tierd knows "
+        f"({known}); upgrade tierd (a newer tierd migrated this store)"
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -83,8 +122,16 @@ class Finished:
 class ProcessStore(Protocol):
     """Keeps processes durably. Every method may be called from any thread."""
 
-    def create(self, record: ProcessRecord, events: Sequence[dict[str, Any]]) -> tuple[str, bool]:
+    def create(
+        self,
+        record: ProcessRecord,
+        events: Sequence[dict[str, Any]],
+        *,
+        owner: str | None = None,
+    ) -> tuple[str, bool]:
         """Insert a process (pending, or running if it starts at once) and its events, at once.
+
+        A running one is owned by ``owner``, its lease renewed at its ``created_at``.
 
         Returns:
             ``(id, True)``, or ``(existing id, False)`` when ``record.key`` is
@@ -126,8 +173,34 @@ class ProcessStore(Protocol):
     def claim(self, kind: str, limit: int, owner: str, now: float) -> builtins.list[ProcessRecord]:
         """Take up to ``limit`` pending processes of ``kind`` by (priority, submit order).
 
-        Each is marked running and owned by ``owner``, with its
-        ``process_started`` event, in one transaction.
+        Each is marked running and owned by ``owner`` (its lease renewed at
+        ``now``), with its ``process_started`` event, in one transaction; two
+        runtimes never take the same process.
+        """
+
+    def renew(self, owner: str, now: float) -> int:
+        """Renew the lease of every process ``owner`` runs (running or paused) at ``now``.
+
+        Returns:
+            How many leases were renewed.
+        """
+
+    def claim_expired(
+        self, owner: str, kinds: Iterable[str], stale_before: float, now: float, limit: int
+    ) -> builtins.list[ProcessRecord]:
+        """Adopt up to ``limit`` running or paused processes of ``kinds`` whose lease lapsed.
+
+        A lease lapsed when its owner (another runtime, or none) last renewed it
+        before ``stale_before``. Each is owned by ``owner`` from now, its lease
+        renewed at ``now``, in one transaction; the caller recovers them.
+        """
+
+    def watch(self, callback: Callable[[str | None], None]) -> None:
+        """Call ``callback(kind)`` from the store's thread when pending work may be waiting.
+
+        For work another runtime submitted (``kind``), or ``None`` now and then
+        (any kind: a notification may have been lost). A store that one runtime
+        has to itself never calls it.
         """
 
     def cancel_pending(self, process_id: str, now: float) -> ProcessRecord | None:
@@ -149,7 +222,7 @@ class ProcessStore(Protocol):
         """
 
     def unfinished(self, owner: str) -> builtins.list[ProcessRecord]:
-        """Processes running or paused as the store saw them last: what to recover."""
+        """Processes ``owner`` ran (running or paused) as the store saw them last: to recover."""
 
     def counts(self) -> dict[tuple[str, str], int]:
         """Processes pending, running and paused, by (kind, status)."""
