@@ -26,7 +26,7 @@ from typing import Any
 
 from tierd.logging import configure as configure_logging
 
-from . import crossprocess, events, inprocess, peers, processes, scaling, stores
+from . import crossprocess, events, inprocess, peers, processes, scaling, stores, web
 from .measure import median, percentile
 
 RESULTS = Path(__file__).with_name("results.json")
@@ -45,6 +45,8 @@ class Sizes:
     finished: int = 1_000_000
     pending: int = 1_000_000
     get_calls: int = 2_000
+    http_per_client: int = 300
+    """H1: submit+get pairs per HTTP (and per ZeroMQ) client, 16 clients."""
     shared: int = 3_000
     event_messages: int = 10_000
     batch_items: int = 100_000
@@ -59,8 +61,8 @@ FULL = Sizes(
 )
 QUICK = Sizes(
     one_way=2_000, round_trips=300, concurrent=640, scaling=[100, 1_000], repeat=1,
-    processes=300, finished=2_000, pending=2_000, get_calls=100, event_messages=2_000,
-    batch_items=2_000, shared=300,
+    processes=300, finished=2_000, pending=2_000, get_calls=100, http_per_client=5,
+    event_messages=2_000, batch_items=2_000, shared=300,
 )  # fmt: skip
 
 TARGETS = {
@@ -208,6 +210,30 @@ def _print_processes(figures: dict[str, Any], sizes: Sizes) -> None:
           "(target >= 0.5)")  # fmt: skip
 
 
+def _print_http(figures: dict[str, Any], sizes: Sizes) -> None:
+    print("\nHTTP API (runtime.http)")
+    hot = figures["H0 hot path"]
+    print(f"H0 in-process W1 with http on {hot['on_per_s']:,.0f} msg/s, off "
+          f"{hot['off_per_s']:,.0f} msg/s; ratio {hot['ratio']:.2f} (target >= 0.95)")  # fmt: skip
+    pairs = figures["H1 submit+get"]
+    http, client = pairs["http"], pairs["client"]
+    print(f"H1 POST /api/processes + GET, {web.CLIENTS} clients: {http['pairs_per_s']:,.0f}/s, "
+          f"p99 {http['p99_ms']:.1f} ms; tierd.Client {client['pairs_per_s']:,.0f} pairs/s, "
+          f"p99 {client['p99_ms']:.1f} ms ({client['refused_busy']:,} busy refusals retried); "
+          f"ratio {pairs['ratio']:.2f}; 8 tierd.Clients {pairs['client_8']['pairs_per_s']:,.0f}/s, "
+          f"p99 {pairs['client_8']['p99_ms']:.1f} ms")  # fmt: skip
+    viewers = figures["H2 viewers"]
+    got = viewers["received"]
+    print(f"H2 {sizes.processes:,} processes: {viewers['no_viewer_per_s']:,.0f}/s with no viewer, "
+          f"{viewers['viewers_per_s']:,.0f}/s with {viewers['viewers']} SSE viewers; ratio "
+          f"{viewers['ratio']:.2f} (target >= 0.90); against events made and dropped "
+          f"{viewers['events_built_per_s']:,.0f}/s, ratio {viewers['ratio_to_built']:.2f}; "
+          f"runtime CPU per process {viewers['no_viewer_cpu_us_per_process']:.0f} µs alone, "
+          f"{viewers['events_built_cpu_us_per_process']:.0f} µs events made, "
+          f"{got['runtime_cpu_us_per_process']:.0f} µs watched; the viewers got "
+          f"{got['events']:,} events, {got['dropped']} drops")  # fmt: skip
+
+
 def _print_report(report: dict[str, Any], sizes: Sizes) -> None:
     _print_rows(report["rows"])
     for name, figure in report.get("peers", {}).items():
@@ -216,6 +242,8 @@ def _print_report(report: dict[str, Any], sizes: Sizes) -> None:
         _print_scaling(report["scaling"])
     if "processes" in report:
         _print_processes(report["processes"], sizes)
+    if "http" in report:
+        _print_http(report["http"], sizes)
     if "stores" in report:
         stores.print_figures(report["stores"], sizes.processes, sizes.shared)
     if "events" in report:
@@ -230,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated: inprocess,crossprocess,scaling,peers,processes,events,stores",
+        help="comma-separated: inprocess,crossprocess,scaling,peers,processes,events,stores,http",
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args(argv)
@@ -238,7 +266,16 @@ def main(argv: list[str] | None = None) -> int:
     parts = (
         set(args.only.split(","))
         if args.only
-        else {"inprocess", "crossprocess", "scaling", "peers", "processes", "events", "stores"}
+        else {
+            "inprocess",
+            "crossprocess",
+            "scaling",
+            "peers",
+            "processes",
+            "events",
+            "stores",
+            "http",
+        }
     )
     configure_logging("console", "warning")
     pinned = None
@@ -276,6 +313,10 @@ def main(argv: list[str] | None = None) -> int:
     if "processes" in parts:
         report["processes"] = processes.measure(
             sizes.processes, sizes.finished, sizes.pending, sizes.get_calls, sizes.batch_items
+        )
+    if "http" in parts:
+        report["http"] = web.measure(
+            sizes.http_per_client, sizes.processes, sizes.one_way, sizes.repeat
         )
     if "stores" in parts:
         report["stores"] = stores.measure(sizes.processes, sizes.shared)

@@ -54,6 +54,22 @@ def prometheus_bin() -> tuple[str, str]:
 
 
 @pytest.fixture(scope="session")
+def chromium() -> tuple[str, str]:
+    """The paths of ``chromium`` and ``chromedriver``, installed first if they are missing."""
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        done = subprocess.run(
+            [str(ROOT / "scripts" / "install-chromium")],
+            capture_output=True, text=True, timeout=900, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            pytest.fail(f"scripts/install-chromium failed:\n{done.stdout}\n{done.stderr}")
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert browser is not None
+    assert driver is not None
+    return browser, driver
+
+
+@pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL cluster for the whole run (installed first if missing), stopped at the end."""
     binaries = find_binaries()

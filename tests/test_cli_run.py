@@ -18,10 +18,10 @@ pytestmark = pytest.mark.slow
 
 
 def _loopback(*args: str) -> list[str]:
-    """``args`` with a free metrics port, endpoint and events port, so tests never clash."""
+    """``args`` with free metrics, HTTP and events ports and a free endpoint: no clashes."""
     return [
-        *args, "--metrics", "127.0.0.1:0", "--endpoint", f"tcp://127.0.0.1:{free_port()}",
-        "--events", f"tcp://127.0.0.1:{free_port()}",
+        *args, "--metrics", "127.0.0.1:0", "--http", "127.0.0.1:0",
+        "--endpoint", f"tcp://127.0.0.1:{free_port()}", "--events", f"tcp://127.0.0.1:{free_port()}",
     ]  # fmt: skip
 
 

@@ -26,7 +26,7 @@ def test_every_key_of_every_table_has_a_row_with_a_description():
     assert {m.__name__ for m in models} == {
         "Config", "RuntimeConfig", "LevelConfig", "DaemonConfig", "RestartConfig",
         "SupervisionConfig", "RetryConfig", "PeerConfig", "ProcessesConfig", "RetentionConfig",
-        "ProcessKindConfig", "StepConfig", "BatchConfig", "ScheduleConfig",
+        "ProcessKindConfig", "StepConfig", "BatchConfig", "ScheduleConfig", "HttpToken",
     }  # fmt: skip
     for model in models:
         for name, field in model.model_fields.items():

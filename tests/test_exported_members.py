@@ -17,6 +17,7 @@ PUBLIC = [
     "Daemon",
     "DaemonState",
     "Deadlock",
+    "HttpServerError",
     "ItemRefusal",
     "Message",
     "MetricsServerError",

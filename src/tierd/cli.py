@@ -133,6 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for key, value in (
             ("metrics", args.metrics),
             ("endpoint", args.endpoint),
+            ("http", args.http),
             ("events", args.events),
         )
         if value is not None
@@ -189,6 +190,8 @@ def _print_banner(runtime: Runtime, what: str) -> None:
         print(f"  live events:       {runtime.events_address}  (tierd events)", flush=True)
     if runtime.metrics.address:
         print(f"  metrics:           http://{runtime.metrics.address}/metrics", flush=True)
+    if runtime.http is not None:
+        print(f"  dashboard and API: http://{runtime.http.address}/", flush=True)
     target = _example_target(runtime)
     endpoint = (
         "" if section.endpoint in {"", DEFAULT_ENDPOINT} else f" --endpoint {section.endpoint}"
@@ -706,6 +709,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--metrics", metavar="HOST:PORT", help='override runtime.metrics ("" turns metrics off)'
     )
+    run.add_argument(
+        "--http", metavar="HOST:PORT",
+        help='override runtime.http, the HTTP API and dashboard ("" turns it off)',
+    )  # fmt: skip
     run.add_argument(
         "--endpoint", metavar="ENDPOINT", type=run_endpoint_argument,
         help='override runtime.endpoint: host:port or tcp://host:port ("" serves no network)',

@@ -284,6 +284,54 @@ def _check_metrics(value: str) -> str:
     return value
 
 
+def check_http_address(value: str) -> str:
+    """``host:port`` for the HTTP API (port 0 picks a free one), or "" for none.
+
+    Raises:
+        ValueError: it is neither; the message shows one that is.
+    """
+    if value == "":
+        return value
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"bad HTTP address {value!r}: expected 'host:port' or ''")
+    if ":" in host and not (host.startswith("[") and host.endswith("]")):
+        raise ValueError(f"bad HTTP address {value!r}: write an IPv6 host in brackets")
+    return value
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a name, an IPv4 address or a bracketed IPv6 one) is only loopback."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class HttpToken(_Section):
+    """One entry of ``runtime.http_tokens``: a bearer token and its role.
+
+    Give the token itself (``token``) or a file that holds it (``token_file``,
+    read when the runtime starts; surrounding whitespace is ignored), not both.
+    """
+
+    token: Annotated[str, Field(min_length=16, max_length=512, pattern=r"^[!-~]+$")] | None = None
+    """The token, at least 16 printable characters with no spaces (``openssl rand -hex 32``)."""
+    token_file: Annotated[str, Field(min_length=1)] | None = None
+    """A file whose content is the token: keeps the secret out of the config."""
+    role: Literal["send", "operate"] = "send"
+    """``send``: submit, read, send and request; ``operate``: also cancel, pause, resume, retry,
+    restart, replay and purge."""
+
+    @pydantic.model_validator(mode="after")
+    def _one_source(self) -> HttpToken:
+        if (self.token is None) == (self.token_file is None):
+            raise ValueError("give either token = '...' or token_file = 'path', not both")
+        return self
+
+
 class AllowedClient(_Section):
     """One entry of ``runtime.curve_allowed_clients``: public keys and their role."""
 
@@ -311,6 +359,14 @@ class RuntimeConfig(_Section):
     ``endpoint``."""
     metrics: Annotated[str, pydantic.AfterValidator(_check_metrics)] = "127.0.0.1:9464"
     """Prometheus exporter, ``host:port``; port 0 picks a free port; "" turns it off."""
+    http: Annotated[str, pydantic.AfterValidator(check_http_address)] = ""
+    """HTTP API and web dashboard, ``host:port``; port 0 picks a free port; "" turns it off."""
+    http_tokens: list[HttpToken] = Field(default_factory=list)
+    """Bearer tokens the HTTP API accepts, each with a role; none: open, but only on loopback.
+
+    A list of ``{ token = "...", role = "operate" }`` or ``{ token_file = "secrets/ops.token",
+    role = "send" }`` entries. Once any is given, every request needs one, on loopback too.
+    Beyond loopback (``http = "0.0.0.0:8080"``) at least one is required."""
     log_format: Literal["console", "json"] = "console"
     """Log lines for people (``console``) or one JSON object per line (``json``)."""
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
@@ -702,6 +758,13 @@ class Config(_Section):
                 "and curve_allowed_clients (see 'tierd keys generate'), or insecure = true "
                 "to let anyone who reaches it send"
             )
+        http_host = runtime.http.rpartition(":")[0]
+        if runtime.http and not runtime.http_tokens and not is_loopback_host(http_host):
+            problems.append(
+                f"runtime.http_tokens: the HTTP API on {runtime.http!r} is not loopback: "
+                'give bearer tokens ([{ token_file = "secrets/ops.token", role = "operate" }]) '
+                "or serve it on 127.0.0.1 behind a proxy"
+            )
         if runtime.events and open_to_anyone and not is_loopback_endpoint(runtime.events):
             problems.append(
                 f"runtime.events: {runtime.events!r} is not loopback: set curve_secret_key "
@@ -884,11 +947,4 @@ def is_loopback_endpoint(endpoint: str) -> bool:
     """Whether a ``tcp://`` endpoint binds only the loopback interface (ipc and inproc do)."""
     match = _ENDPOINT.match(endpoint)
     host = match.group("host") if match else None
-    if host is None:
-        return True
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    return host is None or is_loopback_host(host)

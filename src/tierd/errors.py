@@ -13,13 +13,14 @@ The tree::
     ├── Cancelled                       the message was cancelled before handling
     ├── BindError (OSError)             the runtime cannot listen on its endpoint
     ├── MetricsServerError (OSError)    the runtime cannot serve metrics on its address
+    ├── HttpServerError (OSError)       the runtime cannot serve its HTTP API on its address
     ├── ProcessNotFound (LookupError)   no process has this id
     ├── ScheduleNotFound (LookupError)  no schedule has this name
     ├── ProcessFailed                   the process ended failed, cancelled or timed out
     └── StepError                       a step failed on purpose (raised by a user's step)
 
 Errors that travel back to a requester as a reply (everything but
-`ConfigError`, `BindError` and `MetricsServerError`) are written into the
+`ConfigError`, `BindError`, `MetricsServerError` and `HttpServerError`) are written into the
 reply's payload by `to_payload` and raised again on the requester's side by
 `from_payload`.
 """
@@ -203,6 +204,23 @@ class MetricsServerError(TierdError, OSError):
         super().__init__(
             f"cannot serve metrics on {address}: {reason}; is another tierd running there? "
             'choose another runtime.metrics address, or "" to turn metrics off'
+        )
+
+
+class HttpServerError(TierdError, OSError):
+    """The runtime cannot serve its HTTP API and dashboard on ``runtime.http``.
+
+    Attributes:
+        address: the ``host:port`` it tried.
+        reason: what the operating system said.
+    """
+
+    def __init__(self, address: str, reason: str) -> None:
+        self.address = address
+        self.reason = reason
+        super().__init__(
+            f"cannot serve the HTTP API on runtime.http {address}: {reason}; is another tierd "
+            'running there? choose another runtime.http address, or "" to turn it off'
         )
 
 

@@ -43,6 +43,7 @@ from .processes._schedule_driver import ScheduleDriver
 if TYPE_CHECKING:
     import pykka
 
+    from ._http import HttpServer
     from .actors.daemon import Daemon
     from .config import DaemonConfig
     from .orchestrators._dead_letters import DeadLetter
@@ -83,6 +84,8 @@ class Runtime:
         """The ZeroMQ side: clients and peers; None while the runtime serves no network."""
         self.metrics = RuntimeMetrics(self, config.runtime.name)
         """The runtime's own Prometheus registry; served on ``runtime.metrics`` while running."""
+        self.http: HttpServer | None = None
+        """The HTTP API and dashboard, served on ``runtime.http`` while running; None if off."""
         self.journals: dict[int, Journal] = {}
         """The journal of each durable level, open while the runtime runs."""
         self.events = EventFanOut()
@@ -127,6 +130,7 @@ class Runtime:
             ConfigError: a CURVE key cannot be read, or ``runtime.data_dir``
                 cannot hold a durable level's journal; nothing is left running.
             MetricsServerError: the metrics address is in use; nothing is left running.
+            HttpServerError: the ``runtime.http`` address is in use; nothing is left running.
             Exception: whatever a daemon's constructor raised, with a note (PEP 678)
                 naming the daemon: ``levels[0].daemons[1] (relay@1): cannot start``;
                 nothing is left running.
@@ -139,6 +143,7 @@ class Runtime:
             self.metrics.serve(self.config.runtime.metrics)
         factories: list[_DaemonFactory] = []
         try:
+            self._bind_http()
             self._make_bridge()
             for level_index, section in enumerate(self.config.levels):
                 specs = []
@@ -171,13 +176,10 @@ class Runtime:
             self._start_processes()
             if self.bridge is not None:
                 self.bridge.start()  # after the levels, so the network finds them running
+            if self.http is not None:
+                self.http.start()  # what connected since the bind waited in the backlog
         except BaseException:
-            if self.bridge is not None:
-                self.bridge.stop()  # closes whatever a half-done start opened
-            self._stop_orchestrators()
-            self._close_journals()
-            self._close_process_store()
-            self.metrics.close()
+            self._undo_start()
             raise
         finally:
             for factory in factories:
@@ -190,6 +192,27 @@ class Runtime:
         )
         self._sweeper.start()
         self.log.info("runtime_started", levels=self.config.local_levels)
+
+    def _undo_start(self) -> None:
+        """Close whatever a half-done start opened."""
+        if self.http is not None:
+            self.http.close()
+        if self.bridge is not None:
+            self.bridge.stop()
+        self._stop_orchestrators()
+        self._close_journals()
+        self._close_process_store()
+        self.metrics.close()
+
+    def _bind_http(self) -> None:
+        """Listen on ``runtime.http`` (served once the rest has started), if it is set."""
+        if not self.config.runtime.http:
+            return
+        # Here, not at the top: a runtime without HTTP never loads the web stack.
+        from ._http import HttpServer  # noqa: PLC0415
+
+        self.http = HttpServer(self, self.events)
+        self.http.bind(self.config.runtime.http)
 
     def _start_processes(self) -> None:
         """Open the process store, recover what it says was running, start pending work.
@@ -328,6 +351,8 @@ class Runtime:
         """
         if self._stopping.is_set() or not self._started:
             return
+        if self.http is not None:
+            self.http.close()  # first, with the network: no new work, live streams ended
         if self.bridge is not None:
             self.bridge.stop_input()  # first: no new work from clients and peers
         if self._processes is not None:
