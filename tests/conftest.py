@@ -3,7 +3,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import zmq
@@ -13,6 +13,9 @@ from tests import daemons
 from tests.postgres import PostgresServer, find_binaries
 from tests.processes import ROOT, Tierd
 from tierd.testing import runtime_from_dict
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 RuntimeFactory = Callable[..., tierd.Runtime]
 
@@ -117,8 +120,8 @@ def tierd_cli() -> Iterator[type[Tierd]]:
     started: list[Tierd] = []
 
     class Tracked(Tierd):
-        def __init__(self, *args: str) -> None:
-            super().__init__(*args)
+        def __init__(self, *args: str, cwd: Path | None = None) -> None:
+            super().__init__(*args, cwd=cwd)
             started.append(self)
 
     yield Tracked

@@ -30,15 +30,16 @@ class Tierd:
 
     Args:
         args: the arguments after ``tierd``.
+        cwd: its working directory (where a relative ``data_dir`` is); the project's by default.
     """
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, cwd: Path | None = None) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tierd.cli", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            cwd=ROOT,
+            cwd=cwd or ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         self.stdout: list[str] = []

@@ -7,12 +7,16 @@ import signal
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.metrics_helpers import scrape, value
 from tests.processes import CONFIGS, Tierd, free_port
 from tierd.testing import wait_until
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.slow
 
@@ -23,6 +27,13 @@ def _loopback(*args: str) -> list[str]:
         *args, "--metrics", "127.0.0.1:0", "--http", "127.0.0.1:0",
         "--endpoint", f"tcp://127.0.0.1:{free_port()}", "--events", f"tcp://127.0.0.1:{free_port()}",
     ]  # fmt: skip
+
+
+def _directory(parent: Path, name: str) -> Path:
+    """A working directory of its own for one runtime: its process store is its own."""
+    path = parent / name
+    path.mkdir()
+    return path
 
 
 def _endpoint(run: Tierd) -> str:
@@ -59,13 +70,14 @@ def test_ctrl_c_stops_gracefully_with_exit_0(tierd_cli):
     assert any("stopping" in line for line in run.stderr)
 
 
-def test_second_run_on_the_same_metrics_port_fails_and_leaves_the_first_alone(tierd_cli):
+def test_second_run_on_the_same_metrics_port_fails_and_leaves_the_first_alone(tierd_cli, tmp_path):
     """A second `tierd run` on a taken metrics port exits 1 at once; the first keeps serving."""
-    first = tierd_cli("run", *_loopback())
+    first = tierd_cli("run", *_loopback(), cwd=_directory(tmp_path, "first"))
     address = first.metrics_address()
     second = tierd_cli(
-        "run", "--metrics", address, "--endpoint", f"tcp://127.0.0.1:{free_port()}", "--events", ""
-    )
+        "run", "--metrics", address, "--endpoint", f"tcp://127.0.0.1:{free_port()}",
+        "--events", "", "--http", "", cwd=_directory(tmp_path, "second"),
+    )  # fmt: skip
     assert second.finish(sig=None, timeout=20) == 1
     assert any(f"cannot serve metrics on {address}" in line for line in second.stderr)
     assert not any("Traceback" in line for line in second.stderr)
@@ -73,12 +85,17 @@ def test_second_run_on_the_same_metrics_port_fails_and_leaves_the_first_alone(ti
     assert first.finish(signal.SIGTERM) == 0
 
 
-def test_second_run_on_the_same_endpoint_fails_and_leaves_the_first_alone(tierd_cli, make_client):
+def test_second_run_on_the_same_endpoint_fails_and_leaves_the_first_alone(
+    tierd_cli, make_client, tmp_path
+):
     """A second `tierd run` on a taken endpoint exits 1 at once; the first keeps answering."""
-    first = tierd_cli("run", *_loopback())
+    first = tierd_cli("run", *_loopback(), cwd=_directory(tmp_path, "first"))
     first.metrics_address()
     endpoint = _endpoint(first)
-    second = tierd_cli("run", "--metrics", "127.0.0.1:0", "--endpoint", endpoint, "--events", "")
+    second = tierd_cli(
+        "run", "--metrics", "127.0.0.1:0", "--endpoint", endpoint, "--events", "", "--http", "",
+        cwd=_directory(tmp_path, "second"),
+    )  # fmt: skip
     assert second.finish(sig=None, timeout=20) == 1
     assert any("cannot start" in line and endpoint in line for line in second.stderr)
     assert not any("Traceback" in line for line in second.stderr)

@@ -19,6 +19,7 @@ from tests.network import (
     wait_ready,
 )
 from tests.topology import daemon, level
+from tierd.config import DEFAULT_TOPOLOGY, load_config, override_runtime
 from tierd.testing import wait_until
 
 pytestmark = pytest.mark.slow
@@ -156,3 +157,21 @@ def test_a_peer_killed_and_restarted_gets_the_held_messages_once(run_tierd):
         )
         assert front.request("echo@2", "back", timeout=5) == "back"
         assert direct.request("recorder@2", {"op": "count"}, timeout=5) == 10
+
+
+@pytest.mark.timeout(60)
+def test_the_default_topology_runs_its_demo_process_and_batch(tmp_path):
+    """What the README tells a new user to try on `scripts/run` works: demo and demo_batch."""
+    config = override_runtime(
+        load_config(DEFAULT_TOPOLOGY), "test", endpoint="", events="", http="", metrics="",
+        data_dir=str(tmp_path),
+    )  # fmt: skip
+    with tierd.Runtime(config) as rt:
+        demo = rt.processes.submit("demo", {"seconds": 0.1})
+        batch = rt.processes.submit(
+            "demo_batch", {"items": [{"seconds": 0.1}, {"seconds": 0.1}, {"seconds": "x"}]}
+        )
+        assert rt.processes.wait(demo, timeout=30)["result"] == {"slept": 0.1}
+        final = rt.processes.wait(batch, timeout=30)
+        assert [s["name"] for s in rt.schedules.list()] == ["minutely-note"]
+    assert (final["status"], final["completed_items"], final["failed_items"]) == ("completed", 2, 1)
