@@ -65,8 +65,13 @@ _TICK: Final = 0.05
 """Seconds between two rounds of heartbeats, liveness checks and expiries."""
 _BATCH: Final = 256
 """Frames read from one socket before the loop looks at the others: fairness."""
-_STATUS_BACKLOG: Final = 8
-"""Status queries computed at once at most; more are refused as busy."""
+_QUERY_WORKERS: Final = 4
+"""Threads that answer status and control queries (process submits and reads among them)."""
+_STATUS_BACKLOG: Final = 256
+"""Status and control queries waiting or being answered at most; more are refused as busy.
+
+Eight (with one worker) refused most of 16 clients submitting processes at once
+(benchmarks/web.py, H1: 227,448 refusals for 10 s of work)."""
 _CLOSE_LINGER_MS: Final = 200
 """How long closing the ROUTER may wait to flush the last replies."""
 _HEARTBEAT_MS: Final = 1000
@@ -174,7 +179,7 @@ class Bridge:
         self._control = control
         self._status_pending = 0
         self._status_worker = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"tierd-status-{runtime.name}"
+            max_workers=_QUERY_WORKERS, thread_name_prefix=f"tierd-status-{runtime.name}"
         )
         self._context: zmq.Context[Any] | None = None
         self._authenticator: ThreadAuthenticator | None = None
