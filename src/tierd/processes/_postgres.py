@@ -42,20 +42,33 @@ from .._outcome import Outcome
 from ..errors import ConfigError, Rejected
 from ..logging import get_logger
 from ._lifecycle import TERMINAL, UNFINISHED
-from ._record import ItemRecord, ProcessRecord, StepRecord
-from ._store import (
-    BATCH_LIMIT,
-    FIRE_OUTCOMES,
-    Finished,
-    Page,
-    ScheduleFire,
-    newer_schema,
-    pack,
-    unpack,
+from ._rows import (
+    PROCESS_COLUMNS,
+    STEP_COLUMNS,
+    add_steps,
+    event_row,
+    finished,
+    history_event,
+    item_record,
+    item_state_rows,
+    list_filters,
+    mean_durations,
+    new_item_rows,
+    page_rows,
+    process_records,
+    process_row,
+    requeued,
+    schedule_fire,
+    step_rows,
+    update_row,
 )
+from ._store import BATCH_LIMIT, FIRE_OUTCOMES, Page, newer_schema
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+
+    from ._record import ItemRecord, ProcessRecord
+    from ._store import Finished, ScheduleFire
 
 CHANNEL: Final = "tierd_pending"
 """The NOTIFY channel a submit of pending work signals, with the kind as payload."""
@@ -155,13 +168,9 @@ CREATE TABLE schedule_state (
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]
 """The schema this code reads and writes."""
 
-_COLUMNS: Final = (
-    "id, kind, status, priority, key, step_names, params, result, error, current_step, "
-    "correlation, created_at, started_at, finished_at, seq"
-)
 _CREATE: Final = f"""
 WITH made AS (
-    INSERT INTO processes ({_COLUMNS}, owner, lease_at)
+    INSERT INTO processes ({PROCESS_COLUMNS}, owner, lease_at)
     VALUES ({", ".join(["%s"] * 17)})
     ON CONFLICT (kind, key) WHERE key IS NOT NULL AND status IN ('pending', 'running', 'paused')
     DO NOTHING RETURNING id, kind),
@@ -202,10 +211,6 @@ _ITEM_STATE: Final = (
 )
 _Write = tuple[str, tuple[Any, ...] | builtins.list[tuple[Any, ...]]]
 """One statement and its values (a list of rows: ``executemany``)."""
-_STEP_COLUMNS: Final = (
-    "process_id, name, status, progress, note, attempts, errors, input, output, checkpoint, "
-    "started_at, finished_at, duration, cpu"
-)
 _CLAIM: Final = f"""
 WITH picked AS MATERIALIZED (
     SELECT id FROM processes WHERE status = 'pending' AND kind = %s
@@ -214,11 +219,11 @@ taken AS (
     UPDATE processes AS p SET status = 'running', owner = %s, lease_at = %s, seq = p.seq + 1,
         started_at = COALESCE(p.started_at, %s)
     FROM picked WHERE p.id = picked.id
-    RETURNING p.n, {", ".join(f"p.{column.strip()}" for column in _COLUMNS.split(","))}),
+    RETURNING p.n, {", ".join(f"p.{column.strip()}" for column in PROCESS_COLUMNS.split(","))}),
 logged AS (
     INSERT INTO events (process_id, seq, type, at, data)
     SELECT id, seq, 'process_started', %s, NULL FROM taken)
-SELECT {_COLUMNS} FROM taken ORDER BY priority, n"""  # noqa: S608 - fixed names
+SELECT {PROCESS_COLUMNS} FROM taken ORDER BY priority, n"""  # noqa: S608 - fixed names
 """Take pending work, write its ``process_started`` events, return its rows: one statement."""
 _ADOPT: Final = """
 WITH lapsed AS MATERIALIZED (
@@ -229,24 +234,6 @@ WITH lapsed AS MATERIALIZED (
 UPDATE processes AS p SET owner = %s, lease_at = %s
 FROM lapsed WHERE p.id = lapsed.id
 RETURNING p.id, p.n"""
-
-
-def _event_row(process_id: str, event: Mapping[str, Any]) -> tuple[Any, ...]:
-    data = {k: v for k, v in event.items() if k not in {"type", "at", "seq"}}
-    return (process_id, event["seq"], event["type"], event["at"], pack(data) if data else None)
-
-
-def _step_row(record: ProcessRecord, position: int, step: StepRecord) -> tuple[Any, ...]:
-    return (
-        record.process_id, position, step.name, record.kind, step.status, step.progress,
-        step.note, step.attempts, pack(step.errors) if step.errors else None,
-        pack(step.input), pack(step.output), pack(step.checkpoint),
-        step.started_at, step.finished_at, step.duration, step.cpu,
-    )  # fmt: skip
-
-
-def _pack_some(value: Any) -> bytes | None:
-    return None if value is None else pack(value)
 
 
 def _unusable(url: str, reason: str) -> ConfigError:
@@ -419,14 +406,8 @@ class PostgresProcessStore:
         owner: str | None = None,
     ) -> tuple[str, bool]:
         """Insert a process and its events (see `ProcessStore.create`); NOTIFY if pending."""
-        running = record.status == "running"
-        row = (
-            record.process_id, record.kind, record.status, record.priority, record.key,
-            pack(list(record.steps)), pack(record.params), None, None, None,
-            pack(record.correlation), record.created_at, record.started_at, None, record.seq,
-            owner if running else None, record.created_at if running else None,
-        )  # fmt: skip
-        event_rows = [_event_row(record.process_id, event) for event in events]
+        row = process_row(record, owner)
+        event_rows = [event_row(record.process_id, event) for event in events]
         columns = [[row[i] for row in event_rows] for i in range(1, 5)]
         parameters = (*row, *columns, CHANNEL, record.status == "pending")
         while True:
@@ -485,7 +466,7 @@ class PostgresProcessStore:
             record = self._read(db, process_id)
             assert record is not None
             event = {"type": "process_cancelled", "at": now, "seq": record.seq}
-            db.execute(_EVENT, _event_row(process_id, event))
+            db.execute(_EVENT, event_row(process_id, event))
             return record
 
     def requeue(
@@ -503,30 +484,15 @@ class PostgresProcessStore:
             record = self._read(db, process_id)
             if record is None or record.status not in TERMINAL:
                 return None
-            names = list(record.steps)
-            rows = []
-            for position, name in enumerate(names):
-                step = record.steps[name]
-                if position < from_step and step.status == "completed":
-                    continue
-                keep_input = step.input
-                record.steps[name] = StepRecord(name, attempts=step.attempts)
-                if position == from_step:
-                    record.steps[name].input = keep_input
-                rows.append(_step_row(record, position, record.steps[name]))
+            rows, event = requeued(record, from_step, now)
             db.cursor().executemany(_STEP, rows)
-            record.status, record.result, record.error = "pending", None, None
-            record.finished_at, record.current_step = None, None
-            record.seq += 1
             db.execute(
                 "UPDATE processes SET status = 'pending', result = NULL, error = NULL, "
                 "finished_at = NULL, current_step = NULL, owner = NULL, lease_at = NULL, "
                 "seq = %s WHERE id = %s",
                 (record.seq, process_id),
             )
-            event = {"type": "process_retried", "at": now, "seq": record.seq,
-                     "from_step": names[from_step]}  # fmt: skip
-            db.execute(_EVENT, _event_row(process_id, event))
+            db.execute(_EVENT, event_row(process_id, event))
             db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, record.kind))
             return record
 
@@ -607,10 +573,7 @@ class PostgresProcessStore:
             values.append(outcome)
         with self._reading() as db:
             rows = db.execute(f"{query} ORDER BY fire_at DESC LIMIT %s", [*values, limit])
-            return [
-                ScheduleFire(name, at, outcome_, recorded, pid, mid, detail, manual=bool(manual))
-                for name, at, outcome_, recorded, pid, mid, detail, manual in rows
-            ]
+            return [schedule_fire(row) for row in rows]
 
     def prune_fires(self, before: float, batch: int = 1000) -> int:
         """Delete up to ``batch`` fires recorded before ``before`` but each schedule's latest."""
@@ -651,22 +614,10 @@ class PostgresProcessStore:
         Raises:
             TypeError: a value is not msgpack-able (nothing is queued).
         """
-        writes: builtins.list[_Write] = [
-            (
-                _UPDATE,
-                (
-                    record.status, pack(record.result), pack(record.error),
-                    record.current_step, record.started_at, record.finished_at, record.seq,
-                    record.process_id,
-                ),
-            )
-        ]  # fmt: skip
-        names = list(record.steps)
-        writes.extend(
-            (_STEP, _step_row(record, names.index(name), record.steps[name])) for name in steps
-        )
+        writes: builtins.list[_Write] = [(_UPDATE, update_row(record))]
+        writes.extend((_STEP, row) for row in step_rows(record, steps))
         if event is not None:
-            writes.append((_EVENT, _event_row(record.process_id, event)))
+            writes.append((_EVENT, event_row(record.process_id, event)))
         return self._enqueue(writes)
 
     def _enqueue(self, writes: builtins.list[_Write]) -> Outcome[Exception | None]:
@@ -740,11 +691,7 @@ class PostgresProcessStore:
         Raises:
             TypeError: an item is not msgpack-able (nothing is queued).
         """
-        rows = [
-            (process_id, one.index, pack(one.item), one.status, one.attempts,
-             _pack_some(one.error), _pack_some(one.result))
-            for one in items
-        ]  # fmt: skip
+        rows = new_item_rows(process_id, items)
         return self._enqueue([(_ITEM, rows)]) if rows else self.barrier()
 
     def save_items(self, process_id: str, items: Sequence[ItemRecord]) -> Outcome[Exception | None]:
@@ -753,11 +700,7 @@ class PostgresProcessStore:
         Raises:
             TypeError: a result or an error is not msgpack-able (nothing is queued).
         """
-        rows = [
-            (one.status, one.attempts, _pack_some(one.error), _pack_some(one.result),
-             process_id, one.index)
-            for one in items
-        ]  # fmt: skip
+        rows = item_state_rows(process_id, items)
         return self._enqueue([(_ITEM_STATE, rows)]) if rows else self.barrier()
 
     def items(
@@ -778,10 +721,7 @@ class PostgresProcessStore:
         values += [after, limit]
         with self._reading() as db:
             rows = db.execute(query, values).fetchall()
-        return [
-            ItemRecord(index, unpack(item), status, attempts, unpack(error), unpack(result))
-            for index, item, status, attempts, error, result in rows
-        ]
+        return [item_record(row) for row in rows]
 
     def item_counts(self, process_id: str) -> dict[str, int]:
         """A batch's items by status."""
@@ -846,7 +786,7 @@ class PostgresProcessStore:
 
     def _read(self, db: psycopg.Connection[Any], process_id: str) -> ProcessRecord | None:
         row = db.execute(
-            f"SELECT {_COLUMNS} FROM processes WHERE id = %s",  # noqa: S608 - fixed names
+            f"SELECT {PROCESS_COLUMNS} FROM processes WHERE id = %s",  # noqa: S608 - fixed names
             (process_id,),
         ).fetchone()
         if row is None:
@@ -857,7 +797,7 @@ class PostgresProcessStore:
         self, db: psycopg.Connection[Any], ids: builtins.list[str]
     ) -> builtins.list[ProcessRecord]:
         rows = db.execute(
-            f"SELECT {_COLUMNS} FROM processes WHERE id = ANY(%s)",  # noqa: S608 - fixed names
+            f"SELECT {PROCESS_COLUMNS} FROM processes WHERE id = ANY(%s)",  # noqa: S608 - fixed names
             (ids,),
         ).fetchall()
         by_id = {record.process_id: record for record in self._records(db, rows)}
@@ -866,30 +806,15 @@ class PostgresProcessStore:
     def _records(
         self, db: psycopg.Connection[Any], rows: builtins.list[Any]
     ) -> builtins.list[ProcessRecord]:
-        records: dict[str, ProcessRecord] = {}
-        for row in rows:
-            (process_id, kind, status, priority, key, step_names, params, result, error,
-             current, correlation, created_at, started_at, finished_at, seq) = row  # fmt: skip
-            records[process_id] = ProcessRecord(
-                process_id, kind, unpack(params),
-                {name: StepRecord(name) for name in unpack(step_names)},
-                status=status, priority=priority, key=key, result=unpack(result),
-                error=unpack(error), current_step=current, created_at=created_at,
-                started_at=started_at, finished_at=finished_at,
-                correlation=unpack(correlation) or {}, seq=seq,
-            )  # fmt: skip
+        records = process_records(rows)
         if records:
-            for step_row in db.execute(
-                f"SELECT {_STEP_COLUMNS} FROM steps WHERE process_id = ANY(%s)",  # noqa: S608 - fixed names
-                (list(records),),
-            ):
-                (process_id, name, status, progress, note, attempts, errors, data_in, data_out,
-                 checkpoint, started_at, finished_at, duration, cpu) = step_row  # fmt: skip
-                records[process_id].steps[name] = StepRecord(
-                    name, status, progress, note, attempts, unpack(errors) or [],
-                    unpack(data_in), unpack(data_out), unpack(checkpoint),
-                    started_at, finished_at, duration, cpu,
-                )  # fmt: skip
+            add_steps(
+                records,
+                db.execute(
+                    f"SELECT {STEP_COLUMNS} FROM steps WHERE process_id = ANY(%s)",  # noqa: S608 - fixed names
+                    (list(records),),
+                ),
+            )
         return list(records.values())
 
     def list(
@@ -903,33 +828,17 @@ class PostgresProcessStore:
         cursor: str | None = None,
     ) -> Page:
         """Processes newest first, filtered, one page at a time (see `ProcessStore.list`)."""
-        clauses: builtins.list[str] = []
-        values: builtins.list[Any] = []
-        for column, value in (("status", status), ("kind", kind)):
-            if value is not None:
-                clauses.append(f"{column} = %s")
-                values.append(value)
-        if since is not None:
-            clauses.append("created_at >= %s")
-            values.append(since)
-        if until is not None:
-            clauses.append("created_at < %s")
-            values.append(until)
-        if cursor is not None:
-            if not cursor.isdigit():
-                raise ValueError(f"bad cursor {cursor[:40]!r}: pass back the one a page returned")
-            clauses.append("n < %s")
-            values.append(int(cursor))
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, values = list_filters(
+            "%s", status=status, kind=kind, since=since, until=until, cursor=cursor
+        )
         with self._reading() as db:
             rows = db.execute(
-                f"SELECT n, {_COLUMNS} FROM processes {where} ORDER BY n DESC LIMIT %s",  # noqa: S608 - built from fixed parts
+                f"SELECT n, {PROCESS_COLUMNS} FROM processes {where} ORDER BY n DESC LIMIT %s",  # noqa: S608 - built from fixed parts
                 [*values, limit + 1],
             ).fetchall()
-            more = len(rows) > limit
-            rows = rows[:limit]
-            items = self._records(db, [row[1:] for row in rows])
-        return Page(items, str(rows[-1][0]) if more and rows else None)
+            page, next_cursor = page_rows(rows, limit)
+            items = self._records(db, page)
+        return Page(items, next_cursor)
 
     def history(self, process_id: str) -> builtins.list[dict[str, Any]]:
         """The process's events in seq order."""
@@ -938,14 +847,13 @@ class PostgresProcessStore:
                 "SELECT seq, type, at, data FROM events WHERE process_id = %s ORDER BY seq",
                 (process_id,),
             ).fetchall()
-        return [{"type": kind, "at": at, "seq": seq, **(unpack(data) or {})}
-                for seq, kind, at, data in rows]  # fmt: skip
+        return [history_event(row) for row in rows]
 
     def unfinished(self, owner: str) -> builtins.list[ProcessRecord]:
         """The processes ``owner`` ran, running or paused: what it recovers at start."""
         with self._reading() as db:
             rows = db.execute(
-                f"SELECT {_COLUMNS} FROM processes WHERE status IN ('running', 'paused') "  # noqa: S608 - fixed names
+                f"SELECT {PROCESS_COLUMNS} FROM processes WHERE status IN ('running', 'paused') "  # noqa: S608 - fixed names
                 "AND owner = %s ORDER BY n",
                 (owner,),
             ).fetchall()
@@ -972,7 +880,7 @@ class PostgresProcessStore:
                 "AS s",
                 (kind, limit, kind),
             ).fetchall()
-        return {name: float(mean) for name, mean in rows if mean is not None}
+        return mean_durations(rows)
 
     def finished_since(self, since: float, kind: str | None = None) -> builtins.list[Finished]:
         """Processes finished at or after ``since``, for statistics."""
@@ -991,21 +899,8 @@ class PostgresProcessStore:
             values.append(kind)
         with self._reading() as db:
             rows = db.execute(query, values).fetchall()
-            step_rows = db.execute(step_query, values).fetchall() if rows else []
-        step_times: dict[str, dict[str, float]] = collections.defaultdict(dict)
-        for process_id, name, duration in step_rows:
-            if duration is not None:
-                step_times[process_id][name] = duration
-        return [
-            Finished(
-                kind_,
-                status,
-                None if started is None else max(finished - started, 0.0),
-                step_times.get(process_id, {}),
-            )
-            for process_id, kind_, status, started, finished in rows
-            if status in TERMINAL
-        ]
+            steps = db.execute(step_query, values).fetchall() if rows else []
+        return finished(rows, steps)
 
     def close(self) -> None:
         """Commit what is queued, stop the writer and the listener, close every connection."""

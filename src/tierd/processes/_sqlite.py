@@ -39,20 +39,33 @@ from .._outcome import Outcome
 from ..errors import ConfigError, Rejected
 from ..logging import get_logger
 from ._lifecycle import TERMINAL, UNFINISHED
-from ._record import ItemRecord, ProcessRecord, StepRecord
-from ._store import (
-    BATCH_LIMIT,
-    FIRE_OUTCOMES,
-    Finished,
-    Page,
-    ScheduleFire,
-    newer_schema,
-    pack,
-    unpack,
+from ._rows import (
+    PROCESS_COLUMNS,
+    STEP_COLUMNS,
+    add_steps,
+    event_row,
+    finished,
+    history_event,
+    item_record,
+    item_state_rows,
+    list_filters,
+    mean_durations,
+    new_item_rows,
+    page_rows,
+    process_records,
+    process_row,
+    requeued,
+    schedule_fire,
+    step_rows,
+    update_row,
 )
+from ._store import BATCH_LIMIT, FIRE_OUTCOMES, Page, newer_schema
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
+
+    from ._record import ItemRecord, ProcessRecord
+    from ._store import Finished, ScheduleFire
 
 _SCHEMA_V1: Final = """
 CREATE TABLE IF NOT EXISTS processes (
@@ -149,12 +162,8 @@ _FIRE_COLUMNS: Final = {
     "message_id": "TEXT", "detail": "TEXT", "manual": "INTEGER NOT NULL DEFAULT 0"
 }  # fmt: skip
 """Columns of ``schedule_fires`` added after it was first declared (added to older files)."""
-_COLUMNS: Final = (
-    "id, kind, status, priority, key, step_names, params, result, error, current_step, "
-    "correlation, created_at, started_at, finished_at, seq"
-)
 _INSERT: Final = (
-    f"INSERT INTO processes ({_COLUMNS}, owner, lease_at) VALUES ({', '.join('?' * 17)})"  # noqa: S608 - fixed names
+    f"INSERT INTO processes ({PROCESS_COLUMNS}, owner, lease_at) VALUES ({', '.join('?' * 17)})"  # noqa: S608 - fixed names
 )
 _UPDATE: Final = (
     "UPDATE processes SET status = ?, result = ?, error = ?, current_step = ?, "
@@ -174,28 +183,6 @@ _ITEM_STATE: Final = (
     "UPDATE items SET status = ?, attempts = ?, error = ?, result = ? "
     "WHERE process_id = ? AND idx = ?"
 )
-_STEP_COLUMNS: Final = (
-    "process_id, name, status, progress, note, attempts, errors, input, output, checkpoint, "
-    "started_at, finished_at, duration, cpu"
-)
-
-
-def _pack_some(value: Any) -> bytes | None:
-    return None if value is None else pack(value)
-
-
-def _event_row(process_id: str, event: Mapping[str, Any]) -> tuple[Any, ...]:
-    data = {k: v for k, v in event.items() if k not in {"type", "at", "seq"}}
-    return (process_id, event["seq"], event["type"], event["at"], pack(data) if data else None)
-
-
-def _step_row(record: ProcessRecord, position: int, step: StepRecord) -> tuple[Any, ...]:
-    return (
-        record.process_id, position, step.name, record.kind, step.status, step.progress,
-        step.note, step.attempts, pack(step.errors) if step.errors else None,
-        pack(step.input), pack(step.output), pack(step.checkpoint),
-        step.started_at, step.finished_at, step.duration, step.cpu,
-    )  # fmt: skip
 
 
 _Job = Callable[[sqlite3.Connection], Any]
@@ -329,14 +316,8 @@ class SqliteProcessStore:
         owner: str | None = None,
     ) -> tuple[str, bool]:
         """Insert a process and its events (see `ProcessStore.create`)."""
-        running = record.status == "running"
-        row = (
-            record.process_id, record.kind, record.status, record.priority, record.key,
-            pack(list(record.steps)), pack(record.params), None, None, None,
-            pack(record.correlation), record.created_at, record.started_at, None, record.seq,
-            owner if running else None, record.created_at if running else None,
-        )  # fmt: skip
-        event_rows = [_event_row(record.process_id, event) for event in events]
+        row = process_row(record, owner)
+        event_rows = [event_row(record.process_id, event) for event in events]
 
         def insert(db: sqlite3.Connection) -> tuple[str, bool]:
             if record.key is not None:
@@ -362,22 +343,10 @@ class SqliteProcessStore:
         Raises:
             TypeError: a value is not msgpack-able (nothing is queued).
         """
-        writes: builtins.list[_Write] = [
-            (
-                _UPDATE,
-                (
-                    record.status, pack(record.result), pack(record.error),
-                    record.current_step, record.started_at, record.finished_at, record.seq,
-                    record.process_id,
-                ),
-            )
-        ]  # fmt: skip
-        names = list(record.steps)
-        writes.extend(
-            (_STEP, _step_row(record, names.index(name), record.steps[name])) for name in steps
-        )
+        writes: builtins.list[_Write] = [(_UPDATE, update_row(record))]
+        writes.extend((_STEP, row) for row in step_rows(record, steps))
         if event is not None:
-            writes.append((_EVENT, _event_row(record.process_id, event)))
+            writes.append((_EVENT, event_row(record.process_id, event)))
         return self._enqueue(writes)
 
     def _enqueue(self, items: builtins.list[_Write]) -> Outcome[Exception | None]:
@@ -461,7 +430,7 @@ class SqliteProcessStore:
             db.executemany(
                 _EVENT,
                 [
-                    _event_row(r.process_id, {"type": "process_started", "at": now, "seq": r.seq})
+                    event_row(r.process_id, {"type": "process_started", "at": now, "seq": r.seq})
                     for r in records
                 ],
             )
@@ -529,7 +498,7 @@ class SqliteProcessStore:
             record = self._read(db, process_id)
             assert record is not None
             event = {"type": "process_cancelled", "at": now, "seq": record.seq}
-            db.execute(_EVENT, _event_row(process_id, event))
+            db.execute(_EVENT, event_row(process_id, event))
             return record
 
         result: ProcessRecord | None = self._run(cancel)
@@ -544,28 +513,15 @@ class SqliteProcessStore:
             record = self._read(db, process_id)
             if record is None or record.status not in TERMINAL:
                 return None
-            names = list(record.steps)
-            for position, name in enumerate(names):
-                step = record.steps[name]
-                if position < from_step and step.status == "completed":
-                    continue
-                keep_input = step.input
-                record.steps[name] = StepRecord(name, attempts=step.attempts)
-                if position == from_step:
-                    record.steps[name].input = keep_input
-                db.execute(_STEP, _step_row(record, position, record.steps[name]))
-            record.status, record.result, record.error = "pending", None, None
-            record.finished_at, record.current_step = None, None
-            record.seq += 1
+            rows, event = requeued(record, from_step, now)
+            db.executemany(_STEP, rows)
             db.execute(
                 "UPDATE processes SET status = 'pending', result = NULL, error = NULL, "
                 "finished_at = NULL, current_step = NULL, owner = NULL, lease_at = NULL, seq = ? "
                 "WHERE id = ?",
                 (record.seq, process_id),
             )
-            event = {"type": "process_retried", "at": now, "seq": record.seq,
-                     "from_step": names[from_step]}  # fmt: skip
-            db.execute(_EVENT, _event_row(process_id, event))
+            db.execute(_EVENT, event_row(process_id, event))
             return record
 
         result: ProcessRecord | None = self._run(again)
@@ -601,11 +557,7 @@ class SqliteProcessStore:
         Raises:
             TypeError: an item is not msgpack-able (nothing is queued).
         """
-        rows = [
-            (process_id, one.index, pack(one.item), one.status, one.attempts,
-             _pack_some(one.error), _pack_some(one.result))
-            for one in items
-        ]  # fmt: skip
+        rows = new_item_rows(process_id, items)
         return self._enqueue([(_ITEM, rows)]) if rows else self.barrier()
 
     def save_items(self, process_id: str, items: Sequence[ItemRecord]) -> Outcome[Exception | None]:
@@ -614,11 +566,7 @@ class SqliteProcessStore:
         Raises:
             TypeError: a result or an error is not msgpack-able (nothing is queued).
         """
-        rows = [
-            (one.status, one.attempts, _pack_some(one.error), _pack_some(one.result),
-             process_id, one.index)
-            for one in items
-        ]  # fmt: skip
+        rows = item_state_rows(process_id, items)
         return self._enqueue([(_ITEM_STATE, rows)]) if rows else self.barrier()
 
     # -- schedules ---------------------------------------------------------------
@@ -680,10 +628,7 @@ class SqliteProcessStore:
             query += " AND outcome = ?"
             values.append(outcome)
         rows = self._db().execute(f"{query} ORDER BY fire_at DESC LIMIT ?", [*values, limit])
-        return [
-            ScheduleFire(name, at, outcome_, recorded, pid, mid, detail, manual=bool(manual))
-            for name, at, outcome_, recorded, pid, mid, detail, manual in rows
-        ]
+        return [schedule_fire(row) for row in rows]
 
     def prune_fires(self, before: float, batch: int = 1000) -> int:
         """Delete up to ``batch`` fires recorded before ``before`` but each schedule's latest."""
@@ -736,10 +681,7 @@ class SqliteProcessStore:
             values += list(statuses)
         query += " AND idx > ? ORDER BY idx LIMIT ?"
         values += [after, limit]
-        return [
-            ItemRecord(index, unpack(item), status, attempts, unpack(error), unpack(result))
-            for index, item, status, attempts, error, result in self._db().execute(query, values)
-        ]
+        return [item_record(row) for row in self._db().execute(query, values)]
 
     def item_counts(self, process_id: str) -> dict[str, int]:
         """A batch's items by status."""
@@ -753,7 +695,10 @@ class SqliteProcessStore:
         return self._read(self._db(), process_id)
 
     def _read(self, db: sqlite3.Connection, process_id: str) -> ProcessRecord | None:
-        row = db.execute(f"SELECT {_COLUMNS} FROM processes WHERE id = ?", (process_id,)).fetchone()  # noqa: S608 - fixed names
+        row = db.execute(
+            f"SELECT {PROCESS_COLUMNS} FROM processes WHERE id = ?",  # noqa: S608 - fixed names
+            (process_id,),
+        ).fetchone()
         if row is None:
             return None
         return self._records(db, [row])[0]
@@ -763,7 +708,7 @@ class SqliteProcessStore:
     ) -> builtins.list[ProcessRecord]:
         marks = ", ".join("?" * len(ids))
         rows = db.execute(
-            f"SELECT {_COLUMNS} FROM processes WHERE id IN ({marks})",  # noqa: S608 - placeholders
+            f"SELECT {PROCESS_COLUMNS} FROM processes WHERE id IN ({marks})",  # noqa: S608 - placeholders
             ids,
         ).fetchall()
         by_id = {record.process_id: record for record in self._records(db, rows)}
@@ -772,31 +717,16 @@ class SqliteProcessStore:
     def _records(
         self, db: sqlite3.Connection, rows: builtins.list[Any]
     ) -> builtins.list[ProcessRecord]:
-        records: dict[str, ProcessRecord] = {}
-        for row in rows:
-            (process_id, kind, status, priority, key, step_names, params, result, error,
-             current, correlation, created_at, started_at, finished_at, seq) = row  # fmt: skip
-            records[process_id] = ProcessRecord(
-                process_id, kind, unpack(params),
-                {name: StepRecord(name) for name in unpack(step_names)},
-                status=status, priority=priority, key=key, result=unpack(result),
-                error=unpack(error), current_step=current, created_at=created_at,
-                started_at=started_at, finished_at=finished_at,
-                correlation=unpack(correlation) or {}, seq=seq,
-            )  # fmt: skip
+        records = process_records(rows)
         if records:
             marks = ", ".join("?" * len(records))
-            for step_row in db.execute(
-                f"SELECT {_STEP_COLUMNS} FROM steps WHERE process_id IN ({marks})",  # noqa: S608 - placeholders
-                list(records),
-            ):
-                (process_id, name, status, progress, note, attempts, errors, data_in, data_out,
-                 checkpoint, started_at, finished_at, duration, cpu) = step_row  # fmt: skip
-                records[process_id].steps[name] = StepRecord(
-                    name, status, progress, note, attempts, unpack(errors) or [],
-                    unpack(data_in), unpack(data_out), unpack(checkpoint),
-                    started_at, finished_at, duration, cpu,
-                )  # fmt: skip
+            add_steps(
+                records,
+                db.execute(
+                    f"SELECT {STEP_COLUMNS} FROM steps WHERE process_id IN ({marks})",  # noqa: S608 - placeholders
+                    list(records),
+                ),
+            )
         return list(records.values())
 
     def list(
@@ -810,49 +740,32 @@ class SqliteProcessStore:
         cursor: str | None = None,
     ) -> Page:
         """Processes newest first, filtered, one page at a time (see `ProcessStore.list`)."""
-        clauses: builtins.list[str] = []
-        values: builtins.list[Any] = []
-        for column, value in (("status", status), ("kind", kind)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                values.append(value)
-        if since is not None:
-            clauses.append("created_at >= ?")
-            values.append(since)
-        if until is not None:
-            clauses.append("created_at < ?")
-            values.append(until)
-        if cursor is not None:
-            if not cursor.isdigit():
-                raise ValueError(f"bad cursor {cursor[:40]!r}: pass back the one a page returned")
-            clauses.append("n < ?")
-            values.append(int(cursor))
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, values = list_filters(
+            "?", status=status, kind=kind, since=since, until=until, cursor=cursor
+        )
         db = self._db()
         rows = db.execute(
-            f"SELECT n, {_COLUMNS} FROM processes {where} ORDER BY n DESC LIMIT ?",  # noqa: S608 - built from fixed parts
+            f"SELECT n, {PROCESS_COLUMNS} FROM processes {where} ORDER BY n DESC LIMIT ?",  # noqa: S608 - built from fixed parts
             [*values, limit + 1],
         ).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        items = self._records(db, [row[1:] for row in rows])
-        return Page(items, str(rows[-1][0]) if more and rows else None)
+        page, next_cursor = page_rows(rows, limit)
+        return Page(self._records(db, page), next_cursor)
 
     def history(self, process_id: str) -> builtins.list[dict[str, Any]]:
         """The process's events in seq order."""
-        events = []
-        for seq, kind, at, data in self._db().execute(
-            "SELECT seq, type, at, data FROM events WHERE process_id = ? ORDER BY seq",
-            (process_id,),
-        ):
-            events.append({"type": kind, "at": at, "seq": seq, **(unpack(data) or {})})
-        return events
+        return [
+            history_event(row)
+            for row in self._db().execute(
+                "SELECT seq, type, at, data FROM events WHERE process_id = ? ORDER BY seq",
+                (process_id,),
+            )
+        ]
 
     def unfinished(self, owner: str) -> builtins.list[ProcessRecord]:
         """The processes ``owner`` ran (or nobody owns), running or paused: to recover at start."""
         db = self._db()
         rows = db.execute(
-            f"SELECT {_COLUMNS} FROM processes WHERE status IN ('running', 'paused') "  # noqa: S608 - fixed names
+            f"SELECT {PROCESS_COLUMNS} FROM processes WHERE status IN ('running', 'paused') "  # noqa: S608 - fixed names
             "AND (owner = ? OR owner IS NULL) ORDER BY n",
             (owner,),
         ).fetchall()
@@ -871,7 +784,6 @@ class SqliteProcessStore:
 
     def step_durations(self, kind: str, limit: int = 1000) -> dict[str, float]:
         """The mean duration of each step of ``kind`` over its last ``limit`` completions."""
-        durations: dict[str, float] = {}
         db = self._db()
         names = [
             row[0]
@@ -879,15 +791,17 @@ class SqliteProcessStore:
                 "SELECT DISTINCT name FROM steps WHERE kind = ? AND status = 'completed'", (kind,)
             )
         ]
-        for name in names:
-            (mean,) = db.execute(
-                "SELECT avg(duration) FROM (SELECT duration FROM steps WHERE kind = ? AND "
-                "name = ? AND status = 'completed' ORDER BY finished_at DESC LIMIT ?)",
-                (kind, name, limit),
-            ).fetchone()
-            if mean is not None:
-                durations[name] = float(mean)
-        return durations
+        return mean_durations(
+            (
+                name,
+                db.execute(
+                    "SELECT avg(duration) FROM (SELECT duration FROM steps WHERE kind = ? AND "
+                    "name = ? AND status = 'completed' ORDER BY finished_at DESC LIMIT ?)",
+                    (kind, name, limit),
+                ).fetchone()[0],
+            )
+            for name in names
+        )
 
     def finished_since(self, since: float, kind: str | None = None) -> builtins.list[Finished]:
         """Processes finished at or after ``since``, for statistics."""
@@ -901,27 +815,13 @@ class SqliteProcessStore:
             query += " AND kind = ?"
             values.append(kind)
         rows = db.execute(query, values).fetchall()
-        step_times: dict[str, dict[str, float]] = collections.defaultdict(dict)
-        if rows:
-            step_query = (
-                "SELECT process_id, name, duration FROM steps WHERE status = 'completed' "
-                "AND finished_at >= ?"
-            )
-            if kind is not None:
-                step_query += " AND kind = ?"
-            for process_id, name, duration in db.execute(step_query, values):
-                if duration is not None:
-                    step_times[process_id][name] = duration
-        return [
-            Finished(
-                kind_,
-                status,
-                None if started is None else max(finished - started, 0.0),
-                step_times.get(process_id, {}),
-            )
-            for process_id, kind_, status, started, finished in rows
-            if status in TERMINAL
-        ]
+        step_query = (
+            "SELECT process_id, name, duration FROM steps WHERE status = 'completed' "
+            "AND finished_at >= ?"
+        )
+        if kind is not None:
+            step_query += " AND kind = ?"
+        return finished(rows, db.execute(step_query, values) if rows else [])
 
     def close(self) -> None:
         """Commit what is queued, stop the writer and close every connection."""
